@@ -65,6 +65,28 @@ class PublicKeyPackage(Generic[E]):
             if not self.group.eq(interpolate_elements(self.group, pts), self.group_public_key):
                 raise InvalidInput("verifying shares do not interpolate to the group public key")
 
+    def tweaked(self, tweak: int) -> PublicKeyPackage[E]:
+        """Package of the key s + tweak: adding a constant to the sharing polynomial adds it to
+        every share (Lagrange coefficients at 0 sum to 1). Used by BIP32 and BIP341 tweaks."""
+        g = self.group
+        tg = g.base_mul(tweak)
+        return PublicKeyPackage(
+            group=g,
+            threshold=self.threshold,
+            group_public_key=g.add(self.group_public_key, tg),
+            verifying_shares={i: g.add(y, tg) for i, y in self.verifying_shares.items()},
+        )
+
+    def negated(self) -> PublicKeyPackage[E]:
+        """Package of the key -s (BIP340 even-Y normalisation)."""
+        g = self.group
+        return PublicKeyPackage(
+            group=g,
+            threshold=self.threshold,
+            group_public_key=g.neg(self.group_public_key),
+            verifying_shares={i: g.neg(y) for i, y in self.verifying_shares.items()},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         g = self.group
         return {
@@ -119,6 +141,24 @@ class KeyShare(Generic[E]):
 
     def __repr__(self) -> str:
         return f"KeyShare(identifier={self.identifier}, group={self.group.name}, secret=<redacted>)"
+
+    def tweaked(self, tweak: int) -> KeyShare[E]:
+        """This participant's share of s + tweak (see PublicKeyPackage.tweaked)."""
+        q = self.group.order
+        return KeyShare(
+            identifier=self.identifier,
+            secret_share=SecretScalar((self.secret_share.expose() + tweak) % q),
+            public=self.public.tweaked(tweak),
+        )
+
+    def negated(self) -> KeyShare[E]:
+        """This participant's share of -s."""
+        q = self.group.order
+        return KeyShare(
+            identifier=self.identifier,
+            secret_share=SecretScalar(-self.secret_share.expose() % q),
+            public=self.public.negated(),
+        )
 
     def export_secret(self) -> dict[str, Any]:
         """The full share including the secret, for sealing at rest only. Never log or send this."""
