@@ -17,7 +17,9 @@ def vector_path(*parts: str) -> Path:
     """Path of a public vector file; skips the calling test, naming the folder, when it is absent."""
     path = VECTORS_DIR.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"test vectors not found: {path} (expected ../shared/vectors beside the checkout)")
+        pytest.skip(
+            f"test vectors not found: {path} (expected ../shared/vectors beside the checkout)"
+        )
     return path
 
 

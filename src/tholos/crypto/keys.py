@@ -95,7 +95,8 @@ class PublicKeyPackage(Generic[E]):
             "threshold": self.threshold,
             "group_public_key": g.serialize_element(self.group_public_key).hex(),
             "verifying_shares": {
-                str(i): g.serialize_element(y).hex() for i, y in sorted(self.verifying_shares.items())
+                str(i): g.serialize_element(y).hex()
+                for i, y in sorted(self.verifying_shares.items())
             },
         }
 
@@ -132,7 +133,9 @@ class KeyShare(Generic[E]):
         if self.identifier not in self.public.verifying_shares:
             raise InvalidParticipants(f"identifier {self.identifier} is not in the key package")
         g = self.public.group
-        if not g.eq(g.base_mul(self.secret_share.expose()), self.public.verifying_shares[self.identifier]):
+        if not g.eq(
+            g.base_mul(self.secret_share.expose()), self.public.verifying_shares[self.identifier]
+        ):
             raise InvalidInput("secret share does not match its verifying share")
 
     @property
