@@ -28,6 +28,8 @@ def register_group(group: Group[Any]) -> None:
 
 
 def group_by_name(name: str) -> Group[Any]:
+    if name not in _GROUPS and name.startswith("bls12_381"):
+        import tholos.crypto.groups.bls12381  # noqa: F401  (registers itself; loads blst lazily)
     try:
         return _GROUPS[name]
     except KeyError:
