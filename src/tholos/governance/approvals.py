@@ -1,0 +1,73 @@
+"""Approval checking: verify each approval, then match distinct approvers to quorum slots.
+
+A requirement list such as [2 x treasury, 1 x risk] is satisfied only by three DIFFERENT people: an
+approver in both groups fills one slot, not two (bipartite matching, tiny sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tholos.governance import _keys
+from tholos.governance.decision import Refuse
+from tholos.governance.errors import InvalidSignature
+from tholos.governance.policy import ApprovalRequirement
+from tholos.governance.requests import APPROVAL_TAG, Approval, Intent
+from tholos.governance.users import Registry, User
+
+
+def verify_approvals(
+    registry: Registry, intent: Intent, digest: bytes, approvals: Sequence[Approval]
+) -> list[User] | Refuse:
+    """The distinct users whose approvals of this exact request verify, or a refusal.
+
+    Any approval that is for another request, from a non-approver, from the initiator, or with a
+    bad signature refuses the whole request (fail closed, names the culprit).
+    """
+    message = APPROVAL_TAG + digest
+    digest_hex = digest.hex()
+    users: dict[str, User] = {}
+    for approval in approvals:
+        who = approval.approver
+        if approval.request_id != intent.request_id or approval.digest != digest_hex:
+            return Refuse("approvals", f"approval by {who} is for another request")
+        if who == intent.initiator:
+            return Refuse("approvals", f"{who} initiated the request and cannot approve it")
+        user = registry.get(who)
+        if user is None or "approver" not in user.roles:
+            return Refuse("approvals", f"{who} is not an approver")
+        if who in users:
+            continue
+        try:
+            _keys.verify(registry.key(who), approval.signature, message, who)
+        except InvalidSignature:
+            return Refuse("approvals", f"approval signature of {who} does not verify")
+        users[who] = user
+    return list(users.values())
+
+
+def quorum_met(requirements: Sequence[ApprovalRequirement], approvers: Sequence[User]) -> bool:
+    """True if distinct approvers can fill every slot of every requirement."""
+    slots = [req.group for req in requirements for _ in range(req.count)]
+    if len(slots) > len(approvers):
+        return False
+    owner: list[int | None] = [None] * len(slots)
+
+    def assign(a: int, visited: set[int]) -> bool:
+        for s, group in enumerate(slots):
+            if s in visited or not approvers[a].has(group):
+                continue
+            visited.add(s)
+            current = owner[s]
+            if current is None or assign(current, visited):
+                owner[s] = a
+                return True
+        return False
+
+    for a in range(len(approvers)):
+        assign(a, set())
+    return all(o is not None for o in owner)
+
+
+def describe(requirements: Sequence[ApprovalRequirement]) -> str:
+    return " and ".join(f"{r.count} from {r.group}" for r in requirements)

@@ -1,0 +1,133 @@
+"""Signing requests (intent + payload) and the approvals users sign over their digest.
+
+The request digest is SHA-256("tholos/request/v1" || 0 || canonical(request without its
+initiator signature, payload replaced by its SHA-256)). It covers the cluster, request id, key and
+path, chain/asset/destination/amount/memo, expiry and payload hash, so an approval cannot be moved
+to another request, key, payload or cluster. Approvers sign "tholos/approval/v1" || digest; the
+initiator signs "tholos/initiation/v1" || digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import AfterValidator, Field, model_validator
+
+from tholos.governance import _keys
+from tholos.governance._canonical import canonical_json, tagged_digest
+from tholos.governance._model import FORMAT_VERSION, Hex32, Hex64, Model, Name, UnixTime
+
+REQUEST_TAG = b"tholos/request/v1"
+APPROVAL_TAG = b"tholos/approval/v1"
+INITIATION_TAG = b"tholos/initiation/v1"
+
+_PATH_RE = re.compile(r"^m(/[0-9]{1,10})*$")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def _path(value: str) -> str:
+    if not _PATH_RE.match(value) or any(int(p) >= 2**31 for p in value.split("/")[1:]):
+        raise ValueError("derivation path: m/i/j/... with non-hardened indices")
+    return value
+
+
+def _request_id(value: str) -> str:
+    if not _REQUEST_ID_RE.match(value):
+        raise ValueError("request id: 8..64 characters of [A-Za-z0-9_-]")
+    return value
+
+
+RequestId = Annotated[str, AfterValidator(_request_id)]
+
+
+class Intent(Model):
+    """What the initiator asks for and the approvers approve, in the node's own terms."""
+
+    request_id: RequestId
+    initiator: Name
+    key_id: Name
+    derivation_path: Annotated[str, AfterValidator(_path)] = "m"
+    chain: Annotated[str, Field(min_length=1, max_length=64)]
+    asset: Annotated[str, Field(min_length=1, max_length=64)]
+    destination: Annotated[str, Field(min_length=1, max_length=256)]
+    amount: Annotated[int, Field(ge=0, lt=2**256)]
+    memo: Annotated[str, Field(max_length=512)] = ""
+    created_at: UnixTime
+    expires_at: UnixTime
+
+    @model_validator(mode="after")
+    def _check(self) -> Intent:
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        return self
+
+
+class SigningRequest(Model):
+    """An intent and the opaque payload to sign, as the gateway forwards it to every node."""
+
+    format: Literal[1] = FORMAT_VERSION
+    kind: Literal["signing_request"] = "signing_request"
+    cluster_id: Name
+    intent: Intent
+    payload: Annotated[str, Field(pattern=r"^([0-9a-f]{2})*$", max_length=2 * 1024 * 1024)]
+    initiator_signature: Hex64
+
+    def payload_bytes(self) -> bytes:
+        return bytes.fromhex(self.payload)
+
+    def digest(self) -> bytes:
+        """The digest initiator and approvers sign (see module docstring)."""
+        return request_digest(self.cluster_id, self.intent, self.payload_bytes())
+
+
+def request_digest(cluster_id: str, intent: Intent, payload: bytes) -> bytes:
+    """Digest of a request from its parts (used by clients before the request exists)."""
+    body = {
+        "format": FORMAT_VERSION,
+        "kind": "signing_request",
+        "cluster_id": cluster_id,
+        "intent": intent.model_dump(mode="json"),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    return tagged_digest(REQUEST_TAG, canonical_json(body))
+
+
+class Approval(Model):
+    """One approver's signature over a request digest."""
+
+    format: Literal[1] = FORMAT_VERSION
+    kind: Literal["approval"] = "approval"
+    request_id: RequestId
+    approver: Name
+    digest: Hex32
+    signature: Hex64
+
+    def signing_message(self) -> bytes:
+        return APPROVAL_TAG + bytes.fromhex(self.digest)
+
+
+def new_request(
+    cluster_id: str, intent: Intent, payload: bytes, initiator_key: Ed25519PrivateKey
+) -> SigningRequest:
+    """Build and sign a request as the initiator's client does."""
+    digest = request_digest(cluster_id, intent, payload)
+    return SigningRequest(
+        cluster_id=cluster_id,
+        intent=intent,
+        payload=payload.hex(),
+        initiator_signature=_keys.sign(initiator_key, INITIATION_TAG + digest),
+    )
+
+
+def approve(request: SigningRequest, approver: str, key: Ed25519PrivateKey) -> Approval:
+    """An approver's signature over a request, as the approver's own device makes it."""
+    digest = request.digest()
+    return Approval(
+        request_id=request.intent.request_id,
+        approver=approver,
+        digest=digest.hex(),
+        signature=_keys.sign(key, APPROVAL_TAG + digest),
+    )
