@@ -13,9 +13,8 @@ from coincurve import PublicKey, PublicKeyXOnly
 from nacl.signing import VerifyKey
 
 from tholos.crypto.groups.base import Group
-from tholos.crypto.hazmat.shamir import split
+from tholos.crypto.hazmat.dealer import deal_key_shares
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
-from tholos.crypto.secret import SecretScalar
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -27,21 +26,9 @@ def trusted_dealer_keygen(
     secret: int | None = None,
 ) -> tuple[dict[int, KeyShare[Any]], PublicKeyPackage[Any]]:
     """Shamir-share `secret` (random if None) with threshold t: ({id: KeyShare}, PublicKeyPackage)."""
-    ids = list(range(1, identifiers + 1)) if isinstance(identifiers, int) else list(identifiers)
-    if secret is None:
-        secret = group.random_scalar()
-    shares = split(group, secret, t, ids)
-    public = PublicKeyPackage(
-        group=group,
-        threshold=t,
-        group_public_key=group.base_mul(secret),
-        verifying_shares={i: group.base_mul(s) for i, s in shares.items()},
-    )
-    key_shares = {
-        i: KeyShare(identifier=i, secret_share=SecretScalar(s), public=public)
-        for i, s in shares.items()
-    }
-    return key_shares, public
+    ids = range(1, identifiers + 1) if isinstance(identifiers, int) else identifiers
+    shares = deal_key_shares(group, secret, t, ids)
+    return {ks.identifier: ks for ks in shares}, shares[0].public
 
 
 # -- independent verifiers (no tholos code on the verification path) --------------------------------

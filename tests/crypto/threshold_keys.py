@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tholos.crypto.groups.base import Group
+from tholos.crypto.hazmat.dealer import deal_key_shares
 from tholos.crypto.hazmat.shamir import split
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
@@ -18,21 +19,7 @@ def deal(
     group: Group[Any], t: int, ids: Sequence[int] | int, secret: int | None = None
 ) -> list[KeyShare[Any]]:
     """Shamir-share `secret` (random if None) and wrap the shares as KeyShares."""
-    if isinstance(ids, int):
-        ids = list(range(1, ids + 1))
-    if secret is None:
-        secret = group.random_scalar()
-    shares = split(group, secret, t, list(ids))
-    public = PublicKeyPackage(
-        group=group,
-        threshold=t,
-        group_public_key=group.base_mul(secret),
-        verifying_shares={i: group.base_mul(s) for i, s in shares.items()},
-    )
-    return [
-        KeyShare(identifier=i, secret_share=SecretScalar(s), public=public)
-        for i, s in shares.items()
-    ]
+    return deal_key_shares(group, secret, t, range(1, ids + 1) if isinstance(ids, int) else ids)
 
 
 def refreshed(shares: Sequence[KeyShare[Any]]) -> list[KeyShare[Any]]:

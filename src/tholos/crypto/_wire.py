@@ -7,13 +7,14 @@ produces a partial object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
-from tholos.crypto.errors import CryptoError, InvalidInput
+from tholos.crypto.errors import CryptoError, InvalidInput, InvalidParticipants
 from tholos.crypto.groups.base import Group
 
 E = TypeVar("E")
+T = TypeVar("T")
 WIRE_VERSION = 1
 
 
@@ -46,14 +47,18 @@ def get_int(d: Mapping[str, Any], key: str, *, minimum: int = 0) -> int:
     return v
 
 
-def get_bytes(d: Mapping[str, Any], key: str, length: int | None = None) -> bytes:
-    v = d[key]
+def unhex(v: object, what: str) -> bytes:
+    """A hex string's bytes; InvalidInput naming `what` otherwise."""
     if not isinstance(v, str):
-        raise InvalidInput(f"field {key!r} must be a hex string")
+        raise InvalidInput(f"{what} must be a hex string")
     try:
-        b = bytes.fromhex(v)
+        return bytes.fromhex(v)
     except ValueError:
-        raise InvalidInput(f"field {key!r} is not valid hex") from None
+        raise InvalidInput(f"{what} is not valid hex") from None
+
+
+def get_bytes(d: Mapping[str, Any], key: str, length: int | None = None) -> bytes:
+    b = unhex(d[key], f"field {key!r}")
     if length is not None and len(b) != length:
         raise InvalidInput(f"field {key!r} must be {length} bytes, got {len(b)}")
     return b
@@ -92,11 +97,44 @@ def get_element_list(group: Group[E], d: Mapping[str, Any], key: str, length: in
     return [get_element(group, {key: x}, key) for x in v]
 
 
+def is_decimal(s: object) -> bool:
+    """A canonical decimal identifier: ASCII digits, no sign, no leading zero, no `_` (so that one
+    identifier has exactly one spelling as a dict key)."""
+    return (
+        isinstance(s, str) and s.isascii() and s.isdigit() and (s == "0" or not s.startswith("0"))
+    )
+
+
 def get_id_map(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     v = d[key]
-    if not isinstance(v, Mapping) or not all(isinstance(k, str) and k.isdigit() for k in v):
+    if not isinstance(v, Mapping) or not all(is_decimal(k) for k in v):
         raise InvalidInput(f"field {key!r} must map decimal identifiers to values")
     return v
+
+
+def parse_id_map(v: object, what: str) -> dict[int, Any]:
+    """{"1": x, ...} -> {1: x, ...} with canonical decimal keys only."""
+    if not isinstance(v, Mapping) or not all(is_decimal(k) for k in v):
+        raise InvalidInput(f"{what} must map decimal identifiers to values")
+    return {int(k): x for k, x in v.items()}
+
+
+def index_by_identifier(
+    items: Iterable[Any], cls: type[T], known: Container[int], what: str
+) -> dict[int, T]:
+    """{item.identifier: item}: every item a `cls`, from a `known` participant, one per participant;
+    raises InvalidInput / InvalidParticipants otherwise."""
+    out: dict[int, T] = {}
+    for item in items:
+        if not isinstance(item, cls):
+            raise InvalidInput(f"{what} must be {cls.__name__} objects")
+        i = item.identifier  # type: ignore[attr-defined]
+        if i not in known:
+            raise InvalidParticipants(f"{what}: participant {i} is not in the set")
+        if i in out:
+            raise InvalidParticipants(f"{what}: two from participant {i}")
+        out[i] = item
+    return out
 
 
 def parse_guard(kind: str) -> _ParseGuard:

@@ -35,6 +35,7 @@ __all__ = [
     "derive",
     "derive_key_share",
     "hash160",
+    "parse_extended_key",
     "parse_path",
 ]
 
@@ -104,6 +105,29 @@ def base58check_decode(s: str) -> bytes:
     return payload
 
 
+def parse_extended_key(
+    encoded: str, versions: tuple[bytes, bytes], what: str
+) -> tuple[dict[str, Any], bytes]:
+    """Decode a BIP32 serialized key whose version is `versions` = (mainnet, testnet): the metadata
+    (keyword arguments of ExtendedPublicKey other than public_key) and the 33-byte key data."""
+    data = base58check_decode(encoded)
+    if len(data) != 78:
+        raise InvalidInput(f"{what}: payload must be 78 bytes")
+    if data[:4] not in versions:
+        raise InvalidInput(f"{what}: wrong version bytes")
+    depth, fingerprint, child_number = data[4], data[5:9], int.from_bytes(data[9:13], "big")
+    if depth == 0 and (fingerprint != b"\x00" * 4 or child_number != 0):
+        raise InvalidInput(f"{what}: depth 0 with a parent fingerprint or child number")
+    meta = {
+        "chain_code": data[13:45],
+        "depth": depth,
+        "parent_fingerprint": fingerprint,
+        "child_number": child_number,
+        "testnet": data[:4] == versions[1],
+    }
+    return meta, data[45:78]
+
+
 def parse_path(path: str | Sequence[int]) -> tuple[int, ...]:
     """'m/0/7/42' (or '0/7/42', or a sequence of ints) -> (0, 7, 42); hardened steps are refused."""
     if isinstance(path, str):
@@ -117,7 +141,7 @@ def parse_path(path: str | Sequence[int]) -> tuple[int, ...]:
                     f"hardened step {p!r}: hardened derivation needs the private key; derive it "
                     "before import (import the hardened xprv) or use non-hardened paths"
                 )
-            if not p.isdigit():
+            if not (p.isascii() and p.isdigit()):  # str.isdigit alone admits "١" and "²"
                 raise InvalidInput(f"bad derivation path component {p!r}")
             indices.append(int(p))
     else:
@@ -176,25 +200,8 @@ class ExtendedPublicKey:
 
     @classmethod
     def from_xpub(cls, xpub: str) -> ExtendedPublicKey:
-        data = base58check_decode(xpub)
-        if len(data) != 78:
-            raise InvalidInput("xpub: payload must be 78 bytes")
-        version = data[:4]
-        if version not in (XPUB, TPUB):
-            raise InvalidInput("xpub: not an extended public key (version bytes)")
-        depth = data[4]
-        fingerprint = data[5:9]
-        child_number = int.from_bytes(data[9:13], "big")
-        if depth == 0 and (fingerprint != b"\x00" * 4 or child_number != 0):
-            raise InvalidInput("xpub: depth 0 with a parent fingerprint or child number")
-        return cls(
-            public_key=SECP256K1.deserialize_element(data[45:78]),
-            chain_code=data[13:45],
-            depth=depth,
-            parent_fingerprint=fingerprint,
-            child_number=child_number,
-            testnet=version == TPUB,
-        )
+        meta, key = parse_extended_key(xpub, (XPUB, TPUB), "xpub")
+        return cls(public_key=SECP256K1.deserialize_element(key), **meta)
 
     @classmethod
     def from_public_package(

@@ -143,8 +143,9 @@ class EvalRequest:
 
     def __post_init__(self) -> None:
         _check_encryptor(self.encryptor)
-        if len(self.key_id) != KEY_ID_LENGTH or len(self.alpha) != COMMITMENT_LENGTH:
-            raise InvalidInput("key id and commitment must be 32 bytes")
+        for v, n in ((self.key_id, KEY_ID_LENGTH), (self.alpha, COMMITMENT_LENGTH)):
+            if not isinstance(v, bytes) or len(v) != n:
+                raise InvalidInput("key id and commitment must be 32 bytes")
         if self.purpose not in ("encrypt", "decrypt"):
             raise InvalidInput("purpose must be 'encrypt' or 'decrypt'")
 
@@ -238,22 +239,17 @@ def evaluate(key_share: KeyShare[Any], request: EvalRequest) -> PartialEval:
 def _index(
     public: PublicKeyPackage[bytes], partials: Sequence[PartialEval]
 ) -> dict[int, PartialEval]:
-    out: dict[int, PartialEval] = {}
-    for p in partials:
-        if not isinstance(p, PartialEval):
-            raise InvalidInput("partials must be PartialEval objects")
-        if p.identifier not in public.verifying_shares:
-            raise InvalidParticipants(f"partial from unknown participant {p.identifier}")
-        if p.identifier in out:
-            raise InvalidParticipants(f"two partials from participant {p.identifier}")
-        out[p.identifier] = p
-    return out
+    return _wire.index_by_identifier(partials, PartialEval, public.verifying_shares, "partials")
 
 
 def _valid(
     public: PublicKeyPackage[bytes], request: EvalRequest, hx: bytes, p: PartialEval
 ) -> bool:
-    if G.is_identity(p.point):
+    # A PartialEval built by the caller (not by from_dict) may hold any bytes: a point with a
+    # small-order component makes libsodium raise a non-CryptoError, losing the attribution.
+    try:
+        G.deserialize_element(p.point)
+    except InvalidInput:
         return False
     return sigma.verify(
         G,

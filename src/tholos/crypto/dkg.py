@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from tholos.crypto._wire import unhex
 from tholos.crypto.errors import (
     CryptoError,
     InvalidInput,
@@ -67,6 +68,7 @@ from tholos.crypto.errors import (
     StateError,
 )
 from tholos.crypto.groups.base import Group
+from tholos.crypto.hazmat.hash import expand_message_xmd_sha256, hash_to_field_sha256
 from tholos.crypto.hazmat.shamir import check_identifiers, check_threshold, evaluate
 from tholos.crypto.keys import FORMAT_VERSION, KeyShare, PublicKeyPackage, group_by_name
 from tholos.crypto.secret import SecretScalar
@@ -86,6 +88,7 @@ __all__ = [
     "compute_proof_of_knowledge",
     "dkg_challenge",
     "drive",
+    "drive_shares",
     "expand_message_xmd",
     "run_dkg",
     "session_id",
@@ -101,21 +104,8 @@ E = TypeVar("E")
 # =================================================================================================
 
 
-def expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
-    """RFC 9380 section 5.3.1, expand_message_xmd with SHA-256."""
-    if len(dst) > 255 or length > 255 * 32 or length <= 0:
-        raise InvalidInput("expand_message_xmd: parameters out of range")
-    ell = -(-length // 32)
-    dst_prime = dst + bytes([len(dst)])
-    b0 = hashlib.sha256(bytes(64) + msg + length.to_bytes(2, "big") + b"\x00" + dst_prime).digest()
-    bi = hashlib.sha256(b0 + b"\x01" + dst_prime).digest()
-    out = [bi]
-    b0_int = int.from_bytes(b0, "big")
-    for i in range(2, ell + 1):
-        mixed = (b0_int ^ int.from_bytes(bi, "big")).to_bytes(32, "big")
-        bi = hashlib.sha256(mixed + bytes([i]) + dst_prime).digest()
-        out.append(bi)
-    return b"".join(out)[:length]
+expand_message_xmd = expand_message_xmd_sha256
+"""RFC 9380 section 5.3.1, expand_message_xmd with SHA-256 (kept here under its old name)."""
 
 
 def _hash_to_scalar(group: Group[Any], msg: bytes, tag: bytes) -> int:
@@ -132,7 +122,7 @@ def _hash_to_scalar(group: Group[Any], msg: bytes, tag: bytes) -> int:
         dst = b"FROST-secp256k1-SHA256-v1" + tag
     else:
         dst = b"tholos-" + group.name.encode() + b"-v1" + tag
-    return int.from_bytes(expand_message_xmd(msg, dst, 48), "big") % group.order
+    return hash_to_field_sha256(msg, dst, group.order)
 
 
 def dkg_challenge(group: Group[E], identifier: int, verifying_key: E, r: E, context: bytes) -> int:
@@ -245,13 +235,7 @@ def _parse_int(v: object, what: str) -> int:
     return v
 
 
-def _parse_hex(v: object, what: str) -> bytes:
-    if not isinstance(v, str):
-        raise InvalidInput(f"{what}: expected a hex string")
-    try:
-        return bytes.fromhex(v)
-    except ValueError:
-        raise InvalidInput(f"{what}: not hex") from None
+_parse_hex = unhex
 
 
 def _parse_header(
@@ -1072,16 +1056,17 @@ def drive(
     return {i: p.finish({s: c for s, c in r3.items() if s != i}) for i, p in parties.items()}
 
 
+def drive_shares(parties: Mapping[int, VssParticipant[E]]) -> dict[int, KeyShare[E]]:
+    """`drive`, keeping the new KeyShares (a participant that only deals gets none)."""
+    return {i: ks for i, ks in drive(parties).items() if ks is not None}
+
+
 def run_dkg(
     group: Group[E], threshold: int, participants: Sequence[int], context: bytes = b"tholos-test"
 ) -> dict[int, KeyShare[E]]:
     """Run a whole DKG in memory (tests and benchmarks): {identifier: KeyShare}."""
     parties = {i: DkgParticipant(group, i, threshold, participants, context) for i in participants}
-    out: dict[int, KeyShare[E]] = {}
-    for i, ks in drive(parties).items():
-        assert ks is not None
-        out[i] = ks
-    return out
+    return drive_shares(parties)
 
 
 def bench_dkg(group: Group[Any], t: int, n: int, iterations: int = 50) -> dict[str, Any]:

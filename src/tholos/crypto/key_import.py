@@ -25,15 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from tholos.crypto.bip32 import TPRV, XPRV, ExtendedPublicKey, base58check_decode
+from tholos.crypto.bip32 import TPRV, XPRV, ExtendedPublicKey, parse_extended_key
 from tholos.crypto.errors import InvalidInput
 from tholos.crypto.groups import ED25519, SECP256K1, Group
-from tholos.crypto.hazmat.shamir import (
-    check_identifiers,
-    check_threshold,
-    evaluate,
-    random_polynomial,
-)
+from tholos.crypto.hazmat.dealer import deal_key_shares
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
 
@@ -100,26 +95,10 @@ def ed25519_seed_to_scalar(seed: bytes) -> int:
 def _split(
     group: Group[E], secret: SecretScalar, threshold: int, participants: Sequence[int]
 ) -> tuple[dict[int, KeyShare[E]], PublicKeyPackage[E]]:
-    ids = list(participants)
-    check_threshold(threshold, len(ids))
-    check_identifiers(ids, group.order)
-    coeffs = random_polynomial(group, secret.expose(), threshold - 1)
-    try:
-        values = {i: evaluate(coeffs, i, group.order) for i in ids}
-        public = PublicKeyPackage(
-            group=group,
-            threshold=threshold,
-            group_public_key=group.base_mul(coeffs[0]),
-            verifying_shares={i: group.base_mul(v) for i, v in values.items()},
-        )
-        if any(v == 0 for v in values.values()):  # probability ~ n/order; never silently
-            raise InvalidInput("a share came out zero; retry the import")
-        shares = {i: KeyShare(i, SecretScalar(v), public) for i, v in values.items()}
-    finally:
-        coeffs[:] = [0] * len(coeffs)
-        values = {}
+    shares = deal_key_shares(group, secret.expose(), threshold, participants)
+    public = shares[0].public
     public.check_consistent()
-    return shares, public
+    return {ks.identifier: ks for ks in shares}, public
 
 
 def import_key(
@@ -166,39 +145,21 @@ def import_key(
 
 def import_xprv(xprv: str, threshold: int, participants: Sequence[int]) -> ImportedKey[Any]:
     """Split the key of a BIP32 xprv; the result's `xpub` reproduces the xprv's public twin."""
-    data = base58check_decode(xprv.strip())
+    meta, key = parse_extended_key(xprv.strip(), (XPRV, TPRV), "xprv")
     secret: SecretScalar | None = None
     try:
-        if len(data) != 78:
-            raise InvalidInput("xprv: payload must be 78 bytes")
-        version = data[:4]
-        if version not in (XPRV, TPRV):
-            raise InvalidInput("xprv: not an extended private key (version bytes)")
-        depth = data[4]
-        fingerprint = data[5:9]
-        child_number = int.from_bytes(data[9:13], "big")
-        chain_code = data[13:45]
-        if depth == 0 and (fingerprint != b"\x00" * 4 or child_number != 0):
-            raise InvalidInput("xprv: depth 0 with a parent fingerprint or child number")
-        if data[45] != 0:
+        if key[0] != 0:
             raise InvalidInput("xprv: key data must be 0x00 || 32-byte key")
-        k = int.from_bytes(data[46:78], "big")
+        k = int.from_bytes(key[1:], "big")
         if not 0 < k < SECP256K1.order:
             raise InvalidInput("xprv: private key out of range")
         secret = SecretScalar(k)
         k = 0
         secp: Group[Any] = SECP256K1
         shares, public = _split(secp, secret, threshold, participants)
-        node = ExtendedPublicKey(
-            public_key=public.group_public_key,
-            chain_code=chain_code,
-            depth=depth,
-            parent_fingerprint=fingerprint,
-            child_number=child_number,
-            testnet=version == TPRV,
-        )
+        node = ExtendedPublicKey(public_key=public.group_public_key, **meta)
         return ImportedKey(shares=shares, public=public, xpub=node)
     finally:
         if secret is not None:
             secret.wipe()
-        data = b""
+        key = b""

@@ -8,12 +8,14 @@ Every serialized form carries {version, group}.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from tholos.crypto.errors import InvalidInput, InvalidParticipants
+from tholos.crypto import _wire
+from tholos.crypto.errors import InvalidElement, InvalidInput, InvalidParticipants
 from tholos.crypto.groups import ED25519, SECP256K1, Group
-from tholos.crypto.hazmat.shamir import check_identifiers, interpolate_elements
+from tholos.crypto.hazmat.shamir import check_identifiers, check_threshold, interpolate_elements
 from tholos.crypto.secret import SecretScalar
 
 E = TypeVar("E")
@@ -48,23 +50,45 @@ class PublicKeyPackage(Generic[E]):
     def __post_init__(self) -> None:
         ids = list(self.verifying_shares)
         check_identifiers(ids, self.group.order)
-        if not 1 <= self.threshold <= len(ids):
-            raise InvalidParticipants(
-                f"threshold {self.threshold} impossible with {len(ids)} participants"
-            )
+        check_threshold(self.threshold, len(ids))
+        g = self.group
+        if g.is_identity(self.group_public_key):
+            raise InvalidElement("the group public key is the identity")
+        bad = [i for i, y in self.verifying_shares.items() if g.is_identity(y)]
+        if bad:
+            raise InvalidElement(f"the verifying shares of {bad} are the identity")
 
     @property
     def identifiers(self) -> list[int]:
         return sorted(self.verifying_shares)
 
+    def check_members(
+        self, ids: Iterable[int], what: str = "participants", *, minimum: int | None = None
+    ) -> list[int]:
+        """`ids` sorted, after checking they are valid distinct identifiers that all hold a share of
+        this key, at least `minimum` (default: the threshold) of them; raises InvalidParticipants."""
+        out = list(ids)
+        check_identifiers(out, self.group.order)
+        unknown = sorted(set(out) - set(self.verifying_shares))
+        if unknown:
+            raise InvalidParticipants(f"{what} {unknown} hold no share of this key")
+        need = self.threshold if minimum is None else minimum
+        if len(out) < need:
+            raise InvalidParticipants(f"need at least {need} {what}, got {len(out)}")
+        return sorted(out)
+
     def check_consistent(self) -> None:
-        """Verifying shares of every t-subset interpolate to the group key (spot check on the first t
-        and the last t identifiers); raises InvalidInput otherwise."""
+        """All verifying shares lie on one polynomial of degree t-1 whose value at 0 is the group
+        key (so every t-subset interpolates to it); raises InvalidInput otherwise.
+
+        The first t shares fix the polynomial; every other share is checked against it, at a cost of
+        (n - t + 1)·t scalar multiplications."""
+        g = self.group
         ids = self.identifiers
-        t = self.threshold
-        for subset in (ids[:t], ids[-t:]):
-            pts = {i: self.verifying_shares[i] for i in subset}
-            if not self.group.eq(interpolate_elements(self.group, pts), self.group_public_key):
+        base = {i: self.verifying_shares[i] for i in ids[: self.threshold]}
+        for x in [0, *ids[self.threshold :]]:
+            expected = self.group_public_key if x == 0 else self.verifying_shares[x]
+            if not g.eq(interpolate_elements(g, base, x), expected):
                 raise InvalidInput("verifying shares do not interpolate to the group public key")
 
     def tweaked(self, tweak: int) -> PublicKeyPackage[E]:
@@ -104,23 +128,36 @@ class PublicKeyPackage(Generic[E]):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PublicKeyPackage[Any]:
-        if d.get("version") != FORMAT_VERSION:
-            raise InvalidInput(f"unsupported public key package version {d.get('version')!r}")
-        g = group_by_name(d["group"])
-        try:
+        """Strict inverse of `to_dict`: exact keys, int threshold, canonical decimal identifiers,
+        valid non-identity elements; anything else raises InvalidInput."""
+        with _wire.parse_guard("public key package"):
+            _check_dict(
+                d,
+                {"group", "threshold", "group_public_key", "verifying_shares"},
+                "public key package",
+            )
+            g = group_by_name(_wire.get_str(d, "group"))
             return cls(
                 group=g,
-                threshold=int(d["threshold"]),
-                group_public_key=g.deserialize_element(bytes.fromhex(d["group_public_key"])),
+                threshold=_wire.get_int(d, "threshold", minimum=1),
+                group_public_key=_wire.get_element(g, d, "group_public_key"),
                 verifying_shares={
-                    int(i): g.deserialize_element(bytes.fromhex(y))
-                    for i, y in d["verifying_shares"].items()
+                    i: _wire.get_element(g, {f"verifying share {i}": y}, f"verifying share {i}")
+                    for i, y in _wire.parse_id_map(
+                        d["verifying_shares"], "verifying_shares"
+                    ).items()
                 },
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            raise InvalidInput(f"malformed public key package: {type(exc).__name__}") from None
+
+
+def _check_dict(d: object, fields: set[str], what: str) -> None:
+    """{version, *fields} exactly, with the supported version."""
+    if not isinstance(d, dict):
+        raise InvalidInput(f"{what}: expected a dict")
+    if d.get("version") != FORMAT_VERSION:
+        raise InvalidInput(f"unsupported {what} version {d.get('version')!r}")
+    if set(d) != {"version", *fields}:
+        raise InvalidInput(f"{what}: expected keys {sorted({'version', *fields})}")
 
 
 @dataclass(frozen=True, repr=False)
@@ -176,13 +213,12 @@ class KeyShare(Generic[E]):
 
     @classmethod
     def import_secret(cls, d: dict[str, Any]) -> KeyShare[Any]:
-        if d.get("version") != FORMAT_VERSION:
-            raise InvalidInput(f"unsupported key share version {d.get('version')!r}")
-        public = PublicKeyPackage.from_dict(d["public"])
-        try:
-            s = public.group.deserialize_scalar(bytes.fromhex(d["secret_share"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            raise InvalidInput("malformed key share") from None
-        return cls(identifier=int(d["identifier"]), secret_share=SecretScalar(s), public=public)
+        with _wire.parse_guard("key share"):
+            _check_dict(d, {"identifier", "secret_share", "public"}, "key share")
+            public = PublicKeyPackage.from_dict(d["public"])
+            s = _wire.get_scalar(public.group, d, "secret_share")
+            return cls(
+                identifier=_wire.get_int(d, "identifier", minimum=1),
+                secret_share=SecretScalar(s),
+                public=public,
+            )

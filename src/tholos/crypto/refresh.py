@@ -25,11 +25,10 @@ from tholos.crypto.dkg import (
     EvidenceVerifier,
     Round1Package,
     VssParticipant,
-    drive,
+    drive_shares,
     session_id,
 )
 from tholos.crypto.errors import InvalidInput, InvalidParticipants, ProtocolAbort
-from tholos.crypto.hazmat.shamir import check_identifiers
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
 
@@ -53,17 +52,9 @@ class RefreshParticipant(VssParticipant[E]):
         evidence_verifier: EvidenceVerifier | None = None,
     ) -> None:
         public = key_share.public
-        ids = public.identifiers if participants is None else sorted(participants)
-        check_identifiers(ids, public.group.order)
-        unknown = set(ids) - set(public.verifying_shares)
-        if unknown:
-            raise InvalidParticipants(f"refresh participants {sorted(unknown)} hold no share")
+        ids = public.check_members(public.identifiers if participants is None else participants)
         if key_share.identifier not in ids:
             raise InvalidParticipants(f"identifier {key_share.identifier} is not a participant")
-        if len(ids) < public.threshold:
-            raise InvalidParticipants(
-                f"refresh needs at least t={public.threshold} participants, got {len(ids)}"
-            )
         if not isinstance(context, bytes):
             raise InvalidInput("context must be bytes")
         g = public.group
@@ -119,9 +110,4 @@ def run_refresh(
 ) -> dict[int, KeyShare[E]]:
     """In-memory refresh among the holders of `shares` (tests)."""
     ids = sorted(shares)
-    parties = {i: RefreshParticipant(ks, context, ids) for i, ks in shares.items()}
-    out: dict[int, KeyShare[E]] = {}
-    for i, ks in drive(parties).items():
-        assert ks is not None
-        out[i] = ks
-    return out
+    return drive_shares({i: RefreshParticipant(ks, context, ids) for i, ks in shares.items()})

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from tholos.crypto._wire import parse_id_map
 from tholos.crypto.dkg import (
     _header,
     _parse_header,
@@ -31,7 +32,7 @@ from tholos.crypto.dkg import (
 )
 from tholos.crypto.errors import InvalidInput, InvalidParticipants, InvalidShare
 from tholos.crypto.groups.base import Group
-from tholos.crypto.hazmat.shamir import check_identifiers, lagrange_coefficient
+from tholos.crypto.hazmat.shamir import lagrange_coefficient
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
 
@@ -69,13 +70,7 @@ def repair_session(
 
 
 def _check_setup(public: PublicKeyPackage[Any], helpers: Sequence[int], lost: int) -> list[int]:
-    hs = sorted(helpers)
-    check_identifiers(hs, public.group.order)
-    if len(hs) < public.threshold:
-        raise InvalidParticipants(f"repair needs t={public.threshold} helpers, got {len(hs)}")
-    unknown = set(hs) - set(public.verifying_shares)
-    if unknown:
-        raise InvalidParticipants(f"helpers {sorted(unknown)} hold no share")
+    hs = public.check_members(helpers, "helpers")
     if lost in hs:
         raise InvalidParticipants(f"participant {lost} cannot help repair its own share")
     if lost not in public.verifying_shares:
@@ -106,17 +101,8 @@ class RepairCommitment(Generic[E]):
     @classmethod
     def from_dict(cls, d: object) -> RepairCommitment[Any]:
         d, g, session = _parse_header(d, cls.TYPE, {"sender", "commitments"})
-        raw = d["commitments"]
-        if not isinstance(raw, dict):
-            raise InvalidInput("repair commitment: expected an object")
-        try:
-            cs = {
-                int(j): g.deserialize_element(_parse_hex(c, "commitment")) for j, c in raw.items()
-            }
-        except ValueError as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            raise InvalidInput("repair commitment: bad identifier") from None
+        raw = parse_id_map(d["commitments"], "repair commitment")
+        cs = {j: g.deserialize_element(_parse_hex(c, "commitment")) for j, c in raw.items()}
         return cls(g, session, _parse_int(d["sender"], "sender"), cs)
 
 

@@ -29,7 +29,7 @@ from tholos.crypto.dkg import (
     EvidenceVerifier,
     Round1Package,
     VssParticipant,
-    drive,
+    drive_shares,
     session_id,
 )
 from tholos.crypto.errors import InvalidInput, InvalidParticipants, ProtocolAbort
@@ -61,18 +61,11 @@ class ReshareParticipant(VssParticipant[E]):
         evidence_verifier: EvidenceVerifier | None = None,
     ) -> None:
         g: Group[E] = old_public.group
-        dealer_ids = sorted(dealers)
-        new_ids = sorted(new_participants)
-        check_identifiers(dealer_ids, g.order)
+        dealer_ids = old_public.check_members(dealers, "dealers")
+        new_ids = list(new_participants)
         check_identifiers(new_ids, g.order)
+        new_ids.sort()
         check_threshold(new_threshold, len(new_ids))
-        unknown = set(dealer_ids) - set(old_public.verifying_shares)
-        if unknown:
-            raise InvalidParticipants(f"dealers {sorted(unknown)} hold no old share")
-        if len(dealer_ids) < old_public.threshold:
-            raise InvalidParticipants(
-                f"reshare needs at least t={old_public.threshold} old holders, got {len(dealer_ids)}"
-            )
         if identifier in dealer_ids:
             if key_share is None:
                 raise InvalidInput(f"dealer {identifier} needs its old key share")
@@ -119,10 +112,15 @@ class ReshareParticipant(VssParticipant[E]):
     def _combine(self, qualified: tuple[int, ...]) -> KeyShare[E] | None:
         g = self.group
         lam = lagrange_coefficients(list(qualified), g.order)
-        aggregate = [self._old_public.group_public_key] + [
+        aggregate = [
             g.multi_mul([(self._full[d][k], lam[d]) for d in qualified])
-            for k in range(1, self.threshold)
+            for k in range(self.threshold)
         ]
+        # Σ λ_d·Y_d must be the group key. It is whenever everybody holds the same consistent old
+        # package; a participant handed a different one (the session id binds only the group key)
+        # would otherwise accept dealings of another secret.
+        if not g.eq(aggregate[0], self._old_public.group_public_key):
+            raise ProtocolAbort("reshare: the dealt shares do not interpolate to the group key", [])
         vshares = self._verifying_shares(aggregate, self.receivers)
         public = PublicKeyPackage(g, self.threshold, self._old_public.group_public_key, vshares)
         self.new_public = public
@@ -158,5 +156,4 @@ def run_reshare(
         )
         for i in everyone
     }
-    results = drive(parties)
-    return {i: ks for i, ks in results.items() if ks is not None}
+    return drive_shares(parties)

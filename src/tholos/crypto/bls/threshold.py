@@ -117,18 +117,13 @@ def pop_sign_share(key_share: KeyShare[Any]) -> PartialSignature:
 def _index(
     public: PublicKeyPackage[Any], partials: Sequence[PartialSignature], purpose: str
 ) -> dict[int, BlstP2Element]:
-    out: dict[int, BlstP2Element] = {}
-    for p in partials:
-        if not isinstance(p, PartialSignature):
-            raise InvalidInput("partials must be PartialSignature objects")
-        if p.identifier not in public.verifying_shares:
-            raise InvalidParticipants(f"partial from unknown participant {p.identifier}")
-        if p.identifier in out:
-            raise InvalidParticipants(f"two partials from participant {p.identifier}")
+    by = _wire.index_by_identifier(
+        partials, PartialSignature, public.verifying_shares, "partial signatures"
+    )
+    for i, p in by.items():
         if p.purpose != purpose:
-            raise InvalidInput(f"partial of participant {p.identifier} is for {p.purpose!r}")
-        out[p.identifier] = p.signature
-    return out
+            raise InvalidInput(f"partial of participant {i} is for {p.purpose!r}")
+    return {i: p.signature for i, p in by.items()}
 
 
 def verify_share(

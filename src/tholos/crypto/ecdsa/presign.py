@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -121,12 +122,7 @@ def _check_key(public: PublicKeyPackage[Any]) -> PublicKeyPackage[Point]:
 
 
 def _check_set(public: PublicKeyPackage[Any], participants: Sequence[int]) -> tuple[int, ...]:
-    ids = tuple(sorted(participants))
-    check_identifiers(ids, N, minimum=min_participants(public.threshold))
-    unknown = [i for i in ids if i not in public.verifying_shares]
-    if unknown:
-        raise InvalidParticipants(f"participants {unknown} hold no share of this key")
-    return ids
+    return tuple(public.check_members(participants, minimum=min_participants(public.threshold)))
 
 
 def _context(session: bytes, fingerprint: bytes, participants: Sequence[int], who: int) -> bytes:
@@ -517,6 +513,9 @@ def verify_transcript(
 
 
 # -- party-held secret result ---------------------------------------------------------------------
+_CONSUME_LOCK = threading.Lock()
+
+
 class Presignature:
     """Party `identifier`'s presignature: the public part plus secret shares k_i, c_i.
 
@@ -545,12 +544,14 @@ class Presignature:
         return self._k.wiped
 
     def consume(self) -> tuple[int, int]:
-        """Return (k_i, c_i) and wipe them; NonceReuse on a second call."""
-        if self._k.wiped:
-            raise NonceReuse(f"presignature {self.public.session.hex()} was used already")
-        k, c = self._k.expose(), self._c.expose()
-        self._k.wipe()
-        self._c.wipe()
+        """Return (k_i, c_i) and wipe them; NonceReuse on a second call (atomic across threads:
+        two concurrent calls must never both get k_i, which would reveal the key share)."""
+        with _CONSUME_LOCK:
+            if self._k.wiped:
+                raise NonceReuse(f"presignature {self.public.session.hex()} was used already")
+            k, c = self._k.expose(), self._c.expose()
+            self._k.wipe()
+            self._c.wipe()
         return k, c
 
     def export_secret(self) -> dict[str, Any]:

@@ -160,17 +160,10 @@ def verify_signature_share(
 
 
 def _index(pre: PresignaturePublic, shares: Sequence[SignatureShare]) -> dict[int, SignatureShare]:
-    out: dict[int, SignatureShare] = {}
-    for sh in shares:
-        if not isinstance(sh, SignatureShare):
-            raise InvalidInput("shares must be SignatureShare objects")
+    out = _wire.index_by_identifier(shares, SignatureShare, pre.participants, "signature shares")
+    for i, sh in out.items():
         if sh.session != pre.session:
-            raise InvalidInput(f"share of participant {sh.identifier} is for another presignature")
-        if sh.identifier not in pre.participants:
-            raise InvalidParticipants(f"share from non-participant {sh.identifier}")
-        if sh.identifier in out:
-            raise InvalidParticipants(f"two shares from participant {sh.identifier}")
-        out[sh.identifier] = sh
+            raise InvalidInput(f"share of participant {i} is for another presignature")
     return out
 
 

@@ -18,20 +18,13 @@ from tholos.crypto.frost.round2 import sign
 from tholos.crypto.frost.signing_package import SigningPackage
 from tholos.crypto.frost.suites import FROST_ED25519_SHA512, FROST_SECP256K1_SHA256
 from tholos.crypto.frost.tweak import signing_public_key
-from tholos.crypto.hazmat.shamir import split
-from tholos.crypto.keys import KeyShare, PublicKeyPackage
-from tholos.crypto.secret import SecretScalar
+from tholos.crypto.hazmat.dealer import deal_key_shares
+from tholos.crypto.keys import KeyShare
 
 
 def _dealer(suite: Ciphersuite[Any], t: int, n: int) -> tuple[list[KeyShare[Any]], Any]:
-    g = suite.group
-    ids = list(range(1, n + 1))
-    secret = g.random_scalar()
-    shares = split(g, secret, t, ids)
-    public = PublicKeyPackage(
-        g, t, g.base_mul(secret), {i: g.base_mul(s) for i, s in shares.items()}
-    )
-    return [KeyShare(i, SecretScalar(s), public) for i, s in shares.items()], public
+    key_shares = deal_key_shares(suite.group, None, t, range(1, n + 1))
+    return key_shares, key_shares[0].public
 
 
 def bench_frost(suite: Ciphersuite[Any], t: int, n: int, iterations: int = 200) -> dict[str, Any]:

@@ -11,7 +11,6 @@ Two hooks exist only for the BIP340/Taproot variant, and are identities for the 
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,56 +18,30 @@ from typing import Any, Generic, TypeVar
 
 from tholos.crypto.errors import InvalidInput, InvalidScalar, InvalidSignature
 from tholos.crypto.groups.base import Group
+from tholos.crypto.hazmat.hash import (  # re-exported: suites and tests import them from here
+    expand_message_xmd_sha256,
+    hash_to_field_sha256,
+    tagged_hash,
+)
 
 E = TypeVar("E")
+__all__ = [
+    "FORMAT_VERSION",
+    "Ciphersuite",
+    "EffectiveKey",
+    "check_suite",
+    "expand_message_xmd_sha256",
+    "hash_to_field_sha256",
+    "parse_compact",
+    "parse_dict",
+    "register_suite",
+    "suite_by_code",
+    "suite_by_name",
+    "tagged_hash",
+]
 
 FORMAT_VERSION = 1
 """Version marker carried by every serialized FROST object (wire and storage)."""
-
-
-# -- hash building blocks ---------------------------------------------------------------------------
-def expand_message_xmd_sha256(msg: bytes, dst: bytes, len_in_bytes: int) -> bytes:
-    """RFC 9380, section 5.3.1, expand_message_xmd with H = SHA-256 (b_in_bytes 32, s_in_bytes 64)."""
-    if len(dst) > 255:
-        raise InvalidInput("expand_message_xmd: DST longer than 255 bytes")
-    ell = -(-len_in_bytes // 32)
-    if ell > 255 or len_in_bytes > 65535:
-        raise InvalidInput("expand_message_xmd: requested length too large")
-    dst_prime = dst + bytes([len(dst)])
-    h0 = _SHA256_ZPAD.copy()  # Z_pad = I2OSP(0, 64), precomputed
-    h0.update(msg + len_in_bytes.to_bytes(2, "big") + b"\x00" + dst_prime)
-    b0 = h0.digest()
-    b_i = hashlib.sha256(b0 + b"\x01" + dst_prime).digest()
-    out = [b_i]
-    b0_int = int.from_bytes(b0, "big")
-    for i in range(2, ell + 1):
-        x = (b0_int ^ int.from_bytes(b_i, "big")).to_bytes(32, "big")  # strxor(b_0, b_(i-1))
-        b_i = hashlib.sha256(x + bytes([i]) + dst_prime).digest()
-        out.append(b_i)
-    return b"".join(out)[:len_in_bytes]
-
-
-_SHA256_ZPAD = hashlib.sha256(bytes(64))
-
-
-def hash_to_field_sha256(msg: bytes, dst: bytes, modulus: int, length: int = 48) -> int:
-    """RFC 9380, section 5.2, hash_to_field with count 1 and m 1 over expand_message_xmd(SHA-256)."""
-    return int.from_bytes(expand_message_xmd_sha256(msg, dst, length), "big") % modulus
-
-
-def tagged_hash(tag: str, data: bytes) -> bytes:
-    """BIP340 tagged hash: SHA256(SHA256(tag) || SHA256(tag) || data)."""
-    h = _TAG_PREFIXES.get(tag)
-    if h is None:
-        t = hashlib.sha256(tag.encode()).digest()
-        h = hashlib.sha256(t + t)
-        _TAG_PREFIXES[tag] = h
-    h = h.copy()
-    h.update(data)
-    return h.digest()
-
-
-_TAG_PREFIXES: dict[str, Any] = {}
 
 
 # -- the effective signing key -----------------------------------------------------------------------
@@ -271,3 +244,34 @@ def suite_by_code(code: int) -> Ciphersuite[Any]:
 def check_suite(expected: Ciphersuite[Any], got: Ciphersuite[Any], what: str) -> None:
     if expected is not got:
         raise InvalidInput(f"{what} belongs to suite {got.name}, expected {expected.name}")
+
+
+def parse_compact(
+    data: object, suite: Ciphersuite[Any] | None, what: str
+) -> tuple[Ciphersuite[Any], bytes]:
+    """Split a compact form, version (1 byte) || suite code (1 byte) || body, into (suite, body);
+    with `suite` given, the form must be of that suite."""
+    if not isinstance(data, bytes | bytearray) or len(data) < 2:
+        raise InvalidInput(f"{what}: too short")
+    if data[0] != FORMAT_VERSION:
+        raise InvalidInput(f"{what}: unsupported version {data[0]}")
+    s = suite_by_code(data[1])
+    if suite is not None:
+        check_suite(suite, s, what)
+    return s, bytes(data[2:])
+
+
+def parse_dict(
+    d: object, fields: tuple[str, ...], suite: Ciphersuite[Any] | None, what: str
+) -> tuple[Ciphersuite[Any], dict[str, Any]]:
+    """Check a dict form has exactly {version, suite, *fields} and a supported version; return its
+    suite (which must be `suite` when given) and the dict."""
+    keys = ("version", "suite", *fields)
+    if not isinstance(d, dict) or set(d) != set(keys):
+        raise InvalidInput(f"{what}: expected keys {', '.join(keys)}")
+    if d["version"] != FORMAT_VERSION:
+        raise InvalidInput(f"{what}: unsupported version {d['version']!r}")
+    s = suite_by_name(d["suite"])
+    if suite is not None:
+        check_suite(suite, s, what)
+    return s, d

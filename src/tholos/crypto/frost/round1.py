@@ -10,13 +10,13 @@ import secrets
 import threading
 from typing import Any, Generic, TypeVar
 
+from tholos.crypto._wire import unhex
 from tholos.crypto.errors import InvalidInput, NonceReuse
 from tholos.crypto.frost.ciphersuite import (
     FORMAT_VERSION,
     Ciphersuite,
-    check_suite,
-    suite_by_code,
-    suite_by_name,
+    parse_compact,
+    parse_dict,
 )
 from tholos.crypto.keys import KeyShare
 from tholos.crypto.secret import SecretScalar
@@ -78,22 +78,12 @@ class SigningCommitments(Generic[E]):
     def from_bytes(
         cls, data: bytes, suite: Ciphersuite[Any] | None = None
     ) -> SigningCommitments[Any]:
-        if not isinstance(data, bytes | bytearray) or len(data) < 2:
-            raise InvalidInput("signing commitments: too short")
-        if data[0] != FORMAT_VERSION:
-            raise InvalidInput(f"signing commitments: unsupported version {data[0]}")
-        s = suite_by_code(data[1])
-        if suite is not None:
-            check_suite(suite, s, "signing commitments")
-        n = s.group.element_length
-        if len(data) != 2 + 2 * n:
-            raise InvalidInput(f"signing commitments: expected {2 + 2 * n} bytes")
+        s, body = parse_compact(data, suite, "signing commitments")
         g = s.group
-        return cls(
-            s,
-            g.deserialize_element(bytes(data[2 : 2 + n])),
-            g.deserialize_element(bytes(data[2 + n :])),
-        )
+        n = g.element_length
+        if len(body) != 2 * n:
+            raise InvalidInput(f"signing commitments: expected {2 + 2 * n} bytes")
+        return cls(s, g.deserialize_element(body[:n]), g.deserialize_element(body[n:]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,28 +97,13 @@ class SigningCommitments(Generic[E]):
     def from_dict(
         cls, d: dict[str, Any], suite: Ciphersuite[Any] | None = None
     ) -> SigningCommitments[Any]:
-        if not isinstance(d, dict) or set(d) != {"version", "suite", "hiding", "binding"}:
-            raise InvalidInput("signing commitments: expected keys version, suite, hiding, binding")
-        if d["version"] != FORMAT_VERSION:
-            raise InvalidInput(f"signing commitments: unsupported version {d['version']!r}")
-        s = suite_by_name(d["suite"])
-        if suite is not None:
-            check_suite(suite, s, "signing commitments")
+        s, d = parse_dict(d, ("hiding", "binding"), suite, "signing commitments")
         g = s.group
         return cls(
             s,
-            g.deserialize_element(_unhex(d["hiding"])),
-            g.deserialize_element(_unhex(d["binding"])),
+            g.deserialize_element(unhex(d["hiding"], "hiding")),
+            g.deserialize_element(unhex(d["binding"], "binding")),
         )
-
-
-def _unhex(v: object) -> bytes:
-    if not isinstance(v, str):
-        raise InvalidInput("expected a hex string")
-    try:
-        return bytes.fromhex(v)
-    except ValueError:
-        raise InvalidInput("malformed hex string") from None
 
 
 _CONSUME_LOCK = threading.Lock()
@@ -220,15 +195,11 @@ class SigningNonces(Generic[E]):
         """Inverse of `export_secret`. With `check` (default) the commitments are recomputed from the
         nonces and compared (two base multiplications); pass check=False only for storage that is
         already authenticated (the node's AEAD barrier)."""
-        keys = {"version", "suite", "hiding_nonce", "binding_nonce", "commitments"}
-        if not isinstance(d, dict) or set(d) != keys:
-            raise InvalidInput("signing nonces: unexpected fields")
-        if d["version"] != FORMAT_VERSION:
-            raise InvalidInput(f"signing nonces: unsupported version {d['version']!r}")
-        suite = suite_by_name(d["suite"])
+        fields = ("hiding_nonce", "binding_nonce", "commitments")
+        suite, d = parse_dict(d, fields, None, "signing nonces")
         g = suite.group
-        hiding = g.deserialize_scalar(_unhex(d["hiding_nonce"]))
-        binding = g.deserialize_scalar(_unhex(d["binding_nonce"]))
+        hiding = g.deserialize_scalar(unhex(d["hiding_nonce"], "hiding_nonce"))
+        binding = g.deserialize_scalar(unhex(d["binding_nonce"], "binding_nonce"))
         if check:
             nonces = cls.from_nonces(suite, hiding, binding)
             if nonces.commitments != SigningCommitments.from_dict(d["commitments"], suite):

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from tholos.crypto._wire import unhex
 from tholos.crypto.errors import InvalidInput, InvalidParticipants
 from tholos.crypto.frost.ciphersuite import (
     FORMAT_VERSION,
     Ciphersuite,
     check_suite,
-    suite_by_code,
-    suite_by_name,
+    parse_compact,
+    parse_dict,
 )
 from tholos.crypto.frost.helpers import lagrange, signing_context
-from tholos.crypto.frost.round1 import SigningNonces, _unhex
+from tholos.crypto.frost.round1 import SigningNonces
 from tholos.crypto.frost.signing_package import SigningPackage
 from tholos.crypto.keys import KeyShare
 
@@ -54,14 +55,8 @@ class SignatureShare(Generic[E]):
 
     @classmethod
     def from_bytes(cls, data: bytes, suite: Ciphersuite[Any] | None = None) -> SignatureShare[Any]:
-        if not isinstance(data, bytes | bytearray) or len(data) < 2:
-            raise InvalidInput("signature share: too short")
-        if data[0] != FORMAT_VERSION:
-            raise InvalidInput(f"signature share: unsupported version {data[0]}")
-        s = suite_by_code(data[1])
-        if suite is not None:
-            check_suite(suite, s, "signature share")
-        return cls(s, s.group.deserialize_scalar(bytes(data[2:])))
+        s, body = parse_compact(data, suite, "signature share")
+        return cls(s, s.group.deserialize_scalar(body))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,14 +69,8 @@ class SignatureShare(Generic[E]):
     def from_dict(
         cls, d: dict[str, Any], suite: Ciphersuite[Any] | None = None
     ) -> SignatureShare[Any]:
-        if not isinstance(d, dict) or set(d) != {"version", "suite", "share"}:
-            raise InvalidInput("signature share: expected keys version, suite, share")
-        if d["version"] != FORMAT_VERSION:
-            raise InvalidInput(f"signature share: unsupported version {d['version']!r}")
-        s = suite_by_name(d["suite"])
-        if suite is not None:
-            check_suite(suite, s, "signature share")
-        return cls(s, s.group.deserialize_scalar(_unhex(d["share"])))
+        s, d = parse_dict(d, ("share",), suite, "signature share")
+        return cls(s, s.group.deserialize_scalar(unhex(d["share"], "share")))
 
 
 def sign(

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
+from tholos.crypto._wire import unhex
 from tholos.crypto.errors import InvalidInput, InvalidParticipants
-from tholos.crypto.frost.ciphersuite import FORMAT_VERSION, Ciphersuite, check_suite, suite_by_name
-from tholos.crypto.frost.round1 import SigningCommitments, _unhex
+from tholos.crypto.frost.ciphersuite import FORMAT_VERSION, Ciphersuite, check_suite, parse_dict
+from tholos.crypto.frost.round1 import SigningCommitments
 from tholos.crypto.keys import PublicKeyPackage
 
 E = TypeVar("E")
@@ -97,15 +98,7 @@ class SigningPackage(Generic[E]):
     def from_dict(
         cls, d: dict[str, Any], suite: Ciphersuite[Any] | None = None
     ) -> SigningPackage[Any]:
-        if not isinstance(d, dict) or set(d) != {"version", "suite", "message", "commitments"}:
-            raise InvalidInput(
-                "signing package: expected keys version, suite, message, commitments"
-            )
-        if d["version"] != FORMAT_VERSION:
-            raise InvalidInput(f"signing package: unsupported version {d['version']!r}")
-        s = suite_by_name(d["suite"])
-        if suite is not None:
-            check_suite(suite, s, "signing package")
+        s, d = parse_dict(d, ("message", "commitments"), suite, "signing package")
         entries = d["commitments"]
         if not isinstance(entries, list):
             raise InvalidInput("signing package: commitments must be a list")
@@ -127,4 +120,4 @@ class SigningPackage(Generic[E]):
                 },
                 s,
             )
-        return cls(commitments, _unhex(d["message"]))
+        return cls(commitments, unhex(d["message"], "message"))

@@ -6,11 +6,13 @@ for importing an existing key once (then wipe it) and for tests that must know t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TypeVar
 
+from tholos.crypto.errors import InvalidInput
 from tholos.crypto.groups.base import Group
-from tholos.crypto.hazmat.shamir import split
+from tholos.crypto.hazmat.shamir import check_identifiers, check_threshold, evaluate
+from tholos.crypto.hazmat.shamir import random_polynomial as _random_polynomial
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
 
@@ -18,20 +20,32 @@ E = TypeVar("E")
 
 
 def deal_key_shares(
-    group: Group[E], secret: int | None, threshold: int, identifiers: Sequence[int]
+    group: Group[E], secret: int | None, threshold: int, identifiers: Iterable[int]
 ) -> list[KeyShare[E]]:
-    """Shamir-share `secret` (random if None) with threshold t; one KeyShare per identifier."""
+    """Shamir-share `secret` (random if None) with threshold t; one KeyShare per identifier, all
+    sharing one `PublicKeyPackage`. The polynomial is overwritten before returning (best effort,
+    see tholos.crypto.secret). Raises InvalidInput for a zero or out-of-range secret, bad
+    identifiers or threshold, and (probability ~n/order) when a share comes out zero."""
+    ids = list(identifiers)
+    check_threshold(threshold, len(ids))
+    check_identifiers(ids, group.order)
     if secret is None:
         secret = group.random_scalar()
-    group.check_scalar(secret)
-    shares = split(group, secret, threshold, list(identifiers))
-    public = PublicKeyPackage(
-        group=group,
-        threshold=threshold,
-        group_public_key=group.base_mul(secret),
-        verifying_shares={i: group.base_mul(s) for i, s in shares.items()},
-    )
-    return [
-        KeyShare(identifier=i, secret_share=SecretScalar(s), public=public)
-        for i, s in shares.items()
-    ]
+    if group.check_scalar(secret) == 0:
+        raise InvalidInput("the secret key may not be zero")
+    coeffs = _random_polynomial(group, secret, threshold - 1)
+    values: dict[int, int] = {}
+    try:
+        values = {i: evaluate(coeffs, i, group.order) for i in ids}
+        if 0 in values.values():
+            raise InvalidInput("a share came out zero; deal again")
+        public = PublicKeyPackage(
+            group=group,
+            threshold=threshold,
+            group_public_key=group.base_mul(coeffs[0]),
+            verifying_shares={i: group.base_mul(v) for i, v in values.items()},
+        )
+        return [KeyShare(i, SecretScalar(v), public) for i, v in values.items()]
+    finally:
+        coeffs[:] = [0] * len(coeffs)
+        values.clear()

@@ -29,7 +29,7 @@ def check_identifiers(identifiers: Sequence[int], order: int, *, minimum: int = 
 
 
 def check_threshold(t: int, n: int) -> None:
-    if not isinstance(t, int) or not isinstance(n, int) or not 1 <= t <= n:
+    if not isinstance(t, int) or isinstance(t, bool) or not isinstance(n, int) or not 1 <= t <= n:
         raise InvalidParticipants(f"threshold must satisfy 1 <= t <= n (t={t}, n={n})")
 
 

@@ -79,11 +79,11 @@ def _challenge(
 
 
 def _check_shape(eqs: Sequence[Equation[E]], n: int) -> None:
-    if not eqs:
-        raise InvalidInput("no equations")
-    for eq in eqs:
-        if not eq.terms or any(not 0 <= j < n for j, _ in eq.terms):
-            raise InvalidInput("equation refers to a missing witness")
+    """Every equation has terms, and the witnesses referenced are exactly 0..n-1."""
+    if not eqs or any(not eq.terms for eq in eqs):
+        raise InvalidInput("no equations, or an equation without terms")
+    if {j for eq in eqs for j, _ in eq.terms} != set(range(n)):
+        raise InvalidInput(f"the equations do not use exactly the witnesses 0..{n - 1}")
 
 
 def prove(
@@ -105,8 +105,12 @@ def prove(
 def verify(
     group: Group[E], tag: bytes, context: bytes, eqs: Sequence[Equation[E]], proof: LinearProof
 ) -> bool:
-    """True iff the proof is valid for the equations and context."""
-    _check_shape(eqs, len(proof.responses))
+    """True iff the proof is valid for the equations and context (one response per witness the
+    equations use: a proof with extra or missing responses is invalid, not malleable)."""
+    try:
+        _check_shape(eqs, len(proof.responses))
+    except InvalidInput:
+        return False
     q = group.order
     try:
         for x in (proof.challenge, *proof.responses):
