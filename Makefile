@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN_DIR ?= run/local
 
-.PHONY: run test test-fast lint bench bench-crypto venv clean
+.PHONY: run stop test test-fast lint bench bench-crypto bench-cluster venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: a local demo (see README)
+## run: initialise (once) and start a local 4-node, threshold-2 cluster + gateway, then a demo
 run: $(STAMP)
 	$(BIN)/python -m tholos.demo
+
+## stop: stop the local cluster that `make run` left running
+stop: $(STAMP)
+	$(BIN)/tholos cluster down --dir $(RUN_DIR)
 
 ## test: the whole suite, including the slow multi-process cluster tests
 test: $(STAMP)
@@ -30,13 +34,19 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src/tholos/crypto
+	$(BIN)/mypy --strict src/tholos/crypto src/tholos/governance src/tholos/audit \
+		src/tholos/node src/tholos/gateway src/tholos/transport src/tholos/cluster \
+		src/tholos/cli src/tholos/bench src/tholos/schemes.py src/tholos/demo.py
 
 ## bench: per-operation costs of the threshold protocols, then the cluster benchmark
-bench: bench-crypto
+bench: bench-crypto bench-cluster
 
 bench-crypto: $(STAMP)
 	$(BIN)/python bench/crypto_micro.py
+
+## bench-cluster: real local clusters (n=4/t=2, n=7/t=3), all processes on this machine (~3 min)
+bench-cluster: $(STAMP)
+	$(BIN)/python -m tholos bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

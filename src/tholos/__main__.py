@@ -1,0 +1,3 @@
+from tholos.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""`tholos bench`: throughput and latency of key generation and signing on local clusters."""

@@ -1,0 +1,238 @@
+"""`tholos bench`: drive local clusters and print throughput and latency.
+
+For each (n, t) it starts a fresh local cluster (real processes, mutual TLS; or uses `--dir` of a
+running one), then per scheme measures for `--duration` seconds each, with `--concurrency` requests
+in flight from one aiohttp client:
+
+- keygen/batch:  POST /v1/keys {"count": K}       (K keys per request, one batched DKG)
+- keygen/single: POST /v1/keys                    (one key per request; concurrent requests are
+                                                   micro-batched by the gateway)
+- sign/batch:    POST /v1/sign with B messages    (many signatures per round trip)
+- sign/single:   POST /v1/keys/{id}/sign          (one signature per request; micro-batched)
+- */latency:     the single-request modes with `--latency-concurrency` (default 1) in flight
+
+ops/s counts keys or signatures; latency is per HTTP request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+REFERENCE = {
+    "source": "Virtual and Distributed HSM (published), 4 servers",
+    "schnorr_keygen_ops": 48.76,
+    "schnorr_sign_ops": 46.43,
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--configs", default="4:2,7:3", help="comma-separated n:t (default 4:2,7:3)")
+    p.add_argument("--schemes", default="bip340,ed25519,secp256k1")
+    p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    p.add_argument(
+        "--batch", type=int, default=128, help="signatures per batch request (default 128)"
+    )
+    p.add_argument("--keygen-batch", type=int, default=32, help="keys per batch keygen request")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    p.add_argument(
+        "--latency-concurrency",
+        type=int,
+        default=1,
+        help="requests in flight for the */latency modes (default 1)",
+    )
+    p.add_argument(
+        "--modes",
+        default="keygen/batch,keygen/single,keygen/latency,sign/batch,sign/single,sign/latency",
+    )
+    p.add_argument("--dir", type=Path, default=None, help="use this running cluster instead")
+    p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def _measure(
+    concurrency: int, duration: float, op: Callable[[int], Awaitable[int]]
+) -> dict[str, float]:
+    lat: list[float] = []
+    done = 0
+    errors = 0
+    stop = time.perf_counter() + duration
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal done, errors, counter
+        while time.perf_counter() < stop:
+            counter += 1
+            t0 = time.perf_counter()
+            try:
+                n = await op(counter)  # not `done += await ...`: that loses concurrent updates
+                done += n
+                lat.append(time.perf_counter() - t0)
+            except Exception as exc:
+                errors += 1
+                if errors < 3:
+                    print(f"bench: request failed: {exc}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    return {
+        "ops_per_s": done / elapsed,
+        "p50_ms": _pct(lat, 0.50) * 1000,
+        "p99_ms": _pct(lat, 0.99) * 1000,
+        "requests": len(lat),
+        "errors": errors,
+        "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
+    }
+
+
+async def bench_cluster(
+    url: str, ctx: ssl.SSLContext, args: argparse.Namespace, n: int, t: int
+) -> list[dict[str, Any]]:
+    import aiohttp
+
+    out: list[dict[str, Any]] = []
+    modes = args.modes.split(",")
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
+    async with aiohttp.ClientSession(url, connector=conn) as s:
+
+        async def post(path: str, body: dict[str, Any]) -> Any:
+            async with s.post(path, json=body) as r:
+                data = await r.json()
+                if r.status >= 300:
+                    raise RuntimeError(f"HTTP {r.status}: {data}")
+                return data
+
+        for scheme in args.schemes.split(","):
+            keys = (await post("/v1/keys", {"scheme": scheme, "count": 8}))["keys"]
+            ids = [k["key_id"] for k in keys]
+            # Warm up pools and connections.
+            await post("/v1/sign", {"requests": [{"key_id": ids[0], "message": "00" * 32}] * 1})
+
+            async def keygen_batch(i: int, scheme: str = scheme) -> int:
+                r = await post("/v1/keys", {"scheme": scheme, "count": args.keygen_batch})
+                return len(r["keys"])
+
+            async def keygen_single(i: int, scheme: str = scheme) -> int:
+                await post("/v1/keys", {"scheme": scheme})
+                return 1
+
+            async def sign_batch(i: int, ids: list[str] = ids) -> int:
+                reqs = [
+                    {"key_id": ids[(i + j) % len(ids)], "message": os.urandom(32).hex()}
+                    for j in range(args.batch)
+                ]
+                r = await post("/v1/sign", {"requests": reqs})
+                bad = [x for x in r["results"] if "signature" not in x]
+                if bad:
+                    raise RuntimeError(f"{len(bad)} signatures failed: {bad[0]}")
+                return len(r["results"])
+
+            async def sign_single(i: int, ids: list[str] = ids) -> int:
+                await post(f"/v1/keys/{ids[i % len(ids)]}/sign", {"message": os.urandom(32).hex()})
+                return 1
+
+            ops: dict[str, Callable[[int], Awaitable[int]]] = {
+                "keygen/batch": keygen_batch,
+                "keygen/single": keygen_single,
+                "keygen/latency": keygen_single,
+                "sign/batch": sign_batch,
+                "sign/single": sign_single,
+                "sign/latency": sign_single,
+            }
+            for mode in modes:
+                conc = args.latency_concurrency if mode.endswith("/latency") else args.concurrency
+                res = await _measure(conc, args.duration, ops[mode])
+                row = {
+                    "n": n,
+                    "t": t,
+                    "scheme": scheme,
+                    "mode": mode,
+                    "concurrency": conc,
+                    "batch": args.batch
+                    if mode == "sign/batch"
+                    else args.keygen_batch
+                    if mode == "keygen/batch"
+                    else 1,
+                    **res,
+                }
+                out.append(row)
+                print(_fmt(row), file=sys.stderr, flush=True)
+    return out
+
+
+def _fmt(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['n']} | {r['t']} | {r['scheme']} | {r['mode']} | {r['batch']} | {r['concurrency']} | "
+        f"{r['ops_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+    )
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        *(_fmt(r) for r in rows),
+        "",
+        f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
+        f"{REFERENCE['schnorr_keygen_ops']} op/s, sign {REFERENCE['schnorr_sign_ops']} op/s.",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tholos.cluster import procs
+    from tholos.cluster.layout import ClusterDir, init_cluster
+    from tholos.transport.tls import client_ssl_context
+
+    rows: list[dict[str, Any]] = []
+    if args.dir is not None:
+        cd = ClusterDir(args.dir)
+        m = cd.load()
+        rows += asyncio.run(
+            bench_cluster(
+                m["gateway"],
+                client_ssl_context(cd.client_tls),
+                args,
+                int(m["nodes"]),
+                int(m["threshold"]),
+            )
+        )
+    else:
+        for spec in args.configs.split(","):
+            n, t = (int(x) for x in spec.split(":"))
+            root = Path(tempfile.mkdtemp(prefix=f"tholos-bench-{n}-{t}-"))
+            cd = ClusterDir(root)
+            try:
+                init_cluster(root, n, t)
+                procs.up(cd, wait=60)
+                m = cd.load()
+                rows += asyncio.run(
+                    bench_cluster(m["gateway"], client_ssl_context(cd.client_tls), args, n, t)
+                )
+            finally:
+                procs.down(cd)
+                if not args.keep:
+                    shutil.rmtree(root, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"results": rows, "reference": REFERENCE}))
+    else:
+        print(table(rows))
+    return 0

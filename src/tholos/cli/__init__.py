@@ -1,0 +1,340 @@
+"""The `tholos` command line. Every command accepts `--json`: one JSON object on stdout, and on
+failure a non-zero exit status with `{"error": {...}}`.
+
+The cluster is found from `--dir D` (or $THOLOS_DIR): its cluster.json names the gateway, and the CA
+and client credentials live beside it. A remote cluster: `--gateway URL --ca F --cert F --key F`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tholos.cli.client import ApiError, Client
+from tholos.transport.tls import TlsFiles
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: str = "error", exit_code: int = 1, **extra: Any) -> None:
+        self.code = code
+        self.exit_code = exit_code
+        self.extra = extra
+        super().__init__(message)
+
+
+def _common(p: argparse.ArgumentParser, cluster: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    if cluster:
+        p.add_argument(
+            "--dir", type=Path, default=None, help="cluster directory (default $THOLOS_DIR)"
+        )
+        p.add_argument("--gateway", default=None, help="gateway URL of a remote cluster")
+        p.add_argument("--ca", type=Path, help="CA certificate (with --gateway)")
+        p.add_argument("--cert", type=Path, help="client certificate (with --gateway)")
+        p.add_argument("--key", type=Path, help="client private key (with --gateway)")
+
+
+def _cluster_dir(args: argparse.Namespace) -> Path:
+    d = args.dir or (Path(os.environ["THOLOS_DIR"]) if os.environ.get("THOLOS_DIR") else None)
+    if d is None:
+        raise CliError("no cluster: give --dir D or set THOLOS_DIR", "usage", EXIT_USAGE)
+    return Path(d)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    if args.gateway:
+        tls = None
+        if args.ca or args.cert or args.key:
+            if not (args.ca and args.cert and args.key):
+                raise CliError("--ca, --cert and --key go together", "usage", EXIT_USAGE)
+            tls = TlsFiles(args.ca, args.cert, args.key)
+        return Client(args.gateway, tls)
+    from tholos.cluster.layout import ClusterDir
+
+    cd = ClusterDir(_cluster_dir(args))
+    return Client(cd.load()["gateway"], cd.client_tls)
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(obj, separators=(",", ":")))
+    else:
+        for k, v in obj.items():
+            print(f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}")
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
+    from tholos.cluster import procs
+    from tholos.cluster.layout import ClusterDir, init_cluster
+
+    cd = ClusterDir(_cluster_dir(args))
+    if args.action == "init":
+        m = init_cluster(cd.root, args.nodes, args.threshold, force=args.force)
+        return {
+            "dir": str(cd.root),
+            "nodes": m["nodes"],
+            "threshold": m["threshold"],
+            "gateway": m["gateway"],
+        }
+    if args.action == "up":
+        r = procs.up(cd, wait=args.wait)
+        return {
+            "gateway": r["gateway"],
+            "started": r["started"],
+            "nodes_up": r["health"]["nodes_up"],
+        }
+    if args.action == "down":
+        return procs.down(cd)
+    st = procs.status(cd)
+    out: dict[str, Any] = {"dir": str(cd.root), "processes": st, "gateway": cd.load()["gateway"]}
+    if st.get("gateway", {}).get("running"):
+        c = Client(cd.load()["gateway"], cd.client_tls, timeout=5.0)
+        try:
+            out["cluster"] = c.get("/v1/cluster")
+        except Exception as exc:
+            out["cluster"] = {"error": str(exc)}
+        finally:
+            c.close()
+    return out
+
+
+def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
+    c = _client(args)
+    try:
+        if args.action == "create":
+            r = c.post("/v1/keys", {"scheme": args.scheme, "label": args.label})
+            return {
+                "key_id": r["key_id"],
+                "scheme": r["scheme"],
+                "public_key": r["public_key"],
+                "label": r["label"],
+            }
+        if args.action == "list":
+            return c.get("/v1/keys")  # type: ignore[no-any-return]
+        if args.action == "show":
+            return c.get(f"/v1/keys/{args.key_id}")  # type: ignore[no-any-return]
+        if args.action == "derive":
+            r = c.get(f"/v1/keys/{args.key_id}/derive", {"path": args.path})
+            return {
+                "public_key": r["public_key"],
+                "xpub": r["xpub"],
+                "path": r["path"],
+                "key_id": args.key_id,
+            }
+        if args.action == "refresh":
+            r = c.post(f"/v1/keys/{args.key_id}/refresh")
+            return {"key_id": r["key_id"], "public_key": r["public_key"], "refreshed": True}
+        if args.action == "import":
+            return _import(args, c)
+    finally:
+        c.close()
+    raise CliError(f"unknown action {args.action}", "usage", EXIT_USAGE)
+
+
+def _import(args: argparse.Namespace, c: Client) -> dict[str, Any]:
+    """Split the key here (this short-lived process is the key ceremony) and seal each share to
+    its node's identity key; the gateway relays sealed shares only."""
+    from tholos.crypto.errors import CryptoError
+    from tholos.crypto.key_import import import_key
+    from tholos.schemes import SCHEMES
+    from tholos.transport.e2e import PeerIdentity, seal_to
+
+    text = args.secret_file.read_text().strip()
+    if args.gateway and not args.roster:
+        raise CliError(
+            "importing into a remote cluster needs --roster (the nodes' identity keys)", "usage", 2
+        )
+    if args.roster:
+        manifest = json.loads(args.roster.read_text())
+    else:
+        from tholos.cluster.layout import ClusterDir
+
+        manifest = ClusterDir(_cluster_dir(args)).load()
+    roster = {int(r["node_id"]): PeerIdentity.from_dict(r) for r in manifest["roster"]}
+    scheme = SCHEMES[args.scheme]
+    try:
+        imported = import_key(scheme.group, text, int(manifest["threshold"]), sorted(roster))
+    except CryptoError as exc:
+        raise CliError(f"cannot import the key: {exc}", "bad_secret") from None
+    # The key id is chosen by the gateway; the boxes are bound to the recipient node id.
+    public = imported.public.to_dict()
+    sealed = {
+        str(i): seal_to(roster[i], f"import|{i}".encode(), json.dumps(s.export_secret()).encode())
+        for i, s in imported.shares.items()
+    }
+    meta = {"xpub": imported.xpub.to_xpub()} if imported.xpub is not None else {}
+    r = c.post(
+        "/v1/keys/import",
+        {
+            "scheme": args.scheme,
+            "label": args.label,
+            "public": public,
+            "meta": meta,
+            "sealed": sealed,
+        },
+    )
+    return {
+        "key_id": r["key_id"],
+        "scheme": r["scheme"],
+        "public_key": r["public_key"],
+        "imported": True,
+    }
+
+
+def cmd_sign(args: argparse.Namespace) -> dict[str, Any]:
+    c = _client(args)
+    try:
+        body: dict[str, Any] = {
+            "message": args.message,
+            "path": args.path or "",
+            "taproot_tweak": bool(args.taproot_tweak),
+        }
+        if args.merkle_root:
+            body["merkle_root"] = args.merkle_root
+        r = c.post(f"/v1/keys/{args.key_id}/sign", body)
+        out = {
+            "signature": r["signature"],
+            "public_key": r["public_key"],
+            "key_id": r["key_id"],
+            "signers": r["signers"],
+        }
+        if r.get("excluded"):
+            out["excluded"] = r["excluded"]
+        return out
+    finally:
+        c.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tholos", description="tholos distributed HSM")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("node", help="run a node (see tholos node --help)", add_help=False)
+    sub.add_parser("gateway", help="run the gateway (see tholos gateway --help)", add_help=False)
+
+    cl = sub.add_parser("cluster", help="local cluster: init, up, down, status")
+    clsub = cl.add_subparsers(dest="action", required=True)
+    p = clsub.add_parser("init")
+    _common(p)
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--threshold", type=int, default=2)
+    p.add_argument("--force", action="store_true")
+    p = clsub.add_parser("up")
+    _common(p)
+    p.add_argument("--wait", type=float, default=60.0)
+    for a in ("down", "status"):
+        _common(clsub.add_parser(a))
+    cl.set_defaults(fn=cmd_cluster)
+
+    keys = sub.add_parser("keys", help="create, import, list, show, derive, refresh keys")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    p = ksub.add_parser("create")
+    _common(p)
+    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1"])
+    p.add_argument("--label")
+    p = ksub.add_parser("import")
+    _common(p)
+    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1"])
+    p.add_argument("--secret-file", required=True, type=Path)
+    p.add_argument("--label")
+    p.add_argument(
+        "--roster", type=Path, help="cluster.json of a remote cluster (node identity keys)"
+    )
+    _common(ksub.add_parser("list"))
+    for a in ("show", "refresh"):
+        p = ksub.add_parser(a)
+        _common(p)
+        p.add_argument("key_id")
+    p = ksub.add_parser("derive")
+    _common(p)
+    p.add_argument("key_id")
+    p.add_argument("--path", required=True)
+    keys.set_defaults(fn=cmd_keys)
+
+    p = sub.add_parser("sign", help="sign a message with a key")
+    _common(p)
+    p.add_argument("key_id")
+    p.add_argument("--message", required=True, help="hex")
+    p.add_argument("--path")
+    p.add_argument("--taproot-tweak", action="store_true")
+    p.add_argument("--merkle-root", help="hex, 32 bytes (with --taproot-tweak)")
+    p.set_defaults(fn=cmd_sign)
+
+    p = sub.add_parser("bench", help="benchmark local clusters")
+    _common(p, cluster=False)
+    from tholos.bench.run import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(fn=None)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "node":
+        from tholos.node.server import main as node_main
+
+        return node_main(argv[1:])
+    if argv and argv[0] == "gateway":
+        from tholos.gateway.server import main as gateway_main
+
+        return gateway_main(argv[1:])
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.command == "bench":
+        from tholos.bench.run import run
+
+        return run(args)
+    try:
+        out = args.fn(args)
+    except (CliError, ApiError, OSError, ValueError) as exc:
+        err: dict[str, Any]
+        code = 1
+        if isinstance(exc, ApiError):
+            body = exc.body.get("error", {})
+            err = {
+                "status": exc.status,
+                **(body if isinstance(body, dict) else {"message": str(body)}),
+            }
+            err.setdefault("code", "api_error")
+            err.setdefault("message", str(exc))
+        elif isinstance(exc, CliError):
+            err = {"code": exc.code, "message": str(exc), **exc.extra}
+            code = exc.exit_code
+        else:
+            import httpx
+
+            err = {"code": "error", "message": f"{type(exc).__name__}: {exc}"}
+            if isinstance(exc, httpx.TransportError):
+                err["code"] = "unreachable"
+        if getattr(args, "json", False):
+            print(json.dumps({"error": err}, separators=(",", ":")))
+        else:
+            print(f"tholos: {err['message']}", file=sys.stderr)
+        return code
+    except Exception as exc:
+        import httpx
+
+        if not isinstance(exc, httpx.HTTPError):
+            from tholos.cluster.layout import ClusterError
+
+            if not isinstance(exc, ClusterError):
+                raise
+        err = {
+            "code": "unreachable" if isinstance(exc, httpx.HTTPError) else "cluster_error",
+            "message": f"{exc}",
+        }
+        if getattr(args, "json", False):
+            print(json.dumps({"error": err}, separators=(",", ":")))
+        else:
+            print(f"tholos: {err['message']}", file=sys.stderr)
+        return 1
+    _emit(args, out)
+    return 0

@@ -1,0 +1,1 @@
+"""A local cluster directory: CA, certificates, configs and process management (`tholos cluster`)."""

@@ -1,0 +1,154 @@
+"""`tholos cluster init`: write a cluster directory for n nodes and a gateway on 127.0.0.1.
+
+D/cluster.json            public description: n, t, gateway URL, node addresses, identity roster
+D/ca/ca.pem, ca.key       the cluster CA (ca.key 0600; keep it offline in production)
+D/client/client.pem|key   the admin/CLI client certificate
+D/node-i/node.json        node config; tls.pem|key; identity.key (0600); passphrase (0600, demo only)
+D/gateway/gateway.json    gateway config; api.pem|key (REST server); node-client.pem|key (gRPC client)
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tholos.transport.e2e import Identity, generate_identity_secret
+from tholos.transport.pki import CertificateAuthority, write_private
+from tholos.transport.tls import TlsFiles
+
+
+class ClusterError(Exception):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ClusterDir:
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "cluster.json"
+
+    def load(self) -> dict[str, Any]:
+        if not self.manifest.exists():
+            raise ClusterError(
+                f"no cluster at {self.root} (run `tholos cluster init --dir {self.root}`)"
+            )
+        d: dict[str, Any] = json.loads(self.manifest.read_text())
+        return d
+
+    def node_dir(self, i: int) -> Path:
+        return self.root / f"node-{i}"
+
+    def node_config(self, i: int) -> Path:
+        return self.node_dir(i) / "node.json"
+
+    @property
+    def gateway_config(self) -> Path:
+        return self.root / "gateway" / "gateway.json"
+
+    @property
+    def client_tls(self) -> TlsFiles:
+        return TlsFiles(
+            self.root / "ca" / "ca.pem",
+            self.root / "client" / "client.pem",
+            self.root / "client" / "client.key",
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+
+def init_cluster(
+    root: Path,
+    n: int,
+    t: int,
+    *,
+    host: str = "127.0.0.1",
+    force: bool = False,
+    gateway_port: int = 0,
+) -> dict[str, Any]:
+    if not 1 <= t <= n:
+        raise ClusterError(f"threshold must satisfy 1 <= t <= n (t={t}, n={n})")
+    if n > 64:
+        raise ClusterError("at most 64 nodes")
+    cd = ClusterDir(root)
+    if cd.manifest.exists() and not force:
+        raise ClusterError(f"{root} already holds a cluster (use --force to overwrite)")
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    ca = CertificateAuthority.create()
+    (root / "ca").mkdir(exist_ok=True)
+    (root / "ca" / "ca.pem").write_bytes(ca.cert_pem)
+    write_private(root / "ca" / "ca.key", ca.key_pem)
+
+    client = ca.issue("admin", server=False, client=True)
+    (root / "client").mkdir(exist_ok=True)
+    (root / "client" / "client.pem").write_bytes(client.cert_pem)
+    write_private(root / "client" / "client.key", client.key_pem)
+
+    ids = list(range(1, n + 1))
+    secrets_ = {i: generate_identity_secret() for i in ids}
+    roster = [Identity(i, s).public.to_dict() for i, s in secrets_.items()]
+    addrs = {i: f"{host}:{free_port(host)}" for i in ids}
+    for i in ids:
+        d = cd.node_dir(i)
+        d.mkdir(exist_ok=True)
+        cert = ca.issue(f"node-{i}", server=True, client=False, hosts=(host,))
+        (d / "tls.pem").write_bytes(cert.cert_pem)
+        write_private(d / "tls.key", cert.key_pem)
+        write_private(d / "identity.key", secrets_[i].hex().encode())
+        write_private(d / "passphrase", secrets.token_urlsafe(24).encode())
+        cfg = {
+            "node_id": i,
+            "listen": addrs[i],
+            "db": "node.db",
+            "tls": {"ca": "../ca/ca.pem", "cert": "tls.pem", "key": "tls.key"},
+            "identity_file": "identity.key",
+            "passphrase_file": "passphrase",
+            "min_threshold": t,
+            "roster": roster,
+        }
+        (d / "node.json").write_text(json.dumps(cfg, indent=2))
+
+    g = root / "gateway"
+    g.mkdir(exist_ok=True)
+    api = ca.issue("gateway", server=True, client=False, hosts=(host, "localhost"))
+    (g / "api.pem").write_bytes(api.cert_pem)
+    write_private(g / "api.key", api.key_pem)
+    gc = ca.issue("gateway-client", server=False, client=True)
+    (g / "node-client.pem").write_bytes(gc.cert_pem)
+    write_private(g / "node-client.key", gc.key_pem)
+    port = gateway_port or free_port(host)
+    gcfg = {
+        "host": host,
+        "port": port,
+        "threshold": t,
+        "nodes": {str(i): a for i, a in addrs.items()},
+        "roster": roster,
+        "node_tls": {"ca": "../ca/ca.pem", "cert": "node-client.pem", "key": "node-client.key"},
+        "api_tls": {"ca": "../ca/ca.pem", "cert": "api.pem", "key": "api.key"},
+        "db": "gateway.db",
+    }
+    (g / "gateway.json").write_text(json.dumps(gcfg, indent=2))
+    manifest = {
+        "version": 1,
+        "nodes": n,
+        "threshold": t,
+        "gateway": f"https://{host}:{port}",
+        "node_addresses": {str(i): a for i, a in addrs.items()},
+        "roster": roster,
+    }
+    cd.manifest.write_text(json.dumps(manifest, indent=2))
+    return manifest

@@ -1,0 +1,1 @@
+"""The gateway: REST API, protocol orchestration, request state. Untrusted for secrecy."""

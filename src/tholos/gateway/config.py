@@ -1,0 +1,61 @@
+"""Gateway configuration (JSON file written by `tholos cluster init`, or by an operator)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tholos.transport.e2e import PeerIdentity
+from tholos.transport.tls import TlsFiles
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str
+    port: int
+    threshold: int
+    nodes: dict[int, str]  # node id -> host:port
+    roster: dict[int, PeerIdentity]
+    node_tls: TlsFiles  # client certificate presented to nodes
+    api_tls: TlsFiles | None  # server certificate of the REST API (None: plain HTTP, tests only)
+    db: Path
+    rpc_timeout: float = 5.0
+    dkg_timeout: float = 30.0
+    quarantine_seconds: float = 60.0
+    pool_batch: int = 2048
+    verify_shares: str = "always"  # "always" | "on-failure"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.api_tls else 'http'}://{self.host}:{self.port}"
+
+    @classmethod
+    def load(cls, path: Path) -> GatewayConfig:
+        d: dict[str, Any] = json.loads(path.read_text())
+        base = path.parent
+
+        def p(v: str) -> Path:
+            return (base / v).resolve()
+
+        def tls(t: dict[str, str] | None) -> TlsFiles | None:
+            return None if t is None else TlsFiles(p(t["ca"]), p(t["cert"]), p(t["key"]))
+
+        node_tls = tls(d["node_tls"])
+        assert node_tls is not None
+        return cls(
+            host=str(d.get("host", "127.0.0.1")),
+            port=int(d["port"]),
+            threshold=int(d["threshold"]),
+            nodes={int(k): str(v) for k, v in d["nodes"].items()},
+            roster={int(r["node_id"]): PeerIdentity.from_dict(r) for r in d["roster"]},
+            node_tls=node_tls,
+            api_tls=tls(d.get("api_tls")),
+            db=p(d.get("db", "gateway.db")),
+            rpc_timeout=float(d.get("rpc_timeout", 5.0)),
+            dkg_timeout=float(d.get("dkg_timeout", 30.0)),
+            quarantine_seconds=float(d.get("quarantine_seconds", 60.0)),
+            pool_batch=int(d.get("pool_batch", 2048)),
+            verify_shares=str(d.get("verify_shares", "always")),
+        )

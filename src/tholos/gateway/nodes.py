@@ -1,0 +1,190 @@
+"""The gateway's view of the nodes: health, quarantine of misbehaving nodes, commitment pools.
+
+A node is *down* after a transport failure (retried after a short backoff, probed in background)
+and *quarantined* after it sent an invalid signature share (excluded for `quarantine_seconds`).
+Nonce commitments are fetched in batches ahead of need, one pool per (node, suite); each
+commitment is handed to exactly one signing attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tholos.gateway.transport import NodeRefused, NodeTransport, NodeUnavailable
+from tholos.rpc import node_pb2 as pb
+
+log = logging.getLogger("tholos.gateway")
+DOWN_BACKOFF = 1.0
+SLOW_BACKOFF = 30.0  # a node that timed out answers health probes but is not chosen meanwhile
+
+
+@dataclass
+class NodeState:
+    transport: NodeTransport
+    down_until: float = 0.0
+    down_reason: str = ""
+    quarantined_until: float = 0.0
+    quarantine_reason: str = ""
+    slow_until: float = 0.0
+    last_ok: float = 0.0
+    info: pb.InfoReply | None = None
+    pools: dict[str, deque[pb.Commitment]] = field(default_factory=dict)
+    refilling: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    @property
+    def node_id(self) -> int:
+        return self.transport.node_id
+
+
+class NodeSet:
+    def __init__(
+        self,
+        transports: dict[int, NodeTransport],
+        *,
+        rpc_timeout: float = 5.0,
+        quarantine_seconds: float = 60.0,
+        pool_batch: int = 2048,
+    ) -> None:
+        self.nodes = {i: NodeState(t) for i, t in sorted(transports.items())}
+        self.rpc_timeout = rpc_timeout
+        self.quarantine_seconds = quarantine_seconds
+        self.pool_batch = pool_batch
+        self._rr = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self.nodes)
+
+    def transport(self, node_id: int) -> NodeTransport:
+        return self.nodes[node_id].transport
+
+    # -- health ------------------------------------------------------------------------------------
+    def usable(self, candidates: list[int] | None = None) -> list[int]:
+        now = time.monotonic()
+        ids = self.ids if candidates is None else candidates
+        return [
+            i
+            for i in ids
+            if i in self.nodes
+            and self.nodes[i].down_until <= now
+            and self.nodes[i].quarantined_until <= now
+        ]
+
+    def rotate(self, ids: list[int]) -> list[int]:
+        """`ids` rotated round-robin, so successive requests spread over the nodes."""
+        if not ids:
+            return ids
+        self._rr = (self._rr + 1) % len(ids)
+        return ids[self._rr :] + ids[: self._rr]
+
+    def mark_down(self, node_id: int, reason: str, *, probe: bool = False) -> None:
+        st = self.nodes[node_id]
+        if st.down_until <= time.monotonic():
+            log.warning("node %d marked down: %s", node_id, reason)
+        st.down_until = time.monotonic() + DOWN_BACKOFF
+        st.down_reason = reason
+        if "DEADLINE_EXCEEDED" in reason and not probe:  # a busy node may answer probes late
+            log.warning("node %d is slow: not chosen for %.0fs", node_id, SLOW_BACKOFF)
+            st.slow_until = time.monotonic() + SLOW_BACKOFF
+        for pool in st.pools.values():
+            pool.clear()  # commitments of a crashed node may be gone; fetch fresh ones later
+
+    def mark_ok(self, node_id: int) -> None:
+        st = self.nodes[node_id]
+        st.down_until = 0.0
+        st.down_reason = ""
+        st.last_ok = time.monotonic()
+
+    def quarantine(self, node_id: int, reason: str) -> None:
+        st = self.nodes[node_id]
+        log.error("node %d EXCLUDED for %.0fs: %s", node_id, self.quarantine_seconds, reason)
+        st.quarantined_until = time.monotonic() + self.quarantine_seconds
+        st.quarantine_reason = reason
+        for pool in st.pools.values():
+            pool.clear()
+
+    async def probe(self, node_id: int) -> bool:
+        st = self.nodes[node_id]
+        try:
+            st.info = await st.transport.info(timeout=min(self.rpc_timeout, 2.0))
+        except (NodeUnavailable, NodeRefused) as exc:
+            self.mark_down(node_id, str(exc), probe=True)
+            return False
+        self.mark_ok(node_id)
+        return True
+
+    async def probe_all(self) -> dict[int, bool]:
+        res = await asyncio.gather(*(self.probe(i) for i in self.ids))
+        return dict(zip(self.ids, res, strict=True))
+
+    def status(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        out = []
+        for i, st in self.nodes.items():
+            state = "up"
+            if st.quarantined_until > now:
+                state = "excluded"
+            elif st.slow_until > now:
+                state = "slow"
+            elif st.down_until > now or st.last_ok == 0.0:
+                state = "down"
+            out.append(
+                {
+                    "node_id": i,
+                    "state": state,
+                    "reason": st.quarantine_reason if state == "excluded" else st.down_reason,
+                    "keys": st.info.keys if st.info else None,
+                    "nonces": dict(st.info.nonces_available) if st.info else {},
+                    "pooled_commitments": {k: len(v) for k, v in st.pools.items()},
+                }
+            )
+        return out
+
+    # -- commitment pools --------------------------------------------------------------------------
+    async def _fetch(self, node_id: int, pool: str, count: int) -> None:
+        st = self.nodes[node_id]
+        try:
+            reply = await st.transport.commitments(
+                pb.CommitmentsRequest(group=pool, count=count), timeout=self.rpc_timeout
+            )
+        except NodeUnavailable as exc:
+            self.mark_down(node_id, str(exc))
+            raise
+        self.mark_ok(node_id)
+        st.pools.setdefault(pool, deque()).extend(reply.commitments)
+
+    def _refill(self, node_id: int, pool: str) -> asyncio.Task[None]:
+        st = self.nodes[node_id]
+        task = st.refilling.get(pool)
+        if task is None or task.done():
+            task = asyncio.create_task(self._fetch(node_id, pool, self.pool_batch))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            st.refilling[pool] = task
+        return task
+
+    async def take_commitments(self, node_id: int, pool: str, count: int) -> list[pb.Commitment]:
+        """`count` unused commitments of `node_id` (fetching more if needed); raises
+        NodeUnavailable / NodeRefused."""
+        st = self.nodes[node_id]
+        q = st.pools.setdefault(pool, deque())
+        while len(q) < count:
+            need = count - len(q)
+            if need > self.pool_batch // 2:
+                await self._fetch(node_id, pool, min(need + self.pool_batch // 2, 10_000))
+            else:
+                await asyncio.shield(self._refill(node_id, pool))
+        out = [q.popleft() for _ in range(count)]
+        if len(q) < self.pool_batch // 2:
+            self._refill(node_id, pool)
+        return out
+
+    async def close(self) -> None:
+        for st in self.nodes.values():
+            for t in st.refilling.values():
+                t.cancel()
+            await st.transport.close()

@@ -1,0 +1,93 @@
+"""`tholos gateway --config FILE`: the REST API over HTTPS (client certificates required)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from tholos.gateway.api import create_app
+from tholos.gateway.config import GatewayConfig
+from tholos.gateway.service import Gateway
+from tholos.gateway.store import GatewayStore
+from tholos.gateway.transport import GrpcNodeTransport, NodeTransport
+
+log = logging.getLogger("tholos.gateway")
+
+
+def build_gateway(cfg: GatewayConfig) -> Gateway:
+    transports: dict[int, NodeTransport] = {
+        i: GrpcNodeTransport(i, addr, cfg.node_tls) for i, addr in cfg.nodes.items()
+    }
+    return Gateway(
+        transports,
+        cfg.roster,
+        GatewayStore(cfg.db),
+        cfg.threshold,
+        rpc_timeout=cfg.rpc_timeout,
+        dkg_timeout=cfg.dkg_timeout,
+        quarantine_seconds=cfg.quarantine_seconds,
+        pool_batch=cfg.pool_batch,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tholos gateway", description="Run the tholos gateway.")
+    ap.add_argument("--config", required=True, type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("THOLOS_LOG", "INFO"),
+        format="%(asctime)s gateway %(levelname)s %(message)s",
+    )
+    try:
+        cfg = GatewayConfig.load(args.config)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"tholos gateway: bad config: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(lambda: build_gateway(cfg))
+    kw: dict[str, object] = {}
+    if cfg.api_tls is not None:
+        kw = {
+            "ssl_certfile": str(cfg.api_tls.cert),
+            "ssl_keyfile": str(cfg.api_tls.key),
+            "ssl_ca_certs": str(cfg.api_tls.ca),
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        }
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    prof_path = os.environ.get("THOLOS_PROFILE")
+    if prof_path:  # development aid: profile the whole gateway process, dumped at exit
+        import cProfile
+        import threading
+        import time
+
+        prof = cProfile.Profile()
+        prof.enable()
+
+        def dump() -> None:  # uvicorn re-raises SIGTERM at exit: dump periodically instead
+            while True:
+                time.sleep(3)
+                prof.dump_stats(prof_path)
+
+        threading.Thread(target=dump, daemon=True).start()
+    uvicorn.run(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        log_level="warning",
+        access_log=False,
+        loop=loop,
+        http="httptools",
+        timeout_graceful_shutdown=2,
+        **kw,  # type: ignore[arg-type]
+    )
+    return 0

@@ -1,0 +1,222 @@
+"""Signing coordinator: one online round per attempt, many signatures per round trip, ROAST-style
+retries.
+
+An attempt picks `t` usable signers for a group of requests, gives each request one fresh nonce
+commitment per signer, sends every signer one `SignBatch`, and aggregates. `aggregate` verifies
+every share (cheaply: the final signature first, each share only if that fails) and names bad
+signers; those are quarantined and named in the response, and the requests are retried with
+other signers. A signer that times out or is unreachable is marked down and the requests retried
+as well. Requests fail only when fewer than `t` usable nodes hold the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tholos.crypto.errors import CryptoError, InvalidSignatureShare
+from tholos.crypto.keys import PublicKeyPackage
+from tholos.gateway.nodes import NodeSet
+from tholos.gateway.transport import NodeRefused, NodeUnavailable
+from tholos.rpc import node_pb2 as pb
+from tholos.schemes import Scheme, SignerCommitment, SigningRequest
+
+log = logging.getLogger("tholos.gateway")
+MAX_ATTEMPTS = 6
+
+
+@dataclass
+class SignJob:
+    key_id: str
+    scheme: Scheme
+    public: PublicKeyPackage[Any]
+    meta: dict[str, Any]
+    message: bytes
+    path: str = ""
+    taproot: bool = False
+    merkle_root: bytes | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    excluded: dict[int, str] = field(default_factory=dict)
+    signers: list[int] = field(default_factory=list)
+    signature: bytes | None = None
+    error: str = ""
+    status: int = 200
+
+    def request(self, commitments: dict[int, SignerCommitment]) -> SigningRequest:
+        return SigningRequest(
+            self.request_id,
+            self.key_id,
+            self.message,
+            self.path,
+            self.taproot,
+            self.merkle_root,
+            commitments,
+        )
+
+
+class SigningCoordinator:
+    def __init__(self, nodes: NodeSet, rpc_timeout: float = 5.0) -> None:
+        self.nodes = nodes
+        self.rpc_timeout = rpc_timeout
+
+    async def run(self, jobs: list[SignJob]) -> list[SignJob]:
+        pending = list(jobs)
+        for _attempt in range(MAX_ATTEMPTS):
+            if not pending:
+                break
+            groups: dict[tuple[tuple[int, ...], int], list[SignJob]] = defaultdict(list)
+            for j in pending:
+                groups[(tuple(j.public.identifiers), j.public.threshold)].append(j)
+            results = await asyncio.gather(
+                *(self._attempt(list(holders), t, js) for (holders, t), js in groups.items())
+            )
+            pending = [j for r in results for j in r]
+        for j in pending:
+            if not j.error:
+                j.error, j.status = "signing did not complete after retries", 503
+        return jobs
+
+    async def _attempt(self, holders: list[int], t: int, jobs: list[SignJob]) -> list[SignJob]:
+        """One attempt for jobs sharing holders and threshold; returns the jobs to retry."""
+        usable = self.nodes.usable(holders)
+        if len(usable) < t:
+            # Maybe nodes came back: probe the ones marked down before giving up.
+            await asyncio.gather(*(self.nodes.probe(i) for i in holders if i not in usable))
+            usable = self.nodes.usable(holders)
+        if len(usable) < t:
+            for j in jobs:
+                j.error = f"only {len(usable)} usable nodes hold this key, threshold is {t}"
+                j.status = 503
+            return []
+        # Prefer nodes with pooled commitments, rotating among them to spread the load.
+        signers = sorted(self.nodes.rotate(usable)[:t])
+        try:
+            comms = await self._commitments(signers, jobs)
+        except (NodeUnavailable, NodeRefused) as exc:
+            node = exc.node_id
+            if isinstance(exc, NodeUnavailable):
+                self.nodes.mark_down(node, str(exc))
+            why = "timed out" if "DEADLINE_EXCEEDED" in str(exc) else "unreachable"
+            for j in jobs:
+                j.excluded.setdefault(node, why if isinstance(exc, NodeUnavailable) else "refused")
+            return jobs
+        items = []
+        for idx, j in enumerate(jobs):
+            cm = {
+                s: SignerCommitment(c[idx].nonce_id, c[idx].hiding, c[idx].binding)
+                for s, c in comms.items()
+            }
+            j.signers = signers
+            items.append(
+                pb.SignItem(
+                    request_id=j.request_id,
+                    key_id=j.key_id,
+                    message=j.message,
+                    path=j.path,
+                    taproot=j.taproot,
+                    merkle_root=j.merkle_root or b"",
+                    commitments=[
+                        pb.SignerCommitment(
+                            signer=s, nonce_id=c.nonce_id, hiding=c.hiding, binding=c.binding
+                        )
+                        for s, c in sorted(cm.items())
+                    ],
+                )
+            )
+        request = pb.SignBatchRequest(items=items)
+        replies = await asyncio.gather(
+            *(self.nodes.transport(s).sign_batch(request, self.rpc_timeout) for s in signers),
+            return_exceptions=True,
+        )
+        shares: dict[int, dict[str, pb.SignResult]] = {}
+        failed: dict[int, str] = {}
+        for s, rep in zip(signers, replies, strict=True):
+            if isinstance(rep, NodeUnavailable):
+                self.nodes.mark_down(s, str(rep))
+                failed[s] = "timed out" if "DEADLINE_EXCEEDED" in str(rep) else "unreachable"
+            elif isinstance(rep, NodeRefused):
+                failed[s] = f"refused: {rep.reason}"
+                log.warning("node %d refused a sign batch: %s", s, rep.reason)
+            elif isinstance(rep, BaseException):
+                log.error("node %d: unexpected %r", s, rep)
+                failed[s] = "error"
+            else:
+                self.nodes.mark_ok(s)
+                shares[s] = {r.request_id: r for r in rep.results}
+        if failed:
+            for j in jobs:
+                for s, why in failed.items():
+                    j.excluded.setdefault(s, why)
+            if any(v.startswith("refused") for v in failed.values()) and len(failed) == len(
+                signers
+            ):
+                for j in jobs:
+                    j.error, j.status = "; ".join(f"node {s} {w}" for s, w in failed.items()), 400
+                return []
+            return jobs
+        retry: list[SignJob] = []
+        for idx, j in enumerate(jobs):
+            got: dict[int, bytes] = {}
+            errors: dict[int, str] = {}
+            for s in signers:
+                r = shares[s].get(j.request_id)
+                if r is None or r.error:
+                    errors[s] = r.error if r is not None else "missing result"
+                else:
+                    got[s] = r.share
+            if errors:
+                if all(
+                    ("InvalidInput" in e or "VaultError" in e) for e in errors.values()
+                ) and not any("nonce" in e for e in errors.values()):
+                    # Every signer refuses the request itself: a bad request, not a bad node.
+                    j.error, j.status = next(iter(errors.values())), 400
+                    continue
+                for s, e in errors.items():
+                    j.excluded.setdefault(s, f"refused: {e}")
+                retry.append(j)
+                continue
+            cm = {
+                s: SignerCommitment(
+                    comms[s][idx].nonce_id, comms[s][idx].hiding, comms[s][idx].binding
+                )
+                for s in signers
+            }
+            try:
+                j.signature = j.scheme.aggregate(j.public, j.meta, j.request(cm), got)
+                j.error = ""
+            except InvalidSignatureShare as exc:
+                for c in exc.culprits:
+                    j.excluded[c] = "invalid signature share"
+                    self.nodes.quarantine(c, f"invalid signature share for request {j.request_id}")
+                retry.append(j)
+            except CryptoError as exc:
+                j.error, j.status = f"aggregation failed: {exc}", 500
+        return retry
+
+    async def _commitments(
+        self, signers: list[int], jobs: list[SignJob]
+    ) -> dict[int, list[pb.Commitment]]:
+        """Per signer, one commitment per job (of the job's suite), in job order."""
+        by_pool: dict[str, list[int]] = defaultdict(list)
+        for idx, j in enumerate(jobs):
+            by_pool[j.scheme.pool].append(idx)
+
+        async def for_signer(s: int) -> list[pb.Commitment]:
+            out: list[pb.Commitment | None] = [None] * len(jobs)
+            for pool, idxs in by_pool.items():
+                got = await self.nodes.take_commitments(s, pool, len(idxs))
+                for i, c in zip(idxs, got, strict=True):
+                    out[i] = c
+            return [c for c in out if c is not None]
+
+        lists = await asyncio.gather(*(for_signer(s) for s in signers), return_exceptions=True)
+        for s, res in zip(signers, lists, strict=True):
+            if isinstance(res, BaseException):
+                if isinstance(res, NodeUnavailable | NodeRefused):
+                    raise res
+                raise NodeUnavailable(s, repr(res))
+        return {s: res for s, res in zip(signers, lists, strict=True)}  # type: ignore[misc]

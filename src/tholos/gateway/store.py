@@ -1,0 +1,142 @@
+"""Gateway state in SQLite (WAL): key records (public data only) and signing/keygen requests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    scheme TEXT NOT NULL,
+    label TEXT,
+    public_key TEXT NOT NULL,
+    package TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key_id TEXT,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key_id: str
+    scheme: str
+    label: str | None
+    public_key: str
+    package: dict[str, Any]
+    meta: dict[str, Any]
+    created: float
+
+    def summary(self) -> dict[str, Any]:
+        extra = {"dkg_excluded": self.meta["dkg_excluded"]} if self.meta.get("dkg_excluded") else {}
+        return {
+            **extra,
+            "key_id": self.key_id,
+            "scheme": self.scheme,
+            "public_key": self.public_key,
+            "label": self.label,
+            "imported": bool(self.meta.get("imported", False)),
+            "threshold": self.package["threshold"],
+            "participants": sorted(int(i) for i in self.package["verifying_shares"]),
+            "created": self.created,
+        }
+
+
+class GatewayStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._cache: dict[str, KeyRow] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def put_keys(self, rows: Iterable[KeyRow]) -> None:
+        rows = list(rows)
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO keys VALUES (?,?,?,?,?,?,?)",
+                [
+                    (
+                        r.key_id,
+                        r.scheme,
+                        r.label,
+                        r.public_key,
+                        json.dumps(r.package),
+                        json.dumps(r.meta),
+                        r.created,
+                    )
+                    for r in rows
+                ],
+            )
+        for r in rows:
+            self._cache[r.key_id] = r
+
+    def get_key(self, key_id: str) -> KeyRow | None:
+        r = self._cache.get(key_id)
+        if r is not None:
+            return r
+        row = self.db.execute("SELECT * FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        r = KeyRow(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6])
+        self._cache[key_id] = r
+        return r
+
+    def list_keys(self, limit: int = 1000, offset: int = 0) -> list[KeyRow]:
+        rows = self.db.execute(
+            "SELECT * FROM keys ORDER BY created, key_id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
+        return [
+            KeyRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6]) for r in rows
+        ]
+
+    def count_keys(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+
+    def record_requests(
+        self, rows: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]
+    ) -> None:
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?)",
+                [
+                    (rid, kind, key, status, json.dumps(detail), now)
+                    for rid, kind, key, status, detail in rows
+                ],
+            )
+
+    def get_request(self, request_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT * FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "request_id": row[0],
+            "kind": row[1],
+            "key_id": row[2],
+            "status": row[3],
+            "detail": json.loads(row[4]),
+            "created": row[5],
+        }

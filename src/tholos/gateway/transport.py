@@ -1,0 +1,143 @@
+"""How the gateway reaches nodes: gRPC over mutual TLS, or in memory (unit tests).
+
+Errors are normalised to two exceptions: `NodeUnavailable` (timeout, connection refused, crash:
+try other nodes) and `NodeRefused` (the node answered with a refusal, possibly naming culprits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+import grpc
+
+from tholos.rpc import node_pb2 as pb
+from tholos.rpc import node_pb2_grpc
+from tholos.transport.tls import TlsFiles, grpc_channel_credentials
+
+
+class NodeUnavailable(Exception):
+    def __init__(self, node_id: int, reason: str) -> None:
+        self.node_id = node_id
+        super().__init__(f"node {node_id} unavailable: {reason}")
+
+
+class NodeRefused(Exception):
+    def __init__(self, node_id: int, reason: str, culprits: tuple[int, ...] = ()) -> None:
+        self.node_id = node_id
+        self.reason = reason
+        self.culprits = culprits
+        super().__init__(f"node {node_id} refused: {reason}")
+
+
+class NodeTransport(Protocol):
+    node_id: int
+
+    async def info(self, timeout: float) -> pb.InfoReply: ...
+
+    async def commitments(
+        self, req: pb.CommitmentsRequest, timeout: float
+    ) -> pb.CommitmentsReply: ...
+
+    async def sign_batch(self, req: pb.SignBatchRequest, timeout: float) -> pb.SignBatchReply: ...
+
+    async def protocol(self, req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply: ...
+
+    async def close(self) -> None: ...
+
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+    ("grpc.ssl_target_name_override", ""),
+]
+
+
+class GrpcNodeTransport:
+    def __init__(self, node_id: int, address: str, tls: TlsFiles) -> None:
+        self.node_id = node_id
+        self.address = address
+        opts = [o for o in GRPC_OPTIONS if o[0] != "grpc.ssl_target_name_override"]
+        opts.append(("grpc.ssl_target_name_override", f"node-{node_id}"))
+        self.channel = grpc.aio.secure_channel(address, grpc_channel_credentials(tls), options=opts)
+        self.stub = node_pb2_grpc.NodeStub(self.channel)  # type: ignore[no-untyped-call]
+
+    async def _call(self, method: Any, req: Any, timeout: float) -> Any:
+        try:
+            return await method(req, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.FAILED_PRECONDITION:
+                try:
+                    d = json.loads(exc.details() or "{}")
+                except ValueError:
+                    d = {"error": exc.details()}
+                raise NodeRefused(
+                    self.node_id, str(d.get("error")), tuple(d.get("culprits", ()))
+                ) from None
+            raise NodeUnavailable(self.node_id, f"{code.name}: {exc.details()}") from None
+        except asyncio.CancelledError:
+            raise
+
+    async def info(self, timeout: float) -> pb.InfoReply:
+        r: pb.InfoReply = await self._call(self.stub.Info, pb.InfoRequest(), timeout)
+        return r
+
+    async def commitments(self, req: pb.CommitmentsRequest, timeout: float) -> pb.CommitmentsReply:
+        r: pb.CommitmentsReply = await self._call(self.stub.Commitments, req, timeout)
+        return r
+
+    async def sign_batch(self, req: pb.SignBatchRequest, timeout: float) -> pb.SignBatchReply:
+        r: pb.SignBatchReply = await self._call(self.stub.SignBatch, req, timeout)
+        return r
+
+    async def protocol(self, req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
+        r: pb.ProtocolReply = await self._call(self.stub.Protocol, req, timeout)
+        return r
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class InMemoryNodeTransport:
+    """Calls a NodeService in the same process (unit tests). `down` simulates a dead node."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.node_id = int(service.identity.node_id)
+        self.down = False
+
+    async def _call(self, fn: Any, req: Any) -> Any:
+        from tholos.node.service import RequestRefused
+
+        await asyncio.sleep(0)
+        if self.down:
+            raise NodeUnavailable(self.node_id, "down")
+        try:
+            return fn(req)
+        except RequestRefused as exc:
+            raise NodeRefused(self.node_id, str(exc), exc.culprits) from None
+
+    async def info(self, timeout: float) -> pb.InfoReply:
+        r: pb.InfoReply = await self._call(self.service.info, pb.InfoRequest())
+        return r
+
+    async def commitments(self, req: pb.CommitmentsRequest, timeout: float) -> pb.CommitmentsReply:
+        r: pb.CommitmentsReply = await self._call(self.service.commitments, req)
+        return r
+
+    async def sign_batch(self, req: pb.SignBatchRequest, timeout: float) -> pb.SignBatchReply:
+        r: pb.SignBatchReply = await self._call(self.service.sign_batch, req)
+        return r
+
+    async def protocol(self, req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
+        r: pb.ProtocolReply = await self._call(self.service.protocol, req)
+        return r
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,168 @@
+"""`tholos node --config FILE`: unseal, then serve the Node gRPC service over mutual TLS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from tholos.node.barrier import Barrier, Unsealer, WrongPassphrase, create_master, open_master
+from tholos.node.config import NodeConfig
+from tholos.node.service import NodeService, RequestRefused
+from tholos.node.store import NodeStore
+from tholos.node.vault import KeyVault
+from tholos.rpc import node_pb2_grpc
+from tholos.transport.e2e import Identity
+from tholos.transport.tls import grpc_server_credentials
+
+log = logging.getLogger("tholos.node")
+FAULTS = ("corrupt-shares", "slow")
+EXIT_WRONG_PASSPHRASE = 3
+EXIT_CONFIG = 2
+
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
+    passphrase = os.environ.get("THOLOS_PASSPHRASE")
+    unsealer = Unsealer(
+        passphrase=(
+            passphrase.encode()
+            if passphrase is not None
+            else cfg.passphrase_file.read_bytes().rstrip(b"\r\n")
+            if cfg.passphrase_file
+            else None
+        ),
+        key_file=cfg.key_file,
+    )
+    record = store.get_meta("master")
+    try:
+        if record is None:
+            record, master = create_master(unsealer)
+            store.put_meta("master", record)
+            log.info("node %d: created a new master key", cfg.node_id)
+        else:
+            master = open_master(unsealer, record)
+    except WrongPassphrase as exc:
+        raise StartupError(str(exc), EXIT_WRONG_PASSPHRASE) from None
+    return Barrier(master)
+
+
+def load_identity(cfg: NodeConfig) -> Identity:
+    secret = bytes.fromhex(cfg.identity_file.read_text().strip())
+    ident = Identity(cfg.node_id, secret, dict(cfg.roster))
+    mine = cfg.roster.get(cfg.node_id)
+    if mine is None or mine != ident.public:
+        raise StartupError("identity key does not match this node's roster entry", EXIT_CONFIG)
+    return ident
+
+
+def build_service(cfg: NodeConfig, fault: str = "") -> NodeService:
+    store = NodeStore(cfg.db)
+    barrier = unseal(cfg, store)
+    identity = load_identity(cfg)
+    vault = KeyVault(store, barrier, cfg.node_id)
+    vault.fault = fault
+    return NodeService(identity, store, vault, cfg.nonce_pool_max, cfg.min_threshold)
+
+
+class Servicer(node_pb2_grpc.NodeServicer):
+    def __init__(self, service: NodeService) -> None:
+        self.s = service
+
+    async def _call(self, fn: Callable[[Any], Any], req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+        if self.s.vault.fault == "slow":
+            await asyncio.sleep(30)  # test fault: longer than any gateway timeout
+        try:
+            return fn(req)
+        except RequestRefused as exc:
+            await ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.details())
+        except Exception as exc:
+            log.exception("internal error")
+            await ctx.abort(
+                grpc.StatusCode.INTERNAL,
+                RequestRefused(f"internal error: {type(exc).__name__}").details(),
+            )
+
+    async def Info(self, request: Any, context: Any) -> Any:
+        return self.s.info(request)
+
+    async def Commitments(self, request: Any, context: Any) -> Any:
+        return await self._call(self.s.commitments, request, context)
+
+    async def SignBatch(self, request: Any, context: Any) -> Any:
+        return await self._call(self.s.sign_batch, request, context)
+
+    async def Protocol(self, request: Any, context: Any) -> Any:
+        return await self._call(self.s.protocol, request, context)
+
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+async def serve(cfg: NodeConfig, service: NodeService) -> None:
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    node_pb2_grpc.add_NodeServicer_to_server(Servicer(service), server)  # type: ignore[no-untyped-call]
+    port = server.add_secure_port(cfg.listen, grpc_server_credentials(cfg.tls))
+    if port == 0:
+        raise StartupError(f"cannot listen on {cfg.listen}", EXIT_CONFIG)
+    await server.start()
+    log.info("node %d listening on %s (mutual TLS)", cfg.node_id, cfg.listen)
+    print(f"tholos node {cfg.node_id} ready on {cfg.listen}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(grace=1.0)
+    service.store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tholos node", description="Run a tholos node.")
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--fault", choices=FAULTS, default="", help="test-only fault injection")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("THOLOS_LOG", "INFO"),
+        format="%(asctime)s node %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        if args.fault and os.environ.get("THOLOS_ALLOW_FAULTS") != "1":
+            raise StartupError("--fault is for tests only: set THOLOS_ALLOW_FAULTS=1", EXIT_CONFIG)
+        cfg = NodeConfig.load(args.config)
+        service = build_service(cfg, args.fault)
+        if args.fault:
+            log.warning("node %d running with TEST FAULT %r", cfg.node_id, args.fault)
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(serve(cfg, service))
+    except StartupError as exc:
+        print(f"tholos node: {exc}", file=sys.stderr, flush=True)
+        return exc.code
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"tholos node: cannot start: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    return 0

@@ -1,0 +1,113 @@
+"""The node's RPC handlers as plain methods over protobuf messages (wrapped by gRPC in server.py,
+called directly by the in-memory transport in tests)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from tholos import __version__
+from tholos.node.protocols import ProtocolError, ProtocolRunner
+from tholos.node.store import NodeStore
+from tholos.node.vault import KeyVault, VaultError
+from tholos.rpc import node_pb2 as pb
+from tholos.schemes import GROUP_NAMES, SignerCommitment, SigningRequest
+from tholos.transport.e2e import Identity
+
+log = logging.getLogger("tholos.node")
+MAX_COMMITMENTS_PER_CALL = 10_000
+MAX_SIGN_ITEMS = 10_000
+
+
+class RequestRefused(Exception):
+    """A request this node refuses; `culprits` names nodes proven to have misbehaved."""
+
+    def __init__(self, message: str, culprits: tuple[int, ...] = ()) -> None:
+        self.culprits = culprits
+        super().__init__(message)
+
+    def details(self) -> str:
+        return json.dumps({"error": str(self), "culprits": list(self.culprits)})
+
+
+class NodeService:
+    def __init__(
+        self,
+        identity: Identity,
+        store: NodeStore,
+        vault: KeyVault,
+        nonce_pool_max: int,
+        min_threshold: int = 1,
+    ) -> None:
+        self.identity = identity
+        self.store = store
+        self.vault = vault
+        self.protocols = ProtocolRunner(identity, vault, min_threshold)
+        self.nonce_pool_max = nonce_pool_max
+
+    def info(self, req: pb.InfoRequest) -> pb.InfoReply:
+        pub = self.identity.public
+        return pb.InfoReply(
+            node_id=self.identity.node_id,
+            identity_public_key=pub.signing_key,
+            exchange_public_key=pub.exchange_key,
+            nonces_available=self.store.count_nonces(),
+            keys=self.store.count_keys(),
+            version=__version__,
+            fault=self.vault.fault,
+        )
+
+    def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:
+        if req.group not in GROUP_NAMES:
+            raise RequestRefused(f"unknown group {req.group!r}")
+        if not 0 < req.count <= MAX_COMMITMENTS_PER_CALL:
+            raise RequestRefused(f"count must be in 1..{MAX_COMMITMENTS_PER_CALL}")
+        out = self.vault.generate_nonces(req.group, req.count)
+        pool = self.store.count_nonces().get(req.group, 0)
+        if pool > self.nonce_pool_max:
+            # Unused nonces the gateway forgot (e.g. it restarted); deleting them is always safe.
+            self.store.trim_nonces(req.group, self.nonce_pool_max)
+        return pb.CommitmentsReply(
+            commitments=[pb.Commitment(nonce_id=i, hiding=h, binding=b) for i, h, b in out]
+        )
+
+    def sign_batch(self, req: pb.SignBatchRequest) -> pb.SignBatchReply:
+        if len(req.items) > MAX_SIGN_ITEMS:
+            raise RequestRefused(f"at most {MAX_SIGN_ITEMS} items per batch")
+        if len({it.request_id for it in req.items}) != len(req.items):
+            raise RequestRefused("duplicate request ids in batch")
+        requests = [
+            SigningRequest(
+                request_id=it.request_id,
+                key_id=it.key_id,
+                message=it.message,
+                path=it.path,
+                taproot=it.taproot,
+                merkle_root=it.merkle_root if it.merkle_root else None,
+                commitments={
+                    c.signer: SignerCommitment(c.nonce_id, c.hiding, c.binding)
+                    for c in it.commitments
+                },
+            )
+            for it in req.items
+        ]
+        results = self.vault.sign_batch(requests)
+        for r in results:
+            if r.error:
+                log.warning("refused to sign %s: %s", r.request_id, r.error)
+        return pb.SignBatchReply(
+            results=[
+                pb.SignResult(request_id=r.request_id, share=r.share, error=r.error)
+                for r in results
+            ]
+        )
+
+    def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
+        try:
+            return self.protocols.step(req)
+        except ProtocolError as exc:
+            log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)
+            raise RequestRefused(str(exc), exc.culprits) from None
+        except (VaultError, KeyError, ValueError, TypeError) as exc:
+            log.warning("%s/%s refused: %s", req.protocol, req.phase, exc)
+            raise RequestRefused(f"{type(exc).__name__}: {exc}") from None

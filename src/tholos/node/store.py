@@ -1,0 +1,120 @@
+"""The node's SQLite database (WAL, synchronous=FULL): sealed key shares and nonce pools.
+
+Only ciphertexts from the Barrier and public values are stored. Every write commits before the
+caller acts on it; in particular `take_nonces` deletes nonce rows in a committed transaction and
+only then hands them to the signer, so a crash can lose a nonce but never reuse one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    scheme TEXT NOT NULL,
+    public TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce_id BLOB PRIMARY KEY,
+    grp TEXT NOT NULL,
+    handed_out INTEGER NOT NULL DEFAULT 0,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonces_free ON nonces (grp, handed_out);
+"""
+
+
+class NodeStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta ------------------------------------------------------------------------------------
+    def get_meta(self, k: str) -> str | None:
+        row = self.db.execute("SELECT v FROM meta WHERE k = ?", (k,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_meta(self, k: str, v: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (k, v))
+
+    # -- keys ------------------------------------------------------------------------------------
+    def put_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
+        """(key_id, scheme, public JSON, sealed share) rows, committed in one transaction."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO keys (key_id, scheme, public, sealed, created) VALUES (?,?,?,?,?)",
+                [(*r, now) for r in rows],
+            )
+
+    def get_key(self, key_id: str) -> tuple[str, str, bytes] | None:
+        row = self.db.execute(
+            "SELECT scheme, public, sealed FROM keys WHERE key_id = ?", (key_id,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), bytes(row[2]))
+
+    def count_keys(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+
+    # -- nonces ----------------------------------------------------------------------------------
+    def put_nonces(self, group: str, rows: Sequence[tuple[bytes, bytes]]) -> None:
+        """Store freshly generated (nonce_id, sealed nonces), already marked handed out."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT INTO nonces (nonce_id, grp, handed_out, sealed) VALUES (?, ?, 1, ?)",
+                [(nid, group, sealed) for nid, sealed in rows],
+            )
+
+    def take_nonces(self, nonce_ids: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
+        """Delete the given nonces durably and return those that existed: {id: (group, sealed)}.
+
+        The DELETE is committed (fsync, WAL) before this returns, so whatever the caller computes
+        with these nonces afterwards, they can never be read again, even after a crash.
+        """
+        out: dict[bytes, tuple[str, bytes]] = {}
+        if not nonce_ids:
+            return out
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(nonce_ids), 500):
+                chunk = list(nonce_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                for nid, grp, sealed in self.db.execute(
+                    f"SELECT nonce_id, grp, sealed FROM nonces WHERE nonce_id IN ({marks})", chunk
+                ):
+                    out[bytes(nid)] = (str(grp), bytes(sealed))
+                self.db.execute(f"DELETE FROM nonces WHERE nonce_id IN ({marks})", chunk)
+        return out
+
+    def count_nonces(self) -> dict[str, int]:
+        return {
+            str(g): int(c)
+            for g, c in self.db.execute("SELECT grp, COUNT(*) FROM nonces GROUP BY grp")
+        }
+
+    def trim_nonces(self, group: str, keep: int) -> int:
+        """Delete the oldest nonces of a group beyond `keep` (always safe: unused nonces)."""
+        with self.db:
+            cur = self.db.execute(
+                "DELETE FROM nonces WHERE grp = ? AND rowid NOT IN "
+                "(SELECT rowid FROM nonces WHERE grp = ? ORDER BY rowid DESC LIMIT ?)",
+                (group, group, keep),
+            )
+        return cur.rowcount

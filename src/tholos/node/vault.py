@@ -1,0 +1,160 @@
+"""KeyVault: the node's narrow key boundary. It stores, refreshes and signs with shares; it never
+returns a share. Nonce pools live here too: generated in batches, sealed, and consumed (deleted
+durably) before the signature share that uses them is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tholos.crypto.keys import KeyShare
+from tholos.node.barrier import Barrier
+from tholos.node.store import NodeStore
+from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest
+
+KEY_TABLE = "keys"
+NONCE_TABLE = "nonces"
+
+
+class VaultError(Exception):
+    """A request the vault refuses (unknown key, used nonce...). Safe to show to the caller."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    scheme: Scheme
+    share: KeyShare[Any]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShareResult:
+    request_id: str
+    share: bytes = b""
+    error: str = ""
+
+
+PolicyCheck = Callable[[str, SigningRequest], None]
+
+
+def allow_all(key_id: str, request: SigningRequest) -> None:
+    """Placeholder for the governance engine: every node will check every request here (intent,
+    limits, approvals) and raise to refuse. Nothing is enforced yet."""
+
+
+class KeyVault:
+    def __init__(self, store: NodeStore, barrier: Barrier, node_id: int) -> None:
+        self._store = store
+        self._barrier = barrier
+        self.node_id = node_id
+        self._cache: dict[str, KeyRecord] = {}
+        self._lock = threading.Lock()
+        self.policy: PolicyCheck = allow_all
+        # Test-only fault injection (see node.server: refused unless THOLOS_ALLOW_FAULTS=1).
+        self.fault = ""
+
+    def __repr__(self) -> str:
+        return f"KeyVault(node={self.node_id}, <sealed>)"
+
+    # -- keys ------------------------------------------------------------------------------------
+    def store_shares(
+        self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
+    ) -> None:
+        rows = []
+        for key_id, scheme, share, meta in records:
+            if share.identifier != self.node_id:
+                raise VaultError("share identifier does not match this node")
+            public = json.dumps(
+                {"scheme": scheme.name, "public": share.public.to_dict(), "meta": meta}
+            )
+            secret = json.dumps(share.export_secret()).encode()
+            rows.append(
+                (key_id, scheme.name, public, self._barrier.seal(KEY_TABLE, key_id, secret))
+            )
+        self._store.put_keys(rows)
+        for key_id, scheme, share, meta in records:
+            self._cache[key_id] = KeyRecord(key_id, scheme, share, meta)
+
+    def has_key(self, key_id: str) -> bool:
+        return key_id in self._cache or self._store.get_key(key_id) is not None
+
+    def record(self, key_id: str) -> KeyRecord:
+        rec = self._cache.get(key_id)
+        if rec is not None:
+            return rec
+        row = self._store.get_key(key_id)
+        if row is None:
+            raise VaultError(f"unknown key {key_id}")
+        scheme_name, public_json, sealed = row
+        secret = json.loads(self._barrier.open(KEY_TABLE, key_id, sealed))
+        share = KeyShare.import_secret(secret)
+        rec = KeyRecord(
+            key_id, SCHEMES[scheme_name], share, json.loads(public_json).get("meta", {})
+        )
+        self._cache[key_id] = rec
+        return rec
+
+    def with_share(self, key_id: str, fn: Callable[[KeyRecord], Any]) -> Any:
+        """Run a protocol step (refresh) that needs the share, without handing it out."""
+        return fn(self.record(key_id))
+
+    # -- nonce pools -----------------------------------------------------------------------------
+    def generate_nonces(self, group: str, count: int) -> list[tuple[bytes, bytes, bytes]]:
+        """Generate, seal and durably store `count` nonce pairs; return (id, hiding, binding)."""
+        scheme = POOLS.get(group)
+        if scheme is None:
+            raise VaultError(f"unknown nonce pool {group!r}")
+        rows: list[tuple[bytes, bytes]] = []
+        out: list[tuple[bytes, bytes, bytes]] = []
+        for secret, hiding, binding in scheme.new_nonces(count):
+            nid = os.urandom(16)
+            rows.append((nid, self._barrier.seal(NONCE_TABLE, nid, secret)))
+            out.append((nid, hiding, binding))
+        self._store.put_nonces(group, rows)
+        return out
+
+    # -- signing ---------------------------------------------------------------------------------
+    def sign_batch(self, requests: Sequence[SigningRequest]) -> list[ShareResult]:
+        """Validate every request, delete their nonces durably, then compute the shares."""
+        accepted: list[tuple[SigningRequest, KeyRecord, bytes]] = []
+        results: dict[str, ShareResult] = {}
+        for req in requests:
+            try:
+                rec = self.record(req.key_id)
+                mine = req.commitments.get(self.node_id)
+                if mine is None:
+                    raise VaultError("this node is not a signer of the request")
+                rec.scheme.check_request(rec.share.public, req)
+                self.policy(req.key_id, req)
+                accepted.append((req, rec, mine.nonce_id))
+            except Exception as exc:  # refused: nothing consumed
+                results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))
+        # The nonces leave the database (committed) before any share is computed.
+        taken = self._store.take_nonces([nid for _, _, nid in accepted])
+        for req, rec, nid in accepted:
+            got = taken.pop(nid, None)
+            if got is None:
+                results[req.request_id] = ShareResult(req.request_id, error="unknown or used nonce")
+                continue
+            group, sealed = got
+            try:
+                if group != rec.scheme.pool:
+                    raise VaultError("nonce belongs to another scheme's pool")
+                secret = self._barrier.open(NONCE_TABLE, nid, sealed)
+                share = rec.scheme.sign_share(rec.share, req, secret, rec.meta)
+                if self.fault == "corrupt-shares":
+                    share = rec.scheme.corrupt_share(share)
+                results[req.request_id] = ShareResult(req.request_id, share=share)
+            except Exception as exc:
+                results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))
+        return [results[r.request_id] for r in requests]
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

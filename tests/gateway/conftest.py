@@ -1,0 +1,52 @@
+"""An in-memory cluster: real NodeServices (SQLite, barrier, vault) behind in-memory transports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from tholos.gateway.service import Gateway
+from tholos.gateway.store import GatewayStore
+from tholos.gateway.transport import InMemoryNodeTransport
+from tholos.node.barrier import Barrier
+from tholos.node.service import NodeService
+from tholos.node.store import NodeStore
+from tholos.node.vault import KeyVault
+from tholos.transport.e2e import Identity, generate_identity_secret
+
+
+def make_nodes(tmp: Path, n: int) -> dict[int, NodeService]:
+    secrets = {i: generate_identity_secret() for i in range(1, n + 1)}
+    roster = {i: Identity(i, s).public for i, s in secrets.items()}
+    out = {}
+    for i, s in secrets.items():
+        store = NodeStore(tmp / f"node-{i}.db")
+        vault = KeyVault(store, Barrier(os.urandom(32)), i)
+        out[i] = NodeService(Identity(i, s, dict(roster)), store, vault, 100_000)
+    return out
+
+
+class Cluster:
+    def __init__(self, tmp: Path, n: int, t: int) -> None:
+        self.services = make_nodes(tmp, n)
+        self.transports = {i: InMemoryNodeTransport(s) for i, s in self.services.items()}
+        roster = {i: s.identity.public for i, s in self.services.items()}
+        self.gateway = Gateway(
+            dict(self.transports),
+            roster,
+            GatewayStore(tmp / "gw.db"),
+            t,
+            rpc_timeout=2.0,
+            pool_batch=64,
+        )
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = Cluster(tmp_path, 4, 2)
+    await c.gateway.start()
+    yield c
+    await c.gateway.stop()

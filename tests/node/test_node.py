@@ -1,0 +1,115 @@
+"""Node internals: the barrier, the master key, the store and the vault's nonce handling."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.conftest import make_nodes
+from tholos.crypto.dkg import run_dkg
+from tholos.crypto.groups import SECP256K1
+from tholos.node.barrier import (
+    Barrier,
+    SealError,
+    Unsealer,
+    WrongPassphrase,
+    create_master,
+    open_master,
+)
+from tholos.node.store import NodeStore
+from tholos.schemes import SCHEMES, SignerCommitment, SigningRequest
+from tholos.transport.e2e import (
+    EnvelopeError,
+    Identity,
+    generate_identity_secret,
+    open_sealed,
+    seal_to,
+)
+
+
+def test_barrier_binds_rows() -> None:
+    b = Barrier(os.urandom(32))
+    sealed = b.seal("keys", "a", b"secret")
+    assert b.open("keys", "a", sealed) == b"secret"
+    with pytest.raises(SealError):
+        b.open("keys", "b", sealed)  # moved to another row
+    with pytest.raises(SealError):
+        b.open("nonces", "a", sealed)  # moved to another table
+    with pytest.raises(SealError):
+        Barrier(os.urandom(32)).open("keys", "a", sealed)
+    assert "secret" not in repr(b)
+
+
+def test_master_key_passphrase_and_key_file(tmp_path: Path) -> None:
+    rec, master = create_master(Unsealer(passphrase=b"correct horse"))
+    assert open_master(Unsealer(passphrase=b"correct horse"), rec) == master
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
+        open_master(Unsealer(passphrase=b"wrong"), rec)
+    kf = tmp_path / "k"
+    kf.write_text(os.urandom(32).hex())
+    rec2, master2 = create_master(Unsealer(key_file=kf))
+    assert open_master(Unsealer(key_file=kf), rec2) == master2
+    kf.write_text(os.urandom(32).hex())
+    with pytest.raises(WrongPassphrase, match="wrong key file"):
+        open_master(Unsealer(key_file=kf), rec2)
+
+
+def test_store_take_nonces_is_durable(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    s = NodeStore(db)
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    s.put_nonces("p", [(b"a", b"1"), (b"b", b"2")])
+    assert s.take_nonces([b"a", b"zz"]) == {b"a": ("p", b"1")}
+    s.close()
+    s2 = NodeStore(db)  # a fresh connection sees the deletion (committed)
+    assert s2.take_nonces([b"a"]) == {}
+    assert s2.count_nonces() == {"p": 1}
+
+
+def test_vault_never_signs_twice_with_one_nonce(tmp_path: Path) -> None:
+    nodes = make_nodes(tmp_path, 3)
+    scheme = SCHEMES["secp256k1"]
+    shares = run_dkg(SECP256K1, 2, [1, 2, 3])
+    for i, svc in nodes.items():
+        svc.vault.store_shares([("k", scheme, shares[i], {})])
+    comms = {i: nodes[i].vault.generate_nonces(scheme.pool, 1)[0] for i in (1, 2)}
+    req = SigningRequest(
+        "r1",
+        "k",
+        b"msg",
+        commitments={i: SignerCommitment(c[0], c[1], c[2]) for i, c in comms.items()},
+    )
+    first = nodes[1].vault.sign_batch([req])[0]
+    assert first.share and not first.error
+    again = nodes[1].vault.sign_batch(
+        [SigningRequest("r2", "k", b"other", commitments=req.commitments)]
+    )[0]
+    assert again.error == "unknown or used nonce" and not again.share
+    # A request naming a commitment that is not the nonce's is refused before the nonce is used.
+    c3 = nodes[2].vault.generate_nonces(scheme.pool, 1)[0]
+    bad = dict(req.commitments)
+    bad[2] = SignerCommitment(c3[0], comms[1][1], comms[1][2])
+    r = nodes[2].vault.sign_batch([SigningRequest("r3", "k", b"m", commitments=bad)])[0]
+    assert r.error and not r.share
+
+
+def test_sealed_box_and_envelopes() -> None:
+    a, b = generate_identity_secret(), generate_identity_secret()
+    ia, ib = Identity(1, a), Identity(2, b)
+    ia.peers = {1: ia.public, 2: ib.public}
+    ib.peers = dict(ia.peers)
+    box = seal_to(ib.public, b"ctx", b"share")
+    assert open_sealed(ib, b"ctx", box) == b"share"
+    with pytest.raises(EnvelopeError):
+        open_sealed(ib, b"other", box)
+    blob = ia.encrypt_to(2, b"c", b"hello")
+    assert ib.decrypt_from(1, b"c", blob) == b"hello"
+    with pytest.raises(EnvelopeError):
+        ib.decrypt_from(1, b"d", blob)
+    sig = ia.sign(b"c", b"payload")
+    ib.verify(1, b"c", b"payload", sig)
+    with pytest.raises(EnvelopeError):
+        ib.verify(1, b"c", b"payloaX", sig)
