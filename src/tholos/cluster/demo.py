@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
-        print(f"stop the cluster with: tholos cluster down --dir {args.dir}")
+        print(
+            f"stop the cluster with: make stop  (or: .venv/bin/tholos cluster down --dir {args.dir})"
+        )
         return 0 if ok else 1
     finally:
         c.close()
