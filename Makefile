@@ -36,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src/tholos/crypto src/tholos/governance src/tholos/audit \
 		src/tholos/node src/tholos/gateway src/tholos/transport src/tholos/cluster \
-		src/tholos/cli src/tholos/bench src/tholos/schemes.py src/tholos/demo.py
+		src/tholos/cli src/tholos/bench src/tholos/schemes.py src/tholos/schemes_ecdsa_bls_dise.py \
+		src/tholos/demo.py
 
 ## bench: per-operation costs of the threshold protocols, then the cluster benchmark
 bench: bench-crypto bench-cluster

@@ -205,16 +205,18 @@ class Scheme:
         message: bytes,
         commitments: Mapping[int, SignerCommitment],
         own: int | None = None,
+        unchecked: bool = False,
     ) -> SigningPackage[Any]:
         """The signing package; every commitment is validated (DeserializeElement) except, for
         Ed25519 where an element is its encoding, the signer's own (`own`): the caller compares
         those bytes with its sealed nonce's before using them, which is a stronger check than the
-        subgroup test (~33 µs each in libsodium)."""
+        subgroup test (~33 µs each in libsodium). `unchecked` (Ed25519 only) skips the check for
+        every commitment: for the coordinator's fast path in `aggregate`, never for a signer."""
         g = self.group
         trusted_bytes = g.name == ED25519.name
 
         def parse(i: int, enc: bytes) -> Any:
-            if i == own and trusted_bytes and len(enc) == g.element_length:
+            if (i == own or unchecked) and trusted_bytes and len(enc) == g.element_length:
                 return bytes(enc)
             return g.deserialize_element(enc)
 
@@ -270,13 +272,32 @@ class Scheme:
                 bad.append(i)
         if bad:
             raise InvalidSignatureShare("malformed signature shares", culprits=bad)
+        tweak = self.tweak(public, meta, req.path)
+        root = self.merkle_root(req.taproot, req.merkle_root)
+        if self.group.name == ED25519.name:
+            # Coordinator fast path: the signers validated each other's commitments; here they are
+            # used as raw encodings and the signature is returned only if libsodium's strict
+            # verification accepts it, which it cannot when R has a torsion component ([z]B - [c]A
+            # lies in the prime-order subgroup). Any failure is redone with validated commitments,
+            # which names the culprits exactly as before.
+            try:
+                return aggregate(
+                    self.suite,
+                    self.package(req.message, req.commitments, unchecked=True),
+                    parsed,
+                    public,
+                    tweak=tweak,
+                    merkle_root=root,
+                )
+            except Exception:  # redone below with validated commitments
+                pass
         return aggregate(
             self.suite,
             self.package(req.message, req.commitments),
             parsed,
             public,
-            tweak=self.tweak(public, meta, req.path),
-            merkle_root=self.merkle_root(req.taproot, req.merkle_root),
+            tweak=tweak,
+            merkle_root=root,
         )
 
     def verify(self, message: bytes, signature: bytes, public_key: bytes) -> None:
@@ -328,3 +349,6 @@ SCHEMES: dict[str, Scheme] = {
 }
 POOLS: dict[str, Scheme] = {s.pool: s for s in SCHEMES.values()}
 GROUP_NAMES = frozenset(POOLS)
+
+# ECDSA, BLS and DiSE adapters register themselves into SCHEMES (not into POOLS: no FROST nonces).
+import tholos.schemes_ecdsa_bls_dise  # noqa: E402, F401

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time as _time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,32 @@ class AuditLog:
                 raise
             self._db.execute("COMMIT")
         return AuditEntry(self.node_id, seq, now, kind, json.loads(text), prev, digest)
+
+    def append_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Append several entries in ONE transaction (one fsync), checkpointing as `append` does."""
+        if not items:
+            return
+        texts = [canonical_json(dict(payload)).decode() for _, payload in items]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                seq, prev = self._head()
+                for (kind, payload), text in zip(items, texts, strict=True):
+                    seq += 1
+                    now = self._clock()
+                    digest = entry_hash(self.node_id, seq, now, kind, payload, prev)
+                    self._db.execute(
+                        "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (seq, now, kind, text, prev, digest),
+                    )
+                    if seq % self._every == 0:
+                        self._checkpoint(seq, digest)
+                    prev = digest
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _checkpoint(self, seq: int, head_hash: str) -> Checkpoint:
         now = self._clock()

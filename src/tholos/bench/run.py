@@ -30,6 +30,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tholos.bench import ecdsa_bls_dise
+from tholos.bench import policy as policy_bench
+
 REFERENCE = {
     "source": "Virtual and Distributed HSM (published), 4 servers",
     "schnorr_keygen_ops": 48.76,
@@ -57,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="keygen/batch,keygen/single,keygen/latency,sign/batch,sign/single,sign/latency",
     )
     p.add_argument("--dir", type=Path, default=None, help="use this running cluster instead")
+    ecdsa_bls_dise.add_arguments(p)
+    policy_bench.add_arguments(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
 
 
@@ -120,7 +125,14 @@ async def bench_cluster(
                     raise RuntimeError(f"HTTP {r.status}: {data}")
                 return data
 
+        async def get(path: str) -> Any:
+            async with s.get(path) as r:
+                return await r.json()
+
         for scheme in args.schemes.split(","):
+            if scheme in ecdsa_bls_dise.EXTRA_SCHEMES:  # ecdsa, bls12381, dise
+                out += await ecdsa_bls_dise.bench_scheme(post, get, args, n, t, scheme, _measure)
+                continue
             keys = (await post("/v1/keys", {"scheme": scheme, "count": 8}))["keys"]
             ids = [k["key_id"] for k in keys]
             # Warm up pools and connections.
@@ -193,6 +205,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "",
         f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
         f"{REFERENCE['schnorr_keygen_ops']} op/s, sign {REFERENCE['schnorr_sign_ops']} op/s.",
+        ecdsa_bls_dise.reference_line(),
     ]
     return "\n".join(lines)
 
@@ -231,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 procs.down(cd)
                 if not args.keep:
                     shutil.rmtree(root, ignore_errors=True)
+            rows += policy_bench.run_config(n, t, args, _measure)  # the "with policy" line
     if args.json:
         print(json.dumps({"results": rows, "reference": REFERENCE}))
     else:

@@ -76,12 +76,15 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
     cd = ClusterDir(_cluster_dir(args))
     if args.action == "init":
-        m = init_cluster(cd.root, args.nodes, args.threshold, force=args.force)
+        m = init_cluster(
+            cd.root, args.nodes, args.threshold, force=args.force, governance=args.governance
+        )
         return {
             "dir": str(cd.root),
             "nodes": m["nodes"],
             "threshold": m["threshold"],
             "gateway": m["gateway"],
+            "governance": m["governance"]["mode"],
         }
     if args.action == "up":
         r = procs.up(cd, wait=args.wait)
@@ -199,7 +202,14 @@ def cmd_sign(args: argparse.Namespace) -> dict[str, Any]:
         if args.merkle_root:
             body["merkle_root"] = args.merkle_root
         r = c.post(f"/v1/keys/{args.key_id}/sign", body)
+        if "recovery_id" in r:  # ecdsa
+            from tholos.cli.crypto_cmds import ecdsa_output
+
+            r.update(ecdsa_output(r, bool(getattr(args, "ethereum", False))))
+        elif getattr(args, "ethereum", False):
+            raise CliError("--ethereum is for ecdsa keys", "usage", EXIT_USAGE)
         out = {
+            **({"recovery_id": r["recovery_id"]} if "recovery_id" in r else {}),
             "signature": r["signature"],
             "public_key": r["public_key"],
             "key_id": r["key_id"],
@@ -226,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=4)
     p.add_argument("--threshold", type=int, default=2)
     p.add_argument("--force", action="store_true")
+    gov = p.add_mutually_exclusive_group()
+    gov.add_argument(
+        "--governance",
+        action="store_true",
+        help="write a genesis (demo user keys in D/users): nodes sign only approved requests",
+    )
+    gov.add_argument(
+        "--no-governance",
+        dest="governance",
+        action="store_false",
+        help="development mode (default): nodes sign what the gateway sends, and log it loudly",
+    )
     p = clsub.add_parser("up")
     _common(p)
     p.add_argument("--wait", type=float, default=60.0)
@@ -237,11 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = keys.add_subparsers(dest="action", required=True)
     p = ksub.add_parser("create")
     _common(p)
-    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1"])
+    p.add_argument(
+        "--scheme",
+        required=True,
+        choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"],
+    )
     p.add_argument("--label")
     p = ksub.add_parser("import")
     _common(p)
-    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1"])
+    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1", "ecdsa"])
     p.add_argument("--secret-file", required=True, type=Path)
     p.add_argument("--label")
     p.add_argument(
@@ -265,7 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path")
     p.add_argument("--taproot-tweak", action="store_true")
     p.add_argument("--merkle-root", help="hex, 32 bytes (with --taproot-tweak)")
+    p.add_argument(
+        "--ethereum", action="store_true", help="ecdsa keys: 65-byte r||s||v, v = 27 + recovery id"
+    )
     p.set_defaults(fn=cmd_sign)
+
+    from tholos.cli.crypto_cmds import add_parsers as add_crypto_parsers
+
+    add_crypto_parsers(sub, ksub, _common, _client)
+
+    from tholos.cli.governance_cmds import add_commands as add_governance_commands
+
+    add_governance_commands(sub, _common)
 
     p = sub.add_parser("bench", help="benchmark local clusters")
     _common(p, cluster=False)

@@ -78,7 +78,10 @@ def init_cluster(
     host: str = "127.0.0.1",
     force: bool = False,
     gateway_port: int = 0,
+    governance: bool = False,
 ) -> dict[str, Any]:
+    """`governance`: write a genesis and demo user keys (see cluster/governance_init.py); without
+    it every node runs in the loudly logged no-governance development mode."""
     if not 1 <= t <= n:
         raise ClusterError(f"threshold must satisfy 1 <= t <= n (t={t}, n={n})")
     if n > 64:
@@ -150,5 +153,8 @@ def init_cluster(
         "node_addresses": {str(i): a for i, a in addrs.items()},
         "roster": roster,
     }
+    from tholos.cluster.governance_init import setup as setup_governance
+
+    manifest.update(setup_governance(root, n, t, governance))
     cd.manifest.write_text(json.dumps(manifest, indent=2))
     return manifest

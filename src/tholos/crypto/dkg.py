@@ -37,14 +37,27 @@ Transport requirements (the node/gateway layer, not this module):
   keep >= t dealers, so with at most t-1 corrupt parties at least one honest dealer is in QUAL.
 
 Cost per participant (n participants, threshold t; G = fixed-base, P = variable-base scalar mult):
-round 1: (t + 1) G; round 2: (n - 1)(G + P) for the proofs; round 3: (n - 1)(G + (t - 1) P) for the
-shares (the constant term C_0 is added, not multiplied); finish: n (t - 1) P for all verifying
-shares. Batched Feldman verification was considered and not used: with random weights rho_i
-(sound batching) Σ rho_i·C_i(j) costs n·t P without a native multi-scalar multiplication (neither
-coincurve nor libsodium exposes one), more than the individual checks; the unweighted sum check
-Σ s_ij·G == Y_j is almost free but unsound for robustness (two colluding dealers can send shares off
-by +d and -d that cancel, then get one of them excluded, leaving the receiver with a bad share and no
-complaint left to make). `bench_dkg` measures it.
+round 1: (t + 1) G; round 2: (n - 1)(G + P) for the proofs (R is not re-validated: it is only
+compared with a computed point, `_parse_round1_proof`); round 3: one aggregate check, t·(n - 1)
+additions, t - 1 small multiples and one G (below); finish: the n verifying shares by forward
+differences, about (t - 1)·n additions (`_eval_commitment_many`).
+
+Aggregate Feldman check (DKG only, `aggregate_check`). Receiver i checks the sum of its shares
+Σ_j s_ij·G == (Σ_j C_j)(i) instead of every share against its dealer's commitment. Soundness: the
+DKG uses only the sum; receiver i's final share Σ_{j in QUAL} s_ij is consistent with the final
+aggregate commitment Σ_{j in QUAL} C_j (so with its verifying share Y_i) if and only if this sum
+check passes over exactly QUAL, whatever the individual shares are. So:
+- the sum check passes over every dealer and nobody is excluded later -> consistent (errors that
+  cancel, +d from one dealer and -d from another, are harmless: both stay in);
+- the sum check fails -> every share is checked on its own and the bad ones become complaints,
+  exactly as without the fast path;
+- the sum check passed but QUAL lost dealers in `finish` (complaints by others) -> the remaining
+  shares are checked one by one; a failing one means its dealer cheated (its signed share does not
+  match its own commitment; it hid behind a colluder's cancelling error) and, the complaint round
+  being over, the participant aborts naming it (`ProtocolAbort.culprits`). This is the case that
+  made the unweighted sum check unsound before: it is now detected, and costs liveness only.
+Refresh and reshare keep one check per dealer: reshare combines with Lagrange weights, which the
+unweighted sum check does not cover, and refresh is rare enough not to need the fast path.
 
 The same engine (`VssParticipant`) runs proactive refresh (`tholos.crypto.refresh`) and resharing
 (`tholos.crypto.reshare`); only the dealt constant, the commitment checks and the combination differ.
@@ -54,6 +67,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +172,25 @@ class ProofOfKnowledge(Generic[E]):
                 f"{group.name}: proof of knowledge must be {n + group.scalar_length} bytes"
             )
         return cls(group.deserialize_element(data[:n]), group.deserialize_scalar(data[n:]))
+
+
+def _parse_round1_proof(group: Group[E], data: bytes) -> ProofOfKnowledge[E]:
+    """`ProofOfKnowledge.from_bytes` for a received round-1 proof, without validating R where that
+    is expensive (edwards25519: a subgroup check per point, about a third of a DKG's parsing).
+
+    Skipping it is sound because R is used only by `verify_proof_of_knowledge`, which hashes its
+    bytes and accepts only if they equal the canonical encoding of mu·G - c·phi_0, a point it
+    computed from validated inputs: an invalid or non-canonical R can never be accepted.
+    """
+    if group.name != "edwards25519":
+        return ProofOfKnowledge.from_bytes(group, data)
+    n = group.element_length
+    if len(data) != n + group.scalar_length:
+        raise InvalidInput(
+            f"{group.name}: proof of knowledge must be {n + group.scalar_length} bytes"
+        )
+    r: Any = bytes(data[:n])  # edwards25519 elements are their 32-byte encodings
+    return ProofOfKnowledge(r, group.deserialize_scalar(data[n:]))
 
 
 def compute_proof_of_knowledge(
@@ -311,7 +344,7 @@ class Round1Package(Generic[E]):
         )
         proof = None
         if d["proof"] is not None:
-            proof = ProofOfKnowledge.from_bytes(g, _parse_hex(d["proof"], "round1.proof"))
+            proof = _parse_round1_proof(g, _parse_hex(d["proof"], "round1.proof"))
         return cls(
             group=g,
             protocol=_check_protocol(d["protocol"]),
@@ -525,6 +558,46 @@ def _eval_commitment(group: Group[E], commitment: Sequence[E], x: int) -> E:
     return group.add(commitment[0], group.multi_mul(pairs))
 
 
+def _small_multiple(group: Group[E], a: E, k: int) -> E:
+    """k·A for a public k >= 0 (additions when cheaper than a multiplication)."""
+    if k == 0:
+        return group.identity()
+    if _small_is_cheaper(group, k):
+        return _mul_small(group, a, k)
+    return group.mul(a, k)
+
+
+def _eval_commitment_many(group: Group[E], commitment: Sequence[E], xs: Sequence[int]) -> list[E]:
+    """`_eval_commitment` at every x of `xs`; by forward differences when `xs` are consecutive.
+
+    For a polynomial P of degree d, the differences Δ^j P(x0) (j = 0..d) are fixed small-integer
+    combinations of the commitment terms (Δ^j x^k at x0 is a non-negative integer), and stepping
+    from x to x + 1 is d additions: D_j += D_{j+1}. With identifiers 1..n that is about d·n
+    additions for all n evaluations instead of n evaluations of d multiplications each (the
+    verifying shares of a DKG).
+    """
+    xs = list(xs)
+    d = len(commitment) - 1
+    if d < 1 or len(xs) <= d + 1 or any(b != a + 1 for a, b in itertools.pairwise(xs)):
+        return [_eval_commitment(group, commitment, x) for x in xs]
+    x0 = xs[0]
+    rows = [[(x0 + i) ** k for k in range(d + 1)] for i in range(d + 1)]
+    coeffs: list[list[int]] = []
+    for _ in range(d + 1):
+        coeffs.append(rows[0])
+        rows = [[b - a for a, b in zip(r, r2, strict=True)] for r, r2 in itertools.pairwise(rows)]
+    diffs = [
+        group.sum(_small_multiple(group, c, m) for c, m in zip(commitment, row, strict=True))
+        for row in coeffs
+    ]
+    out = [diffs[0]]
+    for _ in xs[1:]:
+        for j in range(d):
+            diffs[j] = group.add(diffs[j], diffs[j + 1])
+        out.append(diffs[0])
+    return out
+
+
 def _share_matches(group: Group[E], commitment: Sequence[E], x: int, share: int) -> bool:
     if not 0 <= share < group.order:
         return False
@@ -603,6 +676,9 @@ class VssParticipant(Generic[E]):
     """
 
     protocol: ClassVar[str] = "dkg"
+    #: Check received shares by their sum against the aggregate commitment (see `round3`). Only
+    #: for protocols whose result is the unweighted sum of the qualified dealings.
+    aggregate_check: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -638,6 +714,11 @@ class VssParticipant(Generic[E]):
         self._full: dict[int, tuple[E, ...]] = {}
         self._shares: dict[int, SecretScalar] = {}
         self._own_complaints: ComplaintsPackage[E] | None = None
+        #: dealers whose share was checked on its own against the dealer's commitment.
+        self._checked: set[int] = set()
+        #: (dealers, Σ of their full commitments, its value at our identifier) when the sum of
+        #: those dealers' shares was checked against it in round 3.
+        self._sum_checked: tuple[frozenset[int], tuple[E, ...], E] | None = None
         #: dealer -> reason, for every dealer not in QUAL (public, identical at all honest parties).
         self.excluded: dict[int, str] = {}
         #: receivers shown to have made false or forged accusations.
@@ -818,7 +899,16 @@ class VssParticipant(Generic[E]):
                 raise InvalidInput(f"round-2 package from {key} is addressed to {pkg.recipient}")
         complaints: list[Complaint[E]] = []
         shares: dict[int, SecretScalar] = {}
-        if self.is_receiver:
+        if self.is_receiver and self.aggregate_check and self._sum_check(received):
+            for dealer, pkg in received.items():
+                if dealer in self._full and dealer != self.identifier:
+                    shares[dealer] = SecretScalar(pkg.share.expose())
+            for dealer in self._full:
+                if dealer != self.identifier and dealer not in received:
+                    complaints.append(
+                        Complaint(g, self.protocol, self.session, self.identifier, dealer, None)
+                    )
+        elif self.is_receiver:
             for dealer, full in self._full.items():
                 if dealer == self.identifier:
                     continue
@@ -836,11 +926,81 @@ class VssParticipant(Generic[E]):
                     )
                     continue
                 shares[dealer] = SecretScalar(s)
+                self._checked.add(dealer)
         self._shares.update(shares)
         out = ComplaintsPackage(g, self.protocol, self.session, self.identifier, tuple(complaints))
         self._own_complaints = out
         self._move(DkgState.ROUND3)
         return out
+
+    def _sum_check(self, received: Mapping[int, Round2Package[E]]) -> bool:
+        """Round 3's fast path: Σ_j s_j·G == (Σ_j C_j)(i) over every dealer j that sent us a
+        share (and our own dealing), t multiplications instead of one check per dealer.
+
+        Passing means our share of the sum of those dealings is consistent with the sum of their
+        commitments, whatever the individual shares are: errors that cancel (colluding dealers
+        sending +d and -d) do no harm while both dealers stay in QUAL, because only the sum is
+        ever used. `finish` re-checks when QUAL turns out different (`_check_qualified`). On
+        failure, the caller checks every share on its own to name the culprits (complaints).
+        """
+        g = self.group
+        q = g.order
+        included: list[int] = []
+        total = 0
+        for d in self._full:
+            if d == self.identifier:
+                own = self._shares.get(d)
+                if own is None:
+                    continue
+                s = own.expose()
+            elif d in received:
+                s = received[d].share.expose()
+            else:
+                continue
+            if not 0 <= s < q:
+                return False
+            total += s
+            included.append(d)
+        if not included:
+            return True
+        aggregate = tuple(
+            g.sum(self._full[d][k] for d in included) for k in range(len(self._full[included[0]]))
+        )
+        expected = _eval_commitment(g, aggregate, self.identifier)
+        ok = g.eq(g.base_mul(total % q), expected)
+        del total
+        if ok:
+            self._sum_checked = (frozenset(included), aggregate, expected)
+        return ok
+
+    def _check_qualified(self, qualified: tuple[int, ...]) -> None:
+        """After QUAL is fixed, make sure our final share is consistent with the final aggregate
+        commitment, Σ over QUAL. That holds if round 3 checked exactly QUAL's sum, or checked each
+        of QUAL's shares on its own. Otherwise (QUAL lost dealers after a passing sum check) each
+        remaining share is checked on its own, and a dealer whose share fails is named in a
+        `ProtocolAbort`: the complaint round is over, so nobody else can exclude it now. Sound:
+        a failing share was authenticated as the dealer's (signed private message) and does not
+        match the dealer's own broadcast commitment.
+        """
+        if self._sum_checked is not None and self._sum_checked[0] == frozenset(qualified):
+            return
+        bad = [
+            d
+            for d in qualified
+            if d != self.identifier
+            and d not in self._checked
+            and d in self._shares
+            and not _share_matches(
+                self.group, self._full[d], self.identifier, self._shares[d].expose()
+            )
+        ]
+        self._checked.update(d for d in qualified if d in self._shares and d not in bad)
+        if bad:
+            raise ProtocolAbort(
+                f"{self.protocol}: dealers {bad} sent participant {self.identifier} shares that "
+                "do not match their commitments (hidden by the sum check until QUAL changed)",
+                bad,
+            )
 
     def finish(self, received: Mapping[int, ComplaintsPackage[E]]) -> KeyShare[E] | None:
         """Resolve all complaints identically to every honest participant, fix QUAL and combine.
@@ -900,6 +1060,8 @@ class VssParticipant(Generic[E]):
                 )
             )
         try:
+            if self.aggregate_check and self.is_receiver:
+                self._check_qualified(qualified)
             result = self._combine(qualified)
         except ProtocolAbort as exc:
             raise self._fail(exc) from None
@@ -926,11 +1088,11 @@ class VssParticipant(Generic[E]):
     def _verifying_shares(
         self, aggregate: Sequence[E], ids: Iterable[int], base: Mapping[int, E] | None = None
     ) -> dict[int, E]:
-        """Y_l = base_l + Σ_k A_k·l^k for every l (one multi_mul per participant)."""
+        """Y_l = base_l + Σ_k A_k·l^k for every l (forward differences over consecutive ids)."""
         g = self.group
         out: dict[int, E] = {}
-        for l_ in ids:
-            y = _eval_commitment(g, aggregate, l_)
+        order = sorted(ids)
+        for l_, y in zip(order, _eval_commitment_many(g, aggregate, order), strict=True):
             if base is not None:
                 y = g.add(base[l_], y)
             if g.is_identity(y):
@@ -947,6 +1109,7 @@ class DkgParticipant(VssParticipant[E]):
     """
 
     protocol: ClassVar[str] = "dkg"
+    aggregate_check: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -1002,7 +1165,11 @@ class DkgParticipant(VssParticipant[E]):
     def _combine(self, qualified: tuple[int, ...]) -> KeyShare[E]:
         g = self.group
         s = self._qualified_share_sum(qualified)
-        aggregate = [g.sum(self._full[d][k] for d in qualified) for k in range(self.threshold)]
+        checked = self._sum_checked
+        if checked is not None and checked[0] == frozenset(qualified):
+            aggregate = list(checked[1])  # computed by round 3's sum check
+        else:
+            aggregate = [g.sum(self._full[d][k] for d in qualified) for k in range(self.threshold)]
         if g.is_identity(aggregate[0]):
             raise ProtocolAbort("dkg: the group public key is the identity", [])
         vshares = self._verifying_shares(aggregate, self.receivers)

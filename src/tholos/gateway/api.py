@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos import __version__
+from tholos.gateway import ecdsa_bls_dise_api
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.signing import SignJob
 from tholos.schemes import MAX_MESSAGE
 
 log = logging.getLogger("tholos.gateway")
-Scheme = Literal["bip340", "ed25519", "secp256k1"]
+Scheme = Literal["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"]
 KEY_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_BATCH = 4096
 
@@ -92,6 +93,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         gw = make_gateway()
         await gw.start()
         state["gw"] = gw
+        app.state.gateway = gw  # for the governance router (gateway/governance_api.py)
         yield
         await gw.stop()
 
@@ -193,6 +195,10 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         return {**row.summary(), "refreshed": True}
 
     def _job(key_id: str, body: SignBody) -> SignJob:
+        if ecdsa_bls_dise_api.is_extra(gw(), _key_id(key_id)):
+            raise GatewayError(
+                400, "unsupported", "ecdsa, bls12381 and dise keys: use POST /v1/keys/{id}/..."
+            )
         msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
         root = _hex(body.merkle_root, "merkle_root", exact=32) if body.merkle_root else None
         return gw().sign_job(_key_id(key_id), msg, body.path, body.taproot_tweak, root)
@@ -213,6 +219,11 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
 
     @app.post("/v1/keys/{key_id}/sign")
     async def sign(key_id: str, body: SignBody) -> JSONResponse:
+        if ecdsa_bls_dise_api.is_extra(
+            gw(), _key_id(key_id)
+        ):  # ecdsa, bls12381 (gateway/ecdsa_bls_dise.py)
+            msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
+            return await ecdsa_bls_dise_api.sign(gw(), key_id, msg, body.path)
         job = _job(key_id, body)
         await gw().sign([job])
         res = _result(job)
@@ -235,6 +246,8 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         await gw().sign(jobs)
         return {"results": [_result(j) for j in jobs]}
 
+    ecdsa_bls_dise_api.register(app, gw, _key_id)
+
     @app.get("/v1/requests/{request_id}")
     async def get_request(request_id: str) -> dict[str, Any]:
         r = gw().store.get_request(request_id[:64])
@@ -242,4 +255,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             raise GatewayError(404, "unknown_request", "unknown request")
         return r
 
+    from tholos.gateway.governance_api import router as governance_router
+
+    app.include_router(governance_router)
     return app

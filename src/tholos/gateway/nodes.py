@@ -32,6 +32,7 @@ class NodeState:
     quarantine_reason: str = ""
     slow_until: float = 0.0
     last_ok: float = 0.0
+    last_down: float = 0.0
     info: pb.InfoReply | None = None
     pools: dict[str, deque[pb.Commitment]] = field(default_factory=dict)
     refilling: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -75,6 +76,17 @@ class NodeSet:
             and self.nodes[i].quarantined_until <= now
         ]
 
+    def responsive(self, ids: list[int], need: int) -> list[int]:
+        """`ids` without the nodes marked slow (a request to them timed out recently), unless
+        fewer than `need` would remain: a slow node is still better than no signature at all.
+
+        Slowness is remembered apart from `down_until` on purpose: a node that stalls on signing
+        may still answer health probes at once, and a successful probe clears the down state.
+        """
+        now = time.monotonic()
+        fast = [i for i in ids if self.nodes[i].slow_until <= now]
+        return fast if len(fast) >= need else ids
+
     def rotate(self, ids: list[int]) -> list[int]:
         """`ids` rotated round-robin, so successive requests spread over the nodes."""
         if not ids:
@@ -88,17 +100,22 @@ class NodeSet:
             log.warning("node %d marked down: %s", node_id, reason)
         st.down_until = time.monotonic() + DOWN_BACKOFF
         st.down_reason = reason
+        st.last_down = time.monotonic()
         if "DEADLINE_EXCEEDED" in reason and not probe:  # a busy node may answer probes late
             log.warning("node %d is slow: not chosen for %.0fs", node_id, SLOW_BACKOFF)
             st.slow_until = time.monotonic() + SLOW_BACKOFF
         for pool in st.pools.values():
             pool.clear()  # commitments of a crashed node may be gone; fetch fresh ones later
 
-    def mark_ok(self, node_id: int) -> None:
+    def mark_ok(self, node_id: int, *, probe: bool = False) -> None:
+        """The node answered. A health probe clears the down state only: answering `Info` says
+        nothing about how fast the node signs, so only a real request ends the slow state."""
         st = self.nodes[node_id]
         st.down_until = 0.0
         st.down_reason = ""
         st.last_ok = time.monotonic()
+        if not probe:
+            st.slow_until = 0.0
 
     def quarantine(self, node_id: int, reason: str) -> None:
         st = self.nodes[node_id]
@@ -115,7 +132,7 @@ class NodeSet:
         except (NodeUnavailable, NodeRefused) as exc:
             self.mark_down(node_id, str(exc), probe=True)
             return False
-        self.mark_ok(node_id)
+        self.mark_ok(node_id, probe=True)
         return True
 
     async def probe_all(self) -> dict[int, bool]:
@@ -131,7 +148,9 @@ class NodeSet:
                 state = "excluded"
             elif st.slow_until > now:
                 state = "slow"
-            elif st.down_until > now or st.last_ok == 0.0:
+            elif st.down_until > now or st.last_ok <= st.last_down:
+                # Down until it answers again: the retry backoff running out (down_until) does
+                # not make a restarting node healthy.
                 state = "down"
             out.append(
                 {
@@ -174,10 +193,13 @@ class NodeSet:
         q = st.pools.setdefault(pool, deque())
         while len(q) < count:
             need = count - len(q)
-            if need > self.pool_batch // 2:
-                await self._fetch(node_id, pool, min(need + self.pool_batch // 2, 10_000))
+            task = st.refilling.get(pool)
+            if task is not None and not task.done() and need <= self.pool_batch // 2:
+                await asyncio.shield(task)  # a refill is on its way
             else:
-                await asyncio.shield(self._refill(node_id, pool))
+                # Fetch only what this request needs (a full batch can take long on a busy
+                # node, and must not make it look slow); the refill below tops the pool up.
+                await self._fetch(node_id, pool, min(need + 16, 10_000))
         out = [q.popleft() for _ in range(count)]
         if len(q) < self.pool_batch // 2:
             self._refill(node_id, pool)

@@ -24,7 +24,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     transports: dict[int, NodeTransport] = {
         i: GrpcNodeTransport(i, addr, cfg.node_tls) for i, addr in cfg.nodes.items()
     }
-    return Gateway(
+    gw = Gateway(
         transports,
         cfg.roster,
         GatewayStore(cfg.db),
@@ -34,6 +34,10 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
         quarantine_seconds=cfg.quarantine_seconds,
         pool_batch=cfg.pool_batch,
     )
+    from tholos.gateway.requests import attach
+
+    attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    return gw
 
 
 def main(argv: list[str] | None = None) -> int:

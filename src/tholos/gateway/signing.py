@@ -92,8 +92,9 @@ class SigningCoordinator:
                 j.error = f"only {len(usable)} usable nodes hold this key, threshold is {t}"
                 j.status = 503
             return []
-        # Prefer nodes with pooled commitments, rotating among them to spread the load.
-        signers = sorted(self.nodes.rotate(usable)[:t])
+        # Skip nodes that timed out recently (while enough others remain), rotating among the
+        # rest to spread the load.
+        signers = sorted(self.nodes.rotate(self.nodes.responsive(usable, t))[:t])
         try:
             comms = await self._commitments(signers, jobs)
         except (NodeUnavailable, NodeRefused) as exc:

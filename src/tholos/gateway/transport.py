@@ -44,6 +44,8 @@ class NodeTransport(Protocol):
 
     async def protocol(self, req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply: ...
 
+    async def governance(self, req: pb.GovernanceRequest, timeout: float) -> pb.GovernanceReply: ...
+
     async def close(self) -> None: ...
 
 
@@ -100,6 +102,10 @@ class GrpcNodeTransport:
         r: pb.ProtocolReply = await self._call(self.stub.Protocol, req, timeout)
         return r
 
+    async def governance(self, req: pb.GovernanceRequest, timeout: float) -> pb.GovernanceReply:
+        r: pb.GovernanceReply = await self._call(self.stub.Governance, req, timeout)
+        return r
+
     async def close(self) -> None:
         await self.channel.close()
 
@@ -137,6 +143,10 @@ class InMemoryNodeTransport:
 
     async def protocol(self, req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
         r: pb.ProtocolReply = await self._call(self.service.protocol, req)
+        return r
+
+    async def governance(self, req: pb.GovernanceRequest, timeout: float) -> pb.GovernanceReply:
+        r: pb.GovernanceReply = await self._call(self.service.governance_op, req)
         return r
 
     async def close(self) -> None:

@@ -46,6 +46,14 @@ def canonical_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+def encode_checked(obj: Any) -> bytes:
+    """Canonical JSON of a value already known to hold no float and only str keys (parsed with
+    floats refused, or dumped from a strict model): `canonical_json` without the walk."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
 def canonical_model(model: BaseModel, exclude: set[str] | None = None) -> bytes:
     """Canonical JSON of a model without some fields (e.g. the signature being computed)."""
     return json.dumps(
@@ -60,7 +68,7 @@ def canonical_model(model: BaseModel, exclude: set[str] | None = None) -> bytes:
 def parse_canonical_json(data: bytes) -> Any:
     """Parse JSON and require that it is exactly in canonical form (no malleable encodings)."""
     obj = json.loads(data.decode("utf-8"), parse_float=_reject_float)
-    if canonical_json(obj) != data:
+    if encode_checked(obj) != data:  # JSON gives str keys; floats were refused above
         raise ValueError("JSON is not in canonical form")
     return obj
 

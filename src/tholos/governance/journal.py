@@ -140,6 +140,106 @@ class SQLiteJournal:
             )
             return refusal
 
+    def reserve_many(
+        self, items: Sequence[tuple[JournalEntry, Sequence[VelocityLimit]]]
+    ) -> list[Refuse | None]:
+        """`reserve` for many entries in ONE transaction (one fsync), in order: each entry is
+        checked against the journal including the entries reserved before it in the batch."""
+        out: list[Refuse | None] = []
+        with self._tx() as db:
+            for entry, limits in items:
+                out.append(self._reserve(db, entry, limits))
+        return out
+
+    def _reserve(
+        self, db: sqlite3.Connection, entry: JournalEntry, limits: Sequence[VelocityLimit]
+    ) -> Refuse | None:
+        window = max((limit.window_seconds for limit in limits), default=0)
+        existing = self._get(db, entry.request_id)
+        if existing is not None:
+            old, reason = existing
+            if not old.same_intent(entry):
+                raise JournalError(f"request {entry.request_id} reserved with another intent")
+            return Refuse("journal", reason) if old.status == "refused" else None
+        refusal = None
+        if limits:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM journal WHERE status != 'refused' AND chain = ? "
+                "AND asset = ? AND time > ?",
+                (entry.chain, entry.asset, entry.time - window),
+            ).fetchall()
+            refusal = check_velocity((_row(r) for r in rows), entry, limits)
+        status, reason = ("refused", refusal.reason) if refusal else ("pending", "")
+        db.execute(
+            f"INSERT INTO journal ({_COLUMNS}, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_values(entry), status, reason),
+        )
+        return refusal
+
+    def sign_many(self, request_ids: Sequence[str], entries: Sequence[JournalEntry]) -> list[str]:
+        """Mark many requests signed in ONE transaction, before their shares leave the node.
+
+        `request_ids` must be pending here; `entries` (no velocity limit applies to them) are
+        recorded and marked signed in the same step. Returns, per request id then per entry, ""
+        or why it may not be signed (already signed, refused, unknown); nothing else changes.
+        """
+        out: list[str] = []
+        with self._tx() as db:
+            for rid in request_ids:
+                cur = db.execute(
+                    "UPDATE journal SET status = 'signed' WHERE request_id = ? "
+                    "AND status = 'pending'",
+                    (rid,),
+                )
+                if cur.rowcount == 1:
+                    out.append("")
+                    continue
+                found = self._get(db, rid)
+                out.append(
+                    f"request {rid} was never reserved here"
+                    if found is None
+                    else f"request {rid} is {found[0].status} here"
+                )
+            for entry in entries:
+                cur = db.execute(
+                    f"INSERT INTO journal ({_COLUMNS}, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
+                    (*_values(entry), "signed", ""),
+                )
+                if cur.rowcount == 1:
+                    out.append("")
+                    continue
+                found = self._get(db, entry.request_id)
+                status = "unknown" if found is None else found[0].status
+                out.append(f"request {entry.request_id} is {status} here")
+        return out
+
+    def statuses(self, request_ids: Sequence[str]) -> dict[str, EntryStatus]:
+        """The status of each known request id, in one query per 500 ids."""
+        out: dict[str, EntryStatus] = {}
+        with self._lock:
+            for start in range(0, len(request_ids), 500):
+                chunk = list(request_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                for rid, status in self._db.execute(
+                    f"SELECT request_id, status FROM journal WHERE request_id IN ({marks})", chunk
+                ):
+                    out[str(rid)] = cast(EntryStatus, status)
+        return out
+
+    def entries_for(
+        self, chain: str, asset: str, key_id: str, wallet: str | None, since: int
+    ) -> list[JournalEntry]:
+        """Entries that can count against a (chain, asset, key or wallet) limit after `since`."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM journal WHERE chain = ? AND asset = ? AND time > ? "
+                "AND (key_id = ? OR (wallet IS NOT NULL AND wallet = ?)) "
+                "ORDER BY time, request_id",
+                (chain, asset, since, key_id, wallet),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
     def mark_signed(self, request_id: str) -> None:
         """pending -> signed, before the node releases its signature share. Once only."""
         with self._tx() as db:

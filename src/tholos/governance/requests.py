@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AfterValidator, Field, model_validator
 
 from tholos.governance import _keys
-from tholos.governance._canonical import canonical_json, tagged_digest
+from tholos.governance._canonical import encode_checked, tagged_digest
 from tholos.governance._model import FORMAT_VERSION, Hex32, Hex64, Model, Name, UnixTime
 
 REQUEST_TAG = b"tholos/request/v1"
@@ -92,7 +92,7 @@ def request_digest(cluster_id: str, intent: Intent, payload: bytes) -> bytes:
         "intent": intent.model_dump(mode="json"),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
-    return tagged_digest(REQUEST_TAG, canonical_json(body))
+    return tagged_digest(REQUEST_TAG, encode_checked(body))  # strict model: ints, str keys
 
 
 class Approval(Model):

@@ -31,6 +31,11 @@ from tholos.transport.e2e import EnvelopeError, Identity, open_sealed
 
 STATE_TTL = 120.0
 EVIDENCE_CONTEXT = b"vss-round2-evidence"
+#: One signature per (dealer, recipient, batch) over the SHA-256 digests of every private package
+#: of the batch (`Round2Package.signing_bytes()`), instead of one signature per key: a complaint's
+#: evidence is b"\x01" || signature || all the digests, and proves the revealed package is one of
+#: them. The other digests reveal nothing: each hashes a uniformly random 32-byte share.
+EVIDENCE_BATCH_CONTEXT = b"vss-round2-evidence-batch"
 
 
 class ProtocolError(Exception):
@@ -133,6 +138,13 @@ class ProtocolRunner:
     def _evidence_ok(self, complaint: Any) -> bool:
         try:
             sig = bytes(complaint.evidence)
+            if len(sig) > 65 and sig[0] == 1 and (len(sig) - 65) % 32 == 0:
+                digests = sig[65:]
+                mine = hashlib.sha256(complaint.revealed_package().signing_bytes()).digest()
+                if mine not in {digests[k : k + 32] for k in range(0, len(digests), 32)}:
+                    return False
+                self.identity.verify(complaint.accused, EVIDENCE_BATCH_CONTEXT, digests, sig[1:65])
+                return True
             self.identity.verify(
                 complaint.accused,
                 EVIDENCE_CONTEXT,
@@ -242,6 +254,7 @@ class ProtocolRunner:
         private: dict[int, dict[str, Any]] = {
             j: {} for j in state.participants if j != self.node_id
         }
+        digests: dict[int, list[bytes]] = {j: [] for j in private}
         for sess in state.sessions:
             try:
                 received = {
@@ -257,15 +270,17 @@ class ProtocolRunner:
                     f"round 1 of {sess.session}: {type(exc).__name__}: {exc}"
                 ) from None
             for j, msg in outgoing.items():
-                sig = self.identity.sign(EVIDENCE_CONTEXT, msg.signing_bytes())
-                private[j][sess.session] = {"package": msg.to_dict(), "evidence": sig.hex()}
+                digests[j].append(hashlib.sha256(msg.signing_bytes()).digest())
+                private[j][sess.session] = {"package": msg.to_dict()}
         ctx = state.protocol + "-private"
-        enc = {
-            str(j): self.identity.encrypt_to(
-                j, context(ctx, "round2", state.batch, j), json.dumps(msgs).encode()
+        enc = {}
+        for j, msgs in private.items():
+            joined = b"".join(digests[j])
+            sig = self.identity.sign(EVIDENCE_BATCH_CONTEXT, joined)
+            plain = {"sessions": msgs, "evidence": sig.hex(), "digests": joined.hex()}
+            enc[str(j)] = self.identity.encrypt_to(
+                j, context(ctx, "round2", state.batch, j), json.dumps(plain).encode()
             ).hex()
-            for j, msgs in private.items()
-        }
         return self._seal(state, "round2", {"echo": state.echo, "private": enc})
 
     def _round3(self, state: BatchState, envelopes: Sequence[pb.Envelope]) -> pb.Envelope:
@@ -273,16 +288,22 @@ class ProtocolRunner:
         self._check_echo(got, state.echo)
         ctx = state.protocol + "-private"
         inbox: dict[int, dict[str, Any]] = {}
+        batch_evidence: dict[int, bytes] = {}
         for i, b in got.items():
             if i == self.node_id:
                 continue
             try:
                 blob = bytes.fromhex(b["private"][str(self.node_id)])
-                plain = self.identity.decrypt_from(
-                    i, context(ctx, "round2", state.batch, self.node_id), blob
+                plain = json.loads(
+                    self.identity.decrypt_from(
+                        i, context(ctx, "round2", state.batch, self.node_id), blob
+                    )
                 )
-                inbox[i] = json.loads(plain)
-            except (KeyError, ValueError, EnvelopeError):
+                batch_evidence[i] = (
+                    b"\x01" + bytes.fromhex(plain["evidence"]) + bytes.fromhex(plain["digests"])
+                )
+                inbox[i] = dict(plain["sessions"])
+            except (KeyError, ValueError, TypeError, EnvelopeError):
                 inbox[i] = {}  # no readable message: the state machine files a complaint
         out: dict[str, Any] = {}
         for sess in state.sessions:
@@ -294,8 +315,8 @@ class ProtocolRunner:
                     continue
                 try:
                     received[i] = Round2Package.from_dict(m["package"])
-                    evidence[i] = bytes.fromhex(m["evidence"])
-                except (CryptoError, KeyError, ValueError):
+                    evidence[i] = batch_evidence[i]
+                except (CryptoError, KeyError, ValueError, TypeError):
                     continue
             try:
                 out[sess.session] = sess.machine.round3(received, evidence).to_dict()

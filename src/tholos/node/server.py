@@ -111,6 +111,9 @@ class Servicer(node_pb2_grpc.NodeServicer):
     async def Protocol(self, request: Any, context: Any) -> Any:
         return await self._call(self.s.protocol, request, context)
 
+    async def Governance(self, request: Any, context: Any) -> Any:
+        return await self._call(self.s.governance_op, request, context)
+
 
 GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -150,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             raise StartupError("--fault is for tests only: set THOLOS_ALLOW_FAULTS=1", EXIT_CONFIG)
         cfg = NodeConfig.load(args.config)
         service = build_service(cfg, args.fault)
+        from tholos.node import governance
+
+        service.governance = governance.load(args.config, service.identity, dict(cfg.roster))
         if args.fault:
             log.warning("node %d running with TEST FAULT %r", cfg.node_id, args.fault)
         try:

@@ -7,6 +7,9 @@ import json
 import logging
 
 from tholos import __version__
+from tholos.node.ecdsa_bls_dise import PROTOCOLS as EXTRA_PROTOCOLS
+from tholos.node.ecdsa_bls_dise import for_service as extra_for
+from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault, VaultError
@@ -44,6 +47,7 @@ class NodeService:
         self.vault = vault
         self.protocols = ProtocolRunner(identity, vault, min_threshold)
         self.nonce_pool_max = nonce_pool_max
+        self.governance: NodeGovernance | None = None  # set by server.main (node/governance.py)
 
     def info(self, req: pb.InfoRequest) -> pb.InfoReply:
         pub = self.identity.public
@@ -91,7 +95,10 @@ class NodeService:
             )
             for it in req.items
         ]
-        results = self.vault.sign_batch(requests)
+        if self.governance is not None:
+            results = self.governance.sign_batch(req.items, requests, self.vault.sign_batch)
+        else:
+            results = self.vault.sign_batch(requests)
         for r in results:
             if r.error:
                 log.warning("refused to sign %s: %s", r.request_id, r.error)
@@ -102,8 +109,19 @@ class NodeService:
             ]
         )
 
+    def governance_op(self, req: pb.GovernanceRequest) -> pb.GovernanceReply:
+        if self.governance is None:
+            raise RequestRefused("this node has no governance configured")
+        try:
+            return self.governance.handle(req)
+        except GovernanceRefused as exc:
+            log.warning("governance %s refused: %s", req.op, exc)
+            raise RequestRefused(str(exc)) from None
+
     def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         try:
+            if req.protocol in EXTRA_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
+                return extra_for(self).step(req)
             return self.protocols.step(req)
         except ProtocolError as exc:
             log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)

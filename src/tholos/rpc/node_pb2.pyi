@@ -100,7 +100,16 @@ class SignerCommitment(_message.Message):
     ) -> None: ...
 
 class SignItem(_message.Message):
-    __slots__ = ("commitments", "key_id", "merkle_root", "message", "path", "request_id", "taproot")
+    __slots__ = (
+        "commitments",
+        "governance",
+        "key_id",
+        "merkle_root",
+        "message",
+        "path",
+        "request_id",
+        "taproot",
+    )
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +117,7 @@ class SignItem(_message.Message):
     TAPROOT_FIELD_NUMBER: _ClassVar[int]
     MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
+    GOVERNANCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     key_id: str
     message: bytes
@@ -115,6 +125,7 @@ class SignItem(_message.Message):
     taproot: bool
     merkle_root: bytes
     commitments: _containers.RepeatedCompositeFieldContainer[SignerCommitment]
+    governance: bytes
     def __init__(
         self,
         request_id: str | None = ...,
@@ -124,6 +135,7 @@ class SignItem(_message.Message):
         taproot: bool | None = ...,
         merkle_root: bytes | None = ...,
         commitments: _Iterable[SignerCommitment | _Mapping] | None = ...,
+        governance: bytes | None = ...,
     ) -> None: ...
 
 class SignResult(_message.Message):
@@ -185,3 +197,17 @@ class ProtocolReply(_message.Message):
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     def __init__(self, envelope: Envelope | _Mapping | None = ...) -> None: ...
+
+class GovernanceRequest(_message.Message):
+    __slots__ = ("op", "payload")
+    OP_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    op: str
+    payload: bytes
+    def __init__(self, op: str | None = ..., payload: bytes | None = ...) -> None: ...
+
+class GovernanceReply(_message.Message):
+    __slots__ = ("payload",)
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    def __init__(self, payload: bytes | None = ...) -> None: ...

@@ -54,6 +54,11 @@ class NodeStub:
                 request_serializer=tholos_dot_rpc_dot_node__pb2.ProtocolRequest.SerializeToString,
                 response_deserializer=tholos_dot_rpc_dot_node__pb2.ProtocolReply.FromString,
                 _registered_method=True)
+        self.Governance = channel.unary_unary(
+                '/tholos.v1.Node/Governance',
+                request_serializer=tholos_dot_rpc_dot_node__pb2.GovernanceRequest.SerializeToString,
+                response_deserializer=tholos_dot_rpc_dot_node__pb2.GovernanceReply.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -87,6 +92,14 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Governance(self, request, context):
+        """Governance (documents, kill switch, batched journal reservations and snapshots, audit
+        export): canonical JSON in and out, every object verified by the node itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +122,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Protocol,
                     request_deserializer=tholos_dot_rpc_dot_node__pb2.ProtocolRequest.FromString,
                     response_serializer=tholos_dot_rpc_dot_node__pb2.ProtocolReply.SerializeToString,
+            ),
+            'Governance': grpc.unary_unary_rpc_method_handler(
+                    servicer.Governance,
+                    request_deserializer=tholos_dot_rpc_dot_node__pb2.GovernanceRequest.FromString,
+                    response_serializer=tholos_dot_rpc_dot_node__pb2.GovernanceReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +237,33 @@ class Node:
             '/tholos.v1.Node/Protocol',
             tholos_dot_rpc_dot_node__pb2.ProtocolRequest.SerializeToString,
             tholos_dot_rpc_dot_node__pb2.ProtocolReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Governance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tholos.v1.Node/Governance',
+            tholos_dot_rpc_dot_node__pb2.GovernanceRequest.SerializeToString,
+            tholos_dot_rpc_dot_node__pb2.GovernanceReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,170 @@
+"""`tholos bench` lines for threshold ECDSA, threshold BLS and DiSE (see bench/run.py).
+
+- ecdsa presign/sustained: POST /v1/keys/{id}/presign {"count": B} back to back (one batched
+  multi-party presigning run among all n nodes per request): the rate at which pools refill.
+- ecdsa sign/prefilled: the pool is first filled with `--ecdsa-prefill` presignatures, then that
+  many signatures minus a margin are requested (`concurrency` in flight): online signing only.
+- bls12381 keygen/single, sign/single: as for the FROST schemes.
+- dise encrypt/1KiB, decrypt/1KiB: the client side (commitment, checking t DLEQ proofs, combining,
+  AES-GCM) runs in the bench process, as it does in the CLI; each op is one POST .../evaluate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+PAPER = {"bls_keygen_ops": 7.69, "bls_sign_ops": 12.23, "encrypt_ops": 17.7}
+EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
+
+Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
+Measure = Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]]
+
+
+async def _count(
+    concurrency: int, total: int, op: Callable[[int], Awaitable[int]]
+) -> dict[str, float]:
+    lat: list[float] = []
+    done = 0
+    errors = 0
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal done, errors, counter
+        while counter < total:
+            counter += 1
+            t0 = time.perf_counter()
+            try:
+                n = await op(counter)
+                done += n
+                lat.append(time.perf_counter() - t0)
+            except Exception as exc:
+                errors += 1
+                if errors < 3:
+                    print(f"bench: request failed: {exc}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    lat.sort()
+    return {
+        "ops_per_s": done / elapsed,
+        "p50_ms": lat[len(lat) // 2] * 1000 if lat else float("nan"),
+        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000 if lat else float("nan"),
+        "requests": len(lat),
+        "errors": errors,
+        "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
+    }
+
+
+async def bench_scheme(
+    post: Post,
+    get: Callable[[str], Awaitable[Any]],
+    args: argparse.Namespace,
+    n: int,
+    t: int,
+    scheme: str,
+    measure: Measure,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def row(mode: str, batch: int, conc: int, res: dict[str, float], note: str = "") -> None:
+        r = {"n": n, "t": t, "scheme": scheme, "mode": mode, "batch": batch, "concurrency": conc}
+        r.update(res)
+        if note:
+            r["note"] = note
+        rows.append(r)
+        print(
+            f"| {n} | {t} | {scheme} | {mode} | {batch} | {conc} | {r['ops_per_s']:.1f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    conc = args.concurrency
+    if scheme == "ecdsa":
+        key = (await post("/v1/keys", {"scheme": "ecdsa"}))["key_id"]
+        batch = args.presign_batch
+
+        async def presign(i: int) -> int:
+            r = await post(f"/v1/keys/{key}/presign", {"count": batch})
+            return int(r["added"])
+
+        row("presign/sustained", batch, 1, await measure(1, args.duration, presign))
+        prefill = args.ecdsa_prefill
+        await post(f"/v1/keys/{key}/presign", {"count": prefill})
+
+        async def sign(i: int) -> int:
+            await post(f"/v1/keys/{key}/sign", {"message": os.urandom(32).hex()})
+            return 1
+
+        total = max(1, prefill - 40)
+        row("sign/prefilled", 1, conc, await _count(conc, total, sign), f"{total} signatures")
+    elif scheme == "bls12381":
+
+        async def keygen(i: int) -> int:
+            await post("/v1/keys", {"scheme": "bls12381"})
+            return 1
+
+        row("keygen/single", 1, conc, await measure(conc, args.duration, keygen))
+        key = (await post("/v1/keys", {"scheme": "bls12381"}))["key_id"]
+
+        async def bsign(i: int) -> int:
+            await post(f"/v1/keys/{key}/sign", {"message": os.urandom(32).hex()})
+            return 1
+
+        row("sign/single", 1, conc, await measure(conc, args.duration, bsign))
+    elif scheme == "dise":
+        from tholos.crypto import dise
+        from tholos.crypto.keys import PublicKeyPackage
+
+        key = (await post("/v1/keys", {"scheme": "dise"}))["key_id"]
+        public = PublicKeyPackage.from_dict((await get(f"/v1/keys/{key}"))["public_key_package"])
+        data = os.urandom(1024)
+
+        async def evaluate(req: Any) -> list[Any]:
+            r = await post(
+                f"/v1/keys/{key}/evaluate",
+                {"alpha": req.alpha.hex(), "encryptor": req.encryptor, "purpose": req.purpose},
+            )
+            return [dise.PartialEval.from_dict(p) for p in r["partials"]]
+
+        cts: list[bytes] = []
+
+        async def encrypt(i: int) -> int:
+            ctx, req = dise.encrypt_begin(public, "bench", data)
+            ct = dise.encrypt_finish(public, ctx, await evaluate(req))
+            if len(cts) < 64:
+                cts.append(ct)
+            return 1
+
+        row("encrypt/1KiB", 1, conc, await measure(conc, args.duration, encrypt))
+
+        async def decrypt(i: int) -> int:
+            ct = cts[i % len(cts)]
+            req = dise.decrypt_begin(public, ct)
+            assert dise.decrypt_finish(public, ct, await evaluate(req)) == data
+            return 1
+
+        row("decrypt/1KiB", 1, conc, await measure(conc, args.duration, decrypt))
+    return rows
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ecdsa-prefill", type=int, default=1000, help="presignatures before sign/prefilled"
+    )
+    p.add_argument("--presign-batch", type=int, default=100, help="presignatures per request")
+
+
+def reference_line() -> str:
+    return (
+        f"Published, 4 servers: BLS keygen {PAPER['bls_keygen_ops']} op/s, sign "
+        f"{PAPER['bls_sign_ops']} op/s; encryption {PAPER['encrypt_ops']} op/s."
+    )

@@ -1,0 +1,192 @@
+"""The "with policy" line of `tholos bench`: governed signing, approvals checked by every node.
+
+For each (n, t) it starts a governed cluster (`cluster init --governance`), adopts a policy of one
+rule "one approval from treasury" (no velocity limit), creates a bip340 key, signs each request
+with the initiator's key and one approver's key beforehand (that is the users' devices' work, not
+the cluster's), then measures `POST /v1/signing-requests/batch` with `--batch` requests per call
+and `--concurrency` calls in flight. Every signer verifies the initiator's signature, the payload
+against the intent, the approval, the policy, and records the request in its journal and audit
+chain before its share leaves. Compare with the `sign/batch` line of the same n, t and scheme.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import ssl
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+MODE = "sign/policy"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-policy-line",
+        dest="policy_line",
+        action="store_false",
+        help="skip the governed 'with policy' signing line",
+    )
+
+
+def _prepare(
+    cluster_id: str, key_id: str, keys: dict[str, Ed25519PrivateKey], count: int, lifetime: int
+) -> list[dict[str, Any]]:
+    from tholos.cli.governance_cmds import build_request
+    from tholos.governance import approve
+
+    out = []
+    now = int(time.time())
+    for _ in range(count):
+        req = build_request(
+            cluster_id,
+            "initiator",
+            keys["initiator"],
+            key_id=key_id,
+            chain="raw",
+            asset="RAW",
+            destination="addr-bench",
+            amount=1,
+            data=os.urandom(32),
+            request_id=secrets.token_hex(12),
+            lifetime=lifetime,
+            now=now,
+        )
+        appr = approve(req, "approver-1", keys["approver-1"])
+        out.append(
+            {"request": req.model_dump(mode="json"), "approvals": [appr.model_dump(mode="json")]}
+        )
+    return out
+
+
+async def bench_governed(
+    url: str,
+    ctx: ssl.SSLContext,
+    root: Path,
+    args: argparse.Namespace,
+    n: int,
+    t: int,
+    measure: Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]],
+) -> list[dict[str, Any]]:
+    import aiohttp
+
+    from tholos.cluster.governance_init import DEMO_USERS, read_user_key, user_key_file
+    from tholos.governance import (
+        ApprovalRequirement,
+        GovernanceDocument,
+        Policy,
+        Rule,
+        SignedDocument,
+        sign_document,
+    )
+
+    keys = {u: read_user_key(user_key_file(root, u)) for u in DEMO_USERS}
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
+    async with aiohttp.ClientSession(url, connector=conn) as s:
+
+        async def call(method: str, path: str, body: Any = None) -> Any:
+            async with s.request(method, path, json=body) as r:
+                data = await r.json()
+                if r.status >= 300:
+                    raise RuntimeError(f"HTTP {r.status}: {data}")
+                return data
+
+        state = await call("GET", "/v1/governance")
+        current = GovernanceDocument.model_validate_json(json.dumps(state["document"]["document"]))
+        policy = Policy(
+            rules=(
+                Rule(
+                    rule_id="bench",
+                    approvals=(ApprovalRequirement(group="treasury", count=1),),
+                ),
+            )
+        )
+        doc = current.model_copy(
+            update={
+                "kind": "governance",
+                "version": current.version + 1,
+                "prev_hash": current.digest().hex(),
+                "issued_at": int(time.time()),
+                "policy": policy,
+            }
+        )
+        doc = GovernanceDocument.model_validate_json(doc.model_dump_json())
+        signed = SignedDocument(
+            document=doc,
+            signatures=tuple(sign_document(doc, a, keys[a]) for a in ("admin-1", "admin-2")),
+        )
+        res = await call("POST", "/v1/governance/documents", signed.model_dump(mode="json"))
+        if res["adopted_by"] != n:
+            raise RuntimeError(f"bench policy not adopted everywhere: {res}")
+        key_id = (await call("POST", "/v1/keys", {"scheme": "bip340"}))["key_id"]
+        cluster_id = current.cluster_id
+        # Requests are signed by the users beforehand (their devices' work, not the cluster's).
+        expected = int(args.duration * 4000) + args.batch * args.concurrency
+        loop = asyncio.get_running_loop()
+        pool = await loop.run_in_executor(None, _prepare, cluster_id, key_id, keys, expected, 3600)
+        await call("POST", "/v1/signing-requests/batch", {"requests": pool[:2]})
+        cursor = 2
+
+        async def governed_batch(i: int) -> int:
+            nonlocal cursor
+            chunk = pool[cursor : cursor + args.batch]
+            cursor += args.batch
+            if len(chunk) < args.batch:
+                raise RuntimeError("bench ran out of prepared requests")
+            r = await call("POST", "/v1/signing-requests/batch", {"requests": chunk})
+            bad = [x for x in r["results"] if x["status"] != "signed"]
+            if bad:
+                raise RuntimeError(f"{len(bad)} governed requests not signed: {bad[0]}")
+            return len(r["results"])
+
+        res_m = await measure(args.concurrency, args.duration, governed_batch)
+    return [
+        {
+            "n": n,
+            "t": t,
+            "scheme": "bip340",
+            "mode": MODE,
+            "concurrency": args.concurrency,
+            "batch": args.batch,
+            **res_m,
+        }
+    ]
+
+
+def run_config(
+    n: int,
+    t: int,
+    args: argparse.Namespace,
+    measure: Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """Start a governed cluster for (n, t), measure, stop it."""
+    from tholos.cluster import procs
+    from tholos.cluster.layout import ClusterDir, init_cluster
+    from tholos.transport.tls import client_ssl_context
+
+    if not getattr(args, "policy_line", True) or "bip340" not in args.schemes.split(","):
+        return []
+    root = Path(tempfile.mkdtemp(prefix=f"tholos-bench-policy-{n}-{t}-"))
+    cd = ClusterDir(root)
+    try:
+        init_cluster(root, n, t, governance=True)
+        procs.up(cd, wait=60)
+        m = cd.load()
+        return asyncio.run(
+            bench_governed(
+                m["gateway"], client_ssl_context(cd.client_tls), root, args, n, t, measure
+            )
+        )
+    finally:
+        procs.down(cd)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)

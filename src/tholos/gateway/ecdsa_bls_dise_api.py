@@ -1,0 +1,119 @@
+"""REST routes for ECDSA presignature pools, ECDSA/BLS signing and DiSE evaluation.
+
+- `POST /v1/keys/{id}/sign` for an `ecdsa` or `bls12381` key (dispatched from api.py):
+  ECDSA -> `{"signature": r||s hex (low-S), "recovery_id": 0|1, "public_key", ...}` (message: a
+  32-byte digest); BLS -> `{"signature": 96-byte hex, "public_key": 48-byte hex, ...}`.
+- `POST /v1/keys/{id}/presign {"count"}` fills an ECDSA key's presignature pool; `GET` shows it.
+- `POST /v1/keys/{id}/evaluate {"alpha", "encryptor", "purpose"}` (DiSE): t verified partial
+  evaluations for the client to combine (the gateway never sees plaintext or the derived key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from tholos.gateway.ecdsa_bls_dise import KIND_PROTOCOL, ExtraJob, extra_for
+from tholos.schemes import SCHEMES
+
+EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PresignBody(_Strict):
+    count: int = Field(default=100, ge=1, le=20_000)
+
+
+class EvaluateBody(_Strict):
+    alpha: str = Field(max_length=64, description="hex, 32 bytes: the DiSE commitment")
+    encryptor: str = Field(max_length=255, min_length=1)
+    purpose: Literal["encrypt", "decrypt"]
+    verify: bool = Field(
+        default=False,
+        description="check every partial's DLEQ proof at the gateway, naming and excluding bad "
+        "nodes (the client checks them anyway; it asks again with verify=true on a bad proof)",
+    )
+
+
+_KIND_CACHE: dict[str, bool] = {}
+
+
+def is_extra(gw: Any, key_id: str) -> bool:
+    """Whether the key is ecdsa/bls12381/dise (cached: a key's scheme never changes)."""
+    hit = _KIND_CACHE.get(key_id)
+    if hit is not None:
+        return hit
+    row = gw.store.get_key(key_id)
+    if row is None:
+        return False
+    if len(_KIND_CACHE) > 200_000:
+        _KIND_CACHE.clear()
+    _KIND_CACHE[key_id] = getattr(SCHEMES[row.scheme], "kind", "") in KIND_PROTOCOL
+    return _KIND_CACHE[key_id]
+
+
+def result(gw: Any, j: ExtraJob) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "request_id": j.request_id,
+        "key_id": j.key_id,
+        "signers": j.signers,
+        "excluded": {str(k): v for k, v in sorted(j.excluded.items())},
+    }
+    if j.signature is not None:
+        out["signature"] = j.signature.hex()
+        out["public_key"] = extra_for(gw).public_key_for(j).hex()
+        if j.recovery_id is not None:
+            out["recovery_id"] = j.recovery_id
+    elif j.partials:
+        out["partials"] = j.partials
+    else:
+        out["error"] = {"code": "sign_failed", "message": j.error, "status": j.status}
+    return out
+
+
+def response(gw: Any, j: ExtraJob) -> JSONResponse:
+    res = result(gw, j)
+    if "error" in res:
+        return JSONResponse(
+            status_code=j.status or 503,
+            content={
+                "error": {**res["error"], "excluded": res["excluded"], "request_id": j.request_id}
+            },
+        )
+    return JSONResponse(content=res)
+
+
+async def sign(gw: Any, key_id: str, message: bytes, path: str) -> JSONResponse:
+    ext = extra_for(gw)
+    job = ext.job(key_id, message, path)
+    await ext.submit([job])
+    return response(gw, job)
+
+
+def register(app: FastAPI, gw: Callable[[], Any], check_key: Callable[[str], str]) -> None:
+    @app.post("/v1/keys/{key_id}/presign")
+    async def presign(key_id: str, body: PresignBody) -> dict[str, Any]:
+        ext = extra_for(gw())
+        added = await ext.presign(check_key(key_id), body.count)
+        return {"key_id": key_id, "added": added, "available": ext.pool_size(key_id)}
+
+    @app.get("/v1/keys/{key_id}/presign")
+    async def presign_status(key_id: str) -> dict[str, Any]:
+        g = gw()
+        row = g.key(check_key(key_id))
+        return {"key_id": key_id, "available": extra_for(g).pool_size(key_id, g._public(row))}
+
+    @app.post("/v1/keys/{key_id}/evaluate")
+    async def evaluate(key_id: str, body: EvaluateBody) -> JSONResponse:
+        g = gw()
+        ext = extra_for(g)
+        job = ext.job(check_key(key_id), b"", "", body.model_dump())
+        await ext.submit([job])
+        return response(g, job)
