@@ -242,3 +242,21 @@ def test_any_single_row_change_is_located(tmp_path: Path, seq: int, change: str)
     log.close()
     assert not report.ok
     assert seq in {i.seq for i in report.issues}, report.issues
+
+
+def test_entry_hash_from_encoded_payload_is_the_same() -> None:
+    """The log hashes the payload text it stores; that must equal hashing the payload itself."""
+    from tholos.audit.records import entry_hash_encoded
+
+    payloads: list[dict[str, object]] = [
+        {},
+        {"request_id": "r-1", "digest": "ab" * 32, "status": "pending"},
+        {"reason": 'quote " back\\\\slash \u00e9 \u2603 \n tab\t', "n": -5, "ok": True, "x": None},
+        {"nested": {"b": [1, 2, {"z": "y", "a": []}], "a": "\u0000"}, "big": 2**70},
+    ]
+    for payload in payloads:
+        for kind, node in (("decision", "node-1"), ('sp\u00e9cial "k"', "gate\\way")):
+            text = canonical_json(payload).decode()
+            assert entry_hash_encoded(node, 3, 1_700_000_000_123, kind, text, "0f" * 32) == (
+                entry_hash(node, 3, 1_700_000_000_123, kind, payload, "0f" * 32)
+            )

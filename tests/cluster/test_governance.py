@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import sqlite3
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.cluster.conftest import LocalCluster
 from tests.cluster.verify import verify
+from tholos.cli import main as cli_main
 from tholos.cli.governance_cmds import build_request
 from tholos.cluster.governance_init import read_user_key, user_key_file
 from tholos.cluster.layout import ClusterDir, init_cluster
@@ -306,6 +309,8 @@ def test_policy_enforced_by_every_node(gov_cluster: Callable[..., GovCluster]) -
     )
     assert all(v != "share" for v in again.values()), again
 
+    _cli_governance(c, kid)
+
     # Kill switch: one admin engages it alone; every node refuses; only a quorum releases it.
     code, out = tholos_cli(
         "killswitch", "engage", "--dir", str(c.cd.root), "--as", "admin-3", "--reason", "drill"
@@ -329,6 +334,91 @@ def test_policy_enforced_by_every_node(gov_cluster: Callable[..., GovCluster]) -
     assert code == 0 and out["ok"], out
     _compromised_gateway(c, kid)
     _audit_tampering(c)
+
+
+def _cli(*args: str) -> tuple[int, dict[str, Any]]:
+    """`tholos ARGS --json` in this process (no interpreter start per command)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli_main([*args, "--json"])
+    return code, json.loads(buf.getvalue() or "{}")
+
+
+def _cli_governance(c: GovCluster, kid: str) -> None:
+    """`tholos users|policy|requests ...` against the running cluster, with real effects."""
+    d = ("--dir", str(c.cd.root))
+
+    def versions() -> set[int]:
+        return set(c.get("/v1/governance")["versions"].values())
+
+    def users() -> dict[str, Any]:
+        code, out = _cli("users", "list", *d)
+        assert code == 0, out
+        return {u["user_id"]: u for u in out["users"]}
+
+    # users add: one admin proposes (not adopted), a second admin makes the quorum.
+    v0 = c.document().document.version
+    key_file = c.cd.root / "users" / "approver-3.key"
+    code, out = _cli("users", "keygen", "--out", str(key_file))
+    assert code == 0 and key_file.exists(), out
+    pub = out["public_key"]
+    code, out = _cli(
+        "users", "add", "approver-3", "--public-key", pub, "--roles", "approver",
+        "--groups", "treasury", "--as", "admin-1", *d,
+    )  # fmt: skip
+    assert code == 0 and out["status"] == "open" and out["signers"] == ["admin-1"], out
+    assert "approver-3" not in users() and versions() == {v0}
+    code, out = _cli("policy", "approve", out["proposal_id"], "--as", "admin-2", *d)
+    assert code == 0 and out["status"] == "adopted" and out["adopted_by"] == c.n, out
+    assert versions() == {v0 + 1}, versions()  # every node adopted it
+    added = users()["approver-3"]
+    assert added["public_key"] == pub and added["groups"] == ["treasury"], added
+
+    # requests create / approve (by the new user) / list / show: signed, the signature verifies.
+    data = os.urandom(32)
+    code, out = _cli(
+        "requests", "create", "--key-id", kid, "--destination", "addr-a", "--amount", "100",
+        "--data", data.hex(), "--as", "initiator", *d,
+    )  # fmt: skip
+    assert code == 0 and out["status"] != "signed", out
+    rid = out["request_id"]
+    code, out = _cli("requests", "show", rid, *d)
+    assert code == 0 and out["status"] == "refused-by-policy" and out["approvals"] == [], out
+    code, out = _cli("requests", "approve", rid, "--as", "approver-3", *d)
+    assert code == 0 and out["status"] == "signed", out
+    code, shown = _cli("requests", "show", rid, *d)
+    assert code == 0 and shown["status"] == "signed" and shown["approvals"] == ["approver-3"]
+    assert shown["intent"]["destination"] == "addr-a" and shown["intent"]["amount"] == 100
+    assert verify(
+        "bip340", data, bytes.fromhex(shown["signature"]), bytes.fromhex(shown["public_key"])
+    ), shown
+    code, out = _cli("requests", "list", "--status", "signed", *d)
+    assert code == 0 and rid in {r["request_id"] for r in out["requests"]}, out
+    assert all(r["status"] == "signed" for r in out["requests"]), out
+
+    # policy propose: one admin signature is not adopted; with a second it is, on every node.
+    pol = _test_policy().model_copy(update={"deny_destinations": ("addr-evil", "addr-evil-2")})
+    pol_file = c.cd.root / "policy-cli.json"
+    pol_file.write_text(pol.model_dump_json())
+    code, out = _cli("policy", "propose", "--file", str(pol_file), "--as", "admin-1", *d)
+    assert code == 0 and out["status"] == "open" and out["adopted_by"] == 0, out
+    code, shown = _cli("policy", "show", *d)
+    assert code == 0 and shown["version"] == v0 + 1 and versions() == {v0 + 1}, shown
+    assert "addr-evil-2" not in shown["policy"]["deny_destinations"], shown
+    code, out = _cli("policy", "approve", out["proposal_id"], "--as", "admin-2", *d)
+    assert code == 0 and out["status"] == "adopted" and out["adopted_by"] == c.n, out
+    code, shown = _cli("policy", "show", *d)
+    assert code == 0 and shown["version"] == v0 + 2 and versions() == {v0 + 2}, shown
+    assert "addr-evil-2" in shown["policy"]["deny_destinations"], shown
+
+    # users remove: adopted by the quorum; the removed user's approval no longer counts.
+    code, out = _cli("users", "remove", "approver-3", "--as", "admin-1", *d)
+    assert code == 0 and out["status"] == "open", out
+    code, out = _cli("policy", "approve", out["proposal_id"], "--as", "admin-3", *d)
+    assert code == 0 and out["status"] == "adopted" and out["adopted_by"] == c.n, out
+    assert "approver-3" not in users() and versions() == {v0 + 3}
+    res = c.submit(c.request(kid, "addr-a", 100), "approver-3")
+    assert res["status"] != "signed", res
 
 
 def _compromised_gateway(c: GovCluster, kid: str) -> None:

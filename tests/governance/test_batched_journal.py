@@ -52,3 +52,25 @@ def test_append_many_chains_and_checkpoints(tmp_path: Path) -> None:
     assert report.ok, report.issues
     assert [e.payload["n"] for e in report.entries] == list(range(7))
     assert [c.seq for c in report.checkpoints] == [3, 6]
+
+
+def test_sign_many_entries_in_one_statement_keep_per_entry_outcomes(tmp_path: Path) -> None:
+    """Unreserved entries: one existence query and one insert; duplicates and known ids refused."""
+    j = SQLiteJournal(tmp_path / "j.db")
+    j.reserve_many([(entry("req-000001", 10), ()), (entry("req-000003", 10), ())])
+    j.refuse(entry("req-000003", 10), "aborted")
+    batch = [entry(f"req-{i:06d}", 10) for i in (4, 1, 3, 5, 4)]
+    assert j.sign_many([], batch) == [
+        "",
+        "request req-000001 is pending here",
+        "request req-000003 is refused here",
+        "",
+        "request req-000004 is signed here",
+    ]
+    assert j.status("req-000004") == "signed" and j.status("req-000005") == "signed"
+    assert j.status("req-000001") == "pending" and j.status("req-000003") == "refused"
+    many = [entry(f"bulk-{i:06d}", 1) for i in range(1200)]  # more than one query chunk
+    assert j.sign_many([], many) == [""] * 1200
+    assert j.sign_many([], many[598:603]) == [
+        f"request bulk-{i:06d} is signed here" for i in range(598, 603)
+    ]

@@ -23,7 +23,7 @@ from tholos.audit.records import (
     AuditEntry,
     Checkpoint,
     checkpoint_message,
-    entry_hash,
+    entry_hash_encoded,
 )
 from tholos.governance import NodeSigner, canonical_json
 
@@ -110,7 +110,7 @@ class AuditLog:
                 seq, prev = self._head()
                 seq += 1
                 now = self._clock()
-                digest = entry_hash(self.node_id, seq, now, kind, payload, prev)
+                digest = entry_hash_encoded(self.node_id, seq, now, kind, text, prev)
                 self._db.execute(
                     "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -128,23 +128,29 @@ class AuditLog:
         """Append several entries in ONE transaction (one fsync), checkpointing as `append` does."""
         if not items:
             return
+        # Each payload is encoded once: the stored text is also what the entry hash covers.
         texts = [canonical_json(dict(payload)).decode() for _, payload in items]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 seq, prev = self._head()
-                for (kind, payload), text in zip(items, texts, strict=True):
+                rows: list[tuple[int, int, str, str, str, str]] = []
+                heads: list[tuple[int, str]] = []
+                for (kind, _), text in zip(items, texts, strict=True):
                     seq += 1
                     now = self._clock()
-                    digest = entry_hash(self.node_id, seq, now, kind, payload, prev)
-                    self._db.execute(
-                        "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (seq, now, kind, text, prev, digest),
-                    )
+                    digest = entry_hash_encoded(self.node_id, seq, now, kind, text, prev)
+                    rows.append((seq, now, kind, text, prev, digest))
                     if seq % self._every == 0:
-                        self._checkpoint(seq, digest)
+                        heads.append((seq, digest))
                     prev = digest
+                self._db.executemany(
+                    "INSERT INTO audit (seq, time, kind, payload, prev_hash, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                for cp_seq, cp_hash in heads:
+                    self._checkpoint(cp_seq, cp_hash)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

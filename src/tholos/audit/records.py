@@ -8,6 +8,7 @@ node_id, seq, head_hash, time}). `time` is milliseconds since the epoch, UTC.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,6 +45,25 @@ def entry_hash(
         "prev_hash": prev_hash,
     }
     return tagged_digest(ENTRY_TAG, canonical_json(body)).hex()
+
+
+def entry_hash_encoded(
+    node_id: str, seq: int, time: int, kind: str, payload_json: str, prev_hash: str
+) -> str:
+    """`entry_hash` from the payload's canonical JSON text (as stored), without encoding the
+    payload a second time. The same bytes: the body's keys in sorted order, the payload spliced
+    in as it was encoded (`canonical_json`), every other value encoded as `canonical_json` does."""
+    if type(seq) is not int or type(time) is not int:
+        raise ValueError("seq and time are integers")
+
+    def s(v: str) -> str:
+        return json.dumps(v, ensure_ascii=False)
+
+    text = (
+        f'{{"format":{FORMAT_VERSION},"kind":{s(kind)},"node_id":{s(node_id)},'
+        f'"payload":{payload_json},"prev_hash":{s(prev_hash)},"seq":{seq},"time":{time}}}'
+    )
+    return tagged_digest(ENTRY_TAG, text.encode("utf-8")).hex()
 
 
 @dataclass(frozen=True)

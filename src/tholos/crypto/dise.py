@@ -94,6 +94,21 @@ def hash_to_group(data: bytes) -> bytes:
     return G.deserialize_element(p)  # checks the subgroup; the identity has probability ~2^-252
 
 
+# Encodings already checked by G.deserialize_element (a pure function of the bytes): a partial
+# parsed by PartialEval.from_dict is not checked a second time when it is combined or verified.
+_CHECKED_POINTS: dict[bytes, None] = {}
+
+
+def _checked_point(data: bytes) -> bytes:
+    if type(data) is bytes and data in _CHECKED_POINTS:
+        return data
+    out = G.deserialize_element(data)
+    if len(_CHECKED_POINTS) >= 4096:
+        _CHECKED_POINTS.clear()
+    _CHECKED_POINTS[out] = None
+    return out
+
+
 def key_id(public: PublicKeyPackage[Any]) -> bytes:
     """32-byte key identifier: a hash of the group key (unchanged by refresh and reshare)."""
     return hashlib.sha256(
@@ -201,7 +216,7 @@ class PartialEval:
             _wire.check_message(d, SCHEME, cls.KIND, ["identifier", "point", "proof"])
             return cls(
                 identifier=_wire.get_int(d, "identifier", minimum=1),
-                point=_wire.get_element(G, d, "point"),
+                point=_checked_point(_wire.get_bytes(d, "point", G.element_length)),
                 proof=sigma.LinearProof.from_bytes(G, _wire.get_bytes(d, "proof"), 1),
             )
 
@@ -248,7 +263,7 @@ def _valid(
     # A PartialEval built by the caller (not by from_dict) may hold any bytes: a point with a
     # small-order component makes libsodium raise a non-CryptoError, losing the attribution.
     try:
-        G.deserialize_element(p.point)
+        _checked_point(p.point)
     except InvalidInput:
         return False
     return sigma.verify(

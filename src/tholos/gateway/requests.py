@@ -26,7 +26,7 @@ from tholos.audit import KIND_GOVERNANCE, KIND_SIGNATURE_RELEASED, AuditLog
 from tholos.crypto.errors import CryptoError
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
-from tholos.governance import Approval, SigningRequest, parse_canonical_json
+from tholos.governance import Approval, SigningRequest
 from tholos.node.governance import quorums
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SignerCommitment
@@ -72,10 +72,30 @@ class Tracked:
     error: str = ""
 
     _digest: str = ""
+    _request_json: str = ""
+    _approvals_json: str = ""
+    _approvals_of: tuple[Approval, ...] = ()
 
     @property
     def request_id(self) -> str:
         return self.request.intent.request_id
+
+    def request_json(self) -> str:
+        """The request's JSON, encoded once (stored, and sent to every signer)."""
+        if not self._request_json:
+            self._request_json = self.request.model_dump_json()
+        return self._request_json
+
+    def approvals_json(self) -> str:
+        """The approvals as a JSON array, re-encoded only when the approvals change."""
+        if (
+            not self._approvals_json
+            or len(self._approvals_of) != len(self.approvals)
+            or any(a is not b for a, b in zip(self._approvals_of, self.approvals, strict=True))
+        ):
+            self._approvals_of = tuple(self.approvals)
+            self._approvals_json = "[" + ",".join(a.model_dump_json() for a in self.approvals) + "]"
+        return self._approvals_json
 
     @property
     def digest(self) -> str:
@@ -260,8 +280,8 @@ class GovernedSigning:
                 [
                     (
                         t.request_id,
-                        t.request.model_dump_json(),
-                        "[" + ",".join(a.model_dump_json() for a in t.approvals) + "]",
+                        t.request_json(),
+                        t.approvals_json(),
                         t.status,
                         json.dumps(
                             {
@@ -323,9 +343,10 @@ class GovernedSigning:
     ) -> list[Tracked]:
         """Store and reserve new requests (batched); then try to sign those with approvals."""
         tracked = []
+        known = self._known([request.intent.request_id for request, _ in items])
         for request, approvals in items:
             rid = request.intent.request_id
-            existing = self._exists(rid)
+            existing = self._exists(rid) if rid in known else None
             if existing is not None:
                 if existing.request != request:
                     raise GatewayError(409, "conflict", f"request {rid} exists with another intent")
@@ -369,6 +390,21 @@ class GovernedSigning:
             self._policy_checked = now
             return self._no_velocity
         return False
+
+    def _known(self, request_ids: list[str]) -> set[str]:
+        """Which of these request ids the gateway holds (cached, or one query per 500 ids)."""
+        found = {rid for rid in request_ids if rid in self._cache}
+        rest = [rid for rid in request_ids if rid not in found]
+        for start in range(0, len(rest), 500):
+            chunk = rest[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                str(r[0])
+                for r in self.db.execute(
+                    f"SELECT request_id FROM signing_requests WHERE request_id IN ({marks})", chunk
+                )
+            )
+        return found
 
     def _exists(self, rid: str) -> Tracked | None:
         try:
@@ -536,10 +572,10 @@ class GovernedSigning:
             receipts = [t.receipts[i] for i in sorted(t.receipts)]
             blob = (
                 '{"request":'
-                + t.request.model_dump_json()
-                + ',"approvals":['
-                + ",".join(a.model_dump_json() for a in t.approvals)
-                + '],"receipts":'
+                + t.request_json()
+                + ',"approvals":'
+                + t.approvals_json()
+                + ',"receipts":'
                 + (json.dumps(receipts) if receipts else "[]")
                 + ',"snapshots":'
                 + (json.dumps(snapshots[k]) if snapshots[k] else "[]")
@@ -624,9 +660,12 @@ class GovernedSigning:
 
 
 def _message(request: SigningRequest) -> bytes:
-    """The message signers sign: what the chain's parser derives (raw payloads: `data`)."""
+    """The message signers sign: what the chain's parser derives (raw payloads: `data`).
+
+    A plain parse: every node parses the payload strictly (canonical form, fields bound to the
+    intent) and refuses a message that differs from it, so the gateway need not check twice."""
     try:
-        obj = parse_canonical_json(request.payload_bytes())
+        obj = json.loads(request.payload_bytes())
         return bytes.fromhex(str(obj["data"]))
     except (ValueError, KeyError, TypeError):
         return b""

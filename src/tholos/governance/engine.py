@@ -20,7 +20,13 @@ from tholos.governance.errors import InvalidSignature, PayloadError
 from tholos.governance.journal import SeenStore
 from tholos.governance.parsers import REQUIRED_FIELDS, ParsedPayload, ParserRegistry
 from tholos.governance.policy import Match, Rule, TimeWindow, VelocityLimit
-from tholos.governance.requests import INITIATION_TAG, Approval, Intent, SigningRequest
+from tholos.governance.requests import (
+    INITIATION_TAG,
+    Approval,
+    Intent,
+    SigningRequest,
+    request_digest,
+)
 from tholos.governance.state import GovernanceState
 from tholos.governance.velocity import JournalEntry, check_velocity
 
@@ -92,7 +98,8 @@ class Evaluator:
         initiator = state.registry.get(intent.initiator)
         if initiator is None or "initiator" not in initiator.roles:
             return Refuse("initiator", f"{intent.initiator} is not an initiator")
-        digest = request.digest()
+        payload = request.payload_bytes()  # decoded once: hashed into the digest, then parsed
+        digest = request_digest(request.cluster_id, intent, payload)
         try:
             _keys.verify(
                 state.registry.key(intent.initiator),
@@ -106,7 +113,7 @@ class Evaluator:
         if parser is None:
             return Refuse("payload", f"no payload parser for chain {intent.chain}")
         try:
-            parsed = parser.parse(request.payload_bytes())
+            parsed = parser.parse(payload)
         except PayloadError as exc:
             return Refuse("payload", str(exc))
         missing = REQUIRED_FIELDS - set(parsed.fields)

@@ -200,32 +200,42 @@ class SQLiteJournal:
                     if found is None
                     else f"request {rid} is {found[0].status} here"
                 )
+            # The write lock is held: read which ids exist (one query per 500), then insert the
+            # others in one statement. An id twice in the batch: the second is "signed" already.
+            present = self._statuses(db, [e.request_id for e in entries])
+            fresh: list[tuple[object, ...]] = []
             for entry in entries:
-                cur = db.execute(
-                    f"INSERT INTO journal ({_COLUMNS}, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
-                    (*_values(entry), "signed", ""),
-                )
-                if cur.rowcount == 1:
-                    out.append("")
+                status = present.get(entry.request_id)
+                if status is not None:
+                    out.append(f"request {entry.request_id} is {status} here")
                     continue
-                found = self._get(db, entry.request_id)
-                status = "unknown" if found is None else found[0].status
-                out.append(f"request {entry.request_id} is {status} here")
+                present[entry.request_id] = "signed"
+                fresh.append((*_values(entry), "signed", ""))
+                out.append("")
+            if fresh:
+                db.executemany(
+                    f"INSERT INTO journal ({_COLUMNS}, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    fresh,
+                )
+        return out
+
+    @staticmethod
+    def _statuses(db: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, EntryStatus]:
+        out: dict[str, EntryStatus] = {}
+        for start in range(0, len(request_ids), 500):
+            chunk = list(request_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rid, status in db.execute(
+                f"SELECT request_id, status FROM journal WHERE request_id IN ({marks})", chunk
+            ):
+                out[str(rid)] = cast(EntryStatus, status)
         return out
 
     def statuses(self, request_ids: Sequence[str]) -> dict[str, EntryStatus]:
         """The status of each known request id, in one query per 500 ids."""
-        out: dict[str, EntryStatus] = {}
         with self._lock:
-            for start in range(0, len(request_ids), 500):
-                chunk = list(request_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                for rid, status in self._db.execute(
-                    f"SELECT request_id, status FROM journal WHERE request_id IN ({marks})", chunk
-                ):
-                    out[str(rid)] = cast(EntryStatus, status)
-        return out
+            return self._statuses(self._db, request_ids)
 
     def entries_for(
         self, chain: str, asset: str, key_id: str, wallet: str | None, since: int

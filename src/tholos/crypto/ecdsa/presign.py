@@ -103,9 +103,24 @@ def min_participants(threshold: int) -> int:
     return 2 * threshold - 1
 
 
+_FINGERPRINTS: dict[int, tuple[PublicKeyPackage[Any], bytes]] = {}
+
+
 def key_fingerprint(public: PublicKeyPackage[Any]) -> bytes:
     """Binds a presignature to one key package (group key and every verifying share): a refresh or
-    reshare changes the shares, and presignatures made before it are useless."""
+    reshare changes the shares, and presignatures made before it are useless. Memoised per package
+    object (packages are immutable; the entry holds the object, so its id is not reused)."""
+    hit = _FINGERPRINTS.get(id(public))
+    if hit is not None and hit[0] is public:
+        return hit[1]
+    fp = _key_fingerprint(public)
+    if len(_FINGERPRINTS) >= 4096:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[id(public)] = (public, fp)
+    return fp
+
+
+def _key_fingerprint(public: PublicKeyPackage[Any]) -> bytes:
     d = public.to_dict()
     h = hashlib.sha256(b"tholos/ecdsa/key-fingerprint")
     h.update(d["group_public_key"].encode())
