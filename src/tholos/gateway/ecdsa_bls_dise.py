@@ -305,16 +305,12 @@ class ExtraGateway:
         self, kind: str, holders: list[int], t: int, jobs: list[ExtraJob]
     ) -> list[ExtraJob]:
         need = min_participants(t) if kind == "ecdsa" else t
-        usable = self.nodes.usable(holders)
-        if len(usable) < need:
-            await asyncio.gather(*(self.nodes.probe(i) for i in holders if i not in usable))
-            usable = self.nodes.usable(holders)
-        if len(usable) < need:
+        signers = await self.nodes.choose_signers(holders, need)
+        if len(signers) < need:
             for j in jobs:
-                j.error = f"only {len(usable)} usable nodes hold this key, {need} are needed"
+                j.error = f"only {len(signers)} usable nodes hold this key, {need} are needed"
                 j.status = 503
             return []
-        signers = sorted(self.nodes.rotate(usable)[:need])
         items: list[dict[str, Any]] = []
         active: list[tuple[ExtraJob, PresignaturePublic | None]] = []
         for j in jobs:

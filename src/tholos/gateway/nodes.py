@@ -87,6 +87,18 @@ class NodeSet:
         fast = [i for i in ids if self.nodes[i].slow_until <= now]
         return fast if len(fast) >= need else ids
 
+    async def choose_signers(self, holders: list[int], need: int) -> list[int]:
+        """`need` signers among `holders`: usable nodes (probing those marked down before giving
+        up), without slow ones while enough others remain, rotated to spread the load. Returns
+        every usable node instead when fewer than `need` are usable; the caller reports it."""
+        usable = self.usable(holders)
+        if len(usable) < need:
+            await asyncio.gather(*(self.probe(i) for i in holders if i not in usable))
+            usable = self.usable(holders)
+        if len(usable) < need:
+            return usable
+        return sorted(self.rotate(self.responsive(usable, need))[:need])
+
     def rotate(self, ids: list[int]) -> list[int]:
         """`ids` rotated round-robin, so successive requests spread over the nodes."""
         if not ids:

@@ -82,19 +82,12 @@ class SigningCoordinator:
 
     async def _attempt(self, holders: list[int], t: int, jobs: list[SignJob]) -> list[SignJob]:
         """One attempt for jobs sharing holders and threshold; returns the jobs to retry."""
-        usable = self.nodes.usable(holders)
-        if len(usable) < t:
-            # Maybe nodes came back: probe the ones marked down before giving up.
-            await asyncio.gather(*(self.nodes.probe(i) for i in holders if i not in usable))
-            usable = self.nodes.usable(holders)
-        if len(usable) < t:
+        signers = await self.nodes.choose_signers(holders, t)
+        if len(signers) < t:
             for j in jobs:
-                j.error = f"only {len(usable)} usable nodes hold this key, threshold is {t}"
+                j.error = f"only {len(signers)} usable nodes hold this key, threshold is {t}"
                 j.status = 503
             return []
-        # Skip nodes that timed out recently (while enough others remain), rotating among the
-        # rest to spread the load.
-        signers = sorted(self.nodes.rotate(self.nodes.responsive(usable, t))[:t])
         try:
             comms = await self._commitments(signers, jobs)
         except (NodeUnavailable, NodeRefused) as exc:
