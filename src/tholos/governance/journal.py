@@ -119,26 +119,8 @@ class SQLiteJournal:
         Idempotent for the same intent (returns the first outcome); a different intent under a
         known request id raises JournalError.
         """
-        window = max((limit.window_seconds for limit in limits), default=0)
         with self._tx() as db:
-            existing = self._get(db, entry.request_id)
-            if existing is not None:
-                old, reason = existing
-                if not old.same_intent(entry):
-                    raise JournalError(f"request {entry.request_id} reserved with another intent")
-                return Refuse("journal", reason) if old.status == "refused" else None
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM journal WHERE status != 'refused' AND chain = ? "
-                "AND asset = ? AND time > ?",
-                (entry.chain, entry.asset, entry.time - window),
-            ).fetchall()
-            refusal = check_velocity((_row(r) for r in rows), entry, limits)
-            status, reason = ("refused", refusal.reason) if refusal else ("pending", "")
-            db.execute(
-                f"INSERT INTO journal ({_COLUMNS}, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_values(entry), status, reason),
-            )
-            return refusal
+            return self._reserve(db, entry, limits)
 
     def reserve_many(
         self, items: Sequence[tuple[JournalEntry, Sequence[VelocityLimit]]]
