@@ -12,55 +12,27 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import statistics
 import sys
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 PAPER = {"bls_keygen_ops": 7.69, "bls_sign_ops": 12.23, "encrypt_ops": 17.7}
 EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
 
 Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
-Measure = Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]]
 
 
-async def _count(
-    concurrency: int, total: int, op: Callable[[int], Awaitable[int]]
-) -> dict[str, float]:
-    lat: list[float] = []
-    done = 0
-    errors = 0
-    counter = 0
+class Measure(Protocol):
+    """`bench.run._measure`: by duration, or by request count when `total` is given."""
 
-    async def worker() -> None:
-        nonlocal done, errors, counter
-        while counter < total:
-            counter += 1
-            t0 = time.perf_counter()
-            try:
-                n = await op(counter)
-                done += n
-                lat.append(time.perf_counter() - t0)
-            except Exception as exc:
-                errors += 1
-                if errors < 3:
-                    print(f"bench: request failed: {exc}", file=sys.stderr)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {
-        "ops_per_s": done / elapsed,
-        "p50_ms": lat[len(lat) // 2] * 1000 if lat else float("nan"),
-        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000 if lat else float("nan"),
-        "requests": len(lat),
-        "errors": errors,
-        "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
-    }
+    def __call__(
+        self,
+        concurrency: int,
+        duration: float,
+        op: Callable[[int], Awaitable[int]],
+        total: int | None = None,
+    ) -> Awaitable[dict[str, float]]: ...
 
 
 async def bench_scheme(
@@ -105,7 +77,7 @@ async def bench_scheme(
             return 1
 
         total = max(1, prefill - 40)
-        row("sign/prefilled", 1, conc, await _count(conc, total, sign), f"{total} signatures")
+        row("sign/prefilled", 1, conc, await measure(conc, 0.0, sign, total), f"{total} signatures")
     elif scheme == "bls12381":
 
         async def keygen(i: int) -> int:

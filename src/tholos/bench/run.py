@@ -73,8 +73,13 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def _measure(
-    concurrency: int, duration: float, op: Callable[[int], Awaitable[int]]
+    concurrency: int,
+    duration: float,
+    op: Callable[[int], Awaitable[int]],
+    total: int | None = None,
 ) -> dict[str, float]:
+    """Run `op` from `concurrency` workers for `duration` seconds, or for `total` requests when
+    given (then `duration` is ignored); throughput and latency percentiles."""
     lat: list[float] = []
     done = 0
     errors = 0
@@ -83,7 +88,7 @@ async def _measure(
 
     async def worker() -> None:
         nonlocal done, errors, counter
-        while time.perf_counter() < stop:
+        while counter < total if total is not None else time.perf_counter() < stop:
             counter += 1
             t0 = time.perf_counter()
             try:
