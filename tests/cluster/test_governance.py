@@ -578,3 +578,67 @@ def test_velocity_across_disjoint_signer_subsets(gov_cluster: Callable[..., GovC
                 total += int(amount)
         db.close()
     assert total <= limit and len(seen) == len(signed)
+
+
+def test_governed_request_signs_with_a_signer_killed(
+    gov_cluster: Callable[..., GovCluster],
+) -> None:
+    """A signer SIGKILLed before the gateway notices: governed requests that chose it are
+    retried on other nodes holding the reservation, name it, and are signed once."""
+    c = gov_cluster()
+    c.start()
+    kid = c.create_key("bip340")["key_id"]
+    for _ in range(4):  # pools of commitments at the gateway for every node (rotating pairs)
+        assert c.submit(c.request(kid, "addr-a", 5), "approver-1")["status"] == "signed"
+    reqs = [c.request(kid, "addr-a", 5) for _ in range(6)]
+    bodies = [
+        {"request": r.model_dump(mode="json"), "approvals": c.approvals(r, "approver-1")}
+        for r in reqs
+    ]
+
+    # One warm connection per request, so that all reach the gateway within milliseconds of
+    # the kill: before its health probe (every second) can mark node 2 down.
+    clients = [
+        httpx.Client(base_url=c.url, verify=client_ssl_context(c.cd.client_tls), timeout=60)
+        for _ in bodies
+    ]
+    for h in clients:
+        assert h.get("/v1/health").status_code == 200
+
+    def one(k: int) -> dict[str, Any]:
+        r = clients[k].post("/v1/signing-requests", json=bodies[k])
+        assert r.status_code < 300, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    c.kill("node-2")
+    try:
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            results = list(pool.map(one, range(len(bodies))))
+    finally:
+        for h in clients:
+            h.close()
+    assert all(r["status"] == "signed" for r in results), results
+    retried = [r for r in results if "2" in r["refusals"]]
+    assert retried, "node 2 was never chosen before the gateway marked it down"
+    for r, req in zip(results, reqs, strict=True):
+        assert 2 not in r["signers"]
+        data = bytes.fromhex(json.loads(req.payload_bytes())["data"])
+        sig, pub = bytes.fromhex(r["signature"]), bytes.fromhex(r["public_key"])
+        assert verify("bip340", data, sig, pub)
+    for r in retried:
+        assert (
+            r["refusals"]["2"]["rule_id"] == "node"
+            and "unavailable" in r["refusals"]["2"]["reason"]
+        ), r
+    # Never signed twice: the live journals hold each request signed by at most 3 nodes (the
+    # killed node's partner in the failed session, and the final pair).
+    for r in retried:
+        signed = 0
+        for i in (1, 3, 4):
+            db = sqlite3.connect(c.cd.node_dir(i) / "governance.db")
+            row = db.execute(
+                "SELECT status FROM journal WHERE request_id = ?", (r["request_id"],)
+            ).fetchone()
+            db.close()
+            signed += row is not None and row[0] == "signed"
+        assert signed == 3, (r, signed)

@@ -274,3 +274,127 @@ def test_property_changed_message_fails(msg: bytes, other: bytes) -> None:
     other_pk = basic.sk_to_pk(int.from_bytes(hashlib.sha256(msg).digest(), "big") % R or 1)
     with pytest.raises(InvalidSignature):
         bls.verify(other_pk, msg, sig)
+
+
+# -- partials checked before combining: one batched pairing check ----------------------------------
+_T5 = deal(BLS12_381_G1, 3, 5)
+
+
+def _pairs(public: Any, partials: list[Any]) -> list[Any]:
+    return [(public.verifying_shares[p.identifier], p.signature) for p in partials]
+
+
+def test_batch_check_accepts_valid_partials_and_names_one_bad() -> None:
+    public = _T5[0].public
+    partials = [bls.sign_share(ks, b"batch") for ks in _T5]
+    hashed = basic.hash_to_g2(b"batch")
+    assert bls.batch_holds(hashed, _pairs(public, partials))
+    bls.verify_shares(public, b"batch", partials)
+    assert not bls.batch_holds(hashed, [])
+    partials[2] = bls.sign_share(_T5[2], b"other")
+    assert not bls.batch_holds(hashed, _pairs(public, partials))
+    with pytest.raises(InvalidSignatureShare) as exc:
+        bls.verify_shares(public, b"batch", partials)
+    assert exc.value.culprits == (3,)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bad=st.integers(min_value=0, max_value=4),
+    error=st.integers(min_value=1, max_value=R - 1),
+    count=st.integers(min_value=1, max_value=5),
+)
+def test_property_one_wrong_partial_among_many_is_always_caught(
+    bad: int, error: int, count: int
+) -> None:
+    """σ_bad + E for any E ≠ 0: the batch fails, the culprit alone is named and left out."""
+    public = _T5[0].public
+    msg = b"one bad among many"
+    partials = [bls.sign_share(ks, msg) for ks in _T5[:count]]
+    bad %= count
+    wrong = BLS12_381_G2.add(partials[bad].signature, BLS12_381_G2.base_mul(error))
+    if BLS12_381_G2.is_identity(wrong):  # pragma: no cover - E = -σ_bad, probability ~2^-255
+        return
+    partials[bad] = bls.PartialSignature(bad + 1, wrong)
+    assert not bls.batch_holds(basic.hash_to_g2(msg), _pairs(public, partials))
+    with pytest.raises(InvalidSignatureShare) as exc:
+        bls.verify_shares(public, msg, partials)
+    assert exc.value.culprits == (bad + 1,)
+    if count > public.threshold:
+        result = bls.combine_robust(public, msg, partials)
+        assert result.excluded == (bad + 1,)
+        bls.verify(bls.public_key_bytes(public), msg, result.signature)
+    elif count == public.threshold:
+        with pytest.raises(InvalidSignatureShare) as exc2:
+            bls.combine_robust(public, msg, partials)
+        assert exc2.value.culprits == (bad + 1,)
+
+
+@settings(max_examples=25, deadline=None)
+@given(error=st.integers(min_value=1, max_value=R - 1), pair=st.sampled_from([(0, 1), (1, 4)]))
+def test_property_pair_with_cancelling_errors_is_caught(error: int, pair: tuple[int, int]) -> None:
+    """σ_a + E and σ_b − E sum to the right value: an unweighted sum check would accept them, the
+    random coefficients do not."""
+    public = _T5[0].public
+    msg = b"cancelling"
+    partials = [bls.sign_share(ks, msg) for ks in _T5]
+    e = BLS12_381_G2.base_mul(error)
+    a, b = pair
+    partials[a] = bls.PartialSignature(a + 1, BLS12_381_G2.add(partials[a].signature, e))
+    partials[b] = bls.PartialSignature(b + 1, BLS12_381_G2.sub(partials[b].signature, e))
+    pairs = _pairs(public, partials)
+    # The plain sum still verifies (the errors cancel), so only the weighting catches this.
+    assert basic.core_verify_points(
+        BLS12_381_G1.sum(pk for pk, _ in pairs),
+        basic.hash_to_g2(msg),
+        BLS12_381_G2.sum(sig for _, sig in pairs),
+    )
+    assert not bls.batch_holds(basic.hash_to_g2(msg), pairs)
+    with pytest.raises(InvalidSignatureShare) as exc:
+        bls.verify_shares(public, msg, partials)
+    assert exc.value.culprits == (a + 1, b + 1)
+    result = bls.combine_robust(public, msg, partials)
+    assert result.excluded == (a + 1, b + 1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(error=st.integers(min_value=1, max_value=R - 1))
+def test_property_errors_cancelling_in_the_combination_are_caught(error: int) -> None:
+    """Errors chosen so that the Lagrange combination of t partials is still the valid signature:
+    checking only the combined signature (the earlier optimistic path) accepted these; the partials
+    are invalid, so both nodes are named and no signature is made from them."""
+    shares = deal(BLS12_381_G1, 2, 4)
+    public = shares[0].public
+    msg = b"cancel in the combination"
+    p1, p2 = (bls.sign_share(ks, msg) for ks in shares[:2])
+    # λ_1 = 2, λ_2 = -1 at 0 for identifiers {1, 2}: 2·E + (-1)·(2·E) = 0.
+    e = BLS12_381_G2.base_mul(error)
+    bad1 = bls.PartialSignature(1, BLS12_381_G2.add(p1.signature, e))
+    bad2 = bls.PartialSignature(2, BLS12_381_G2.add(p2.signature, BLS12_381_G2.mul(e, 2)))
+    combined = interpolate_elements(BLS12_381_G2, {1: bad1.signature, 2: bad2.signature})
+    basic.verify(bls.public_key_bytes(public), msg, BLS12_381_G2.serialize_element(combined))
+    with pytest.raises(InvalidSignatureShare) as exc:
+        bls.combine_robust(public, msg, [bad1, bad2])
+    assert exc.value.culprits == (1, 2)
+    others = [bls.sign_share(ks, msg) for ks in shares[2:]]
+    result = bls.combine_robust(public, msg, [bad1, bad2, *others])
+    assert result.excluded == (1, 2)
+    bls.verify(bls.public_key_bytes(public), msg, result.signature)
+
+
+def test_inconsistent_package_is_refused_not_signed() -> None:
+    """Valid partials under verifying shares that do not interpolate to the group key: the batch
+    (which covers the released signature) fails, every partial passes alone, so the package is
+    blamed and nothing is returned."""
+    shares = deal(BLS12_381_G1, 2, 3)
+    public = shares[0].public
+    wrong = PublicKeyPackage(
+        group=public.group,
+        threshold=public.threshold,
+        group_public_key=BLS12_381_G1.base_mul(12345),
+        verifying_shares=public.verifying_shares,
+    )
+    partials = [bls.sign_share(ks, b"m") for ks in shares[:2]]
+    bls.verify_shares(wrong, b"m", partials)
+    with pytest.raises(InvalidInput, match="group public key"):
+        bls.combine_robust(wrong, b"m", partials)

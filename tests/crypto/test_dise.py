@@ -189,3 +189,37 @@ def test_property_round_trip(data: bytes, encryptor: str) -> None:
         return
     ct = dise.encrypt(SHARES[1:3], encryptor, data)
     assert dise.decrypt([SHARES[3], SHARES[0]], ct) == data
+
+
+def test_decrypt_is_optimistic_encrypt_is_not() -> None:
+    """Decryption checks proofs only when the AEAD fails (the commitment fixes the plaintext);
+    encryption always checks them (a wrong w would lose the data or hand it to a liar)."""
+    ct = dise.encrypt(SHARES[:2], "alice", b"optimistic")
+    request = dise.decrypt_begin(PUBLIC, ct)
+    p1, p2 = (dise.evaluate(ks, request) for ks in SHARES[:2])
+    right_point_bad_proof = dise.PartialEval(2, p2.point, p1.proof)
+    assert dise.decrypt_finish(PUBLIC, ct, [p1, right_point_bad_proof]) == b"optimistic"
+    ctx, ereq = dise.encrypt_begin(PUBLIC, "alice", b"m")
+    e1, e2 = (dise.evaluate(ks, ereq) for ks in SHARES[:2])
+    with pytest.raises(InvalidProof) as exc:
+        dise.encrypt_finish(PUBLIC, ctx, [e1, dise.PartialEval(2, e2.point, e1.proof)])
+    assert exc.value.culprits == (2,)
+    # A malformed point is named too (not a libsodium error), on the optimistic path as well.
+    junk = dise.PartialEval(2, b"\x01" * 32, p2.proof)
+    with pytest.raises(InvalidProof) as exc2:
+        dise.decrypt_finish(PUBLIC, ct, [p1, junk])
+    assert exc2.value.culprits == (2,)
+
+
+def test_commitment_is_checked_after_the_aead() -> None:
+    """An encryptor that seals (ρ', m) under the right key but with α ≠ Com(m; ρ'): the AEAD
+    opens, the commitment does not, nothing is returned."""
+    _ctx, request = dise.encrypt_begin(PUBLIC, "mallory", b"claimed")
+    w, _ = dise.combine_evaluations(
+        PUBLIC, request, [dise.evaluate(ks, request) for ks in SHARES[:2]]
+    )
+    header = dise.Ciphertext(request.key_id, request.encryptor, request.alpha, b"").header()
+    aead, nonce = dise._aead(w, header)
+    forged = header + aead.encrypt(nonce, os.urandom(dise.RHO_LENGTH) + b"claimed", header)
+    with pytest.raises(dise.InvalidCiphertext, match="commitment"):
+        dise.decrypt(SHARES[:2], forged)

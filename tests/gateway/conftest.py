@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 
@@ -12,6 +14,7 @@ from tholos.gateway.service import Gateway
 from tholos.gateway.store import GatewayStore
 from tholos.gateway.transport import InMemoryNodeTransport
 from tholos.node.barrier import Barrier
+from tholos.node.governance import NodeGovernance, Settings
 from tholos.node.service import NodeService
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault
@@ -50,3 +53,26 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     await c.gateway.start()
     yield c
     await c.gateway.stop()
+
+
+@contextlib.asynccontextmanager
+async def governed_cluster(
+    tmp: Path, genesis: Any, cluster_id: str, n: int = 4, t: int = 2
+) -> AsyncIterator[Cluster]:
+    """An in-memory cluster whose nodes each enforce `genesis` (a signed genesis document)."""
+    c = Cluster(tmp, n, t)
+    path = tmp / "genesis.json"
+    path.write_text(genesis.model_dump_json())
+    settings = Settings("governed", cluster_id, path, genesis.document.digest(), n=n, t=t)
+    roster = {i: s.identity.public for i, s in c.services.items()}
+    for i, s in c.services.items():
+        (tmp / f"gov-{i}").mkdir()
+        s.governance = NodeGovernance(settings, tmp / f"gov-{i}", s.identity, roster)
+    await c.gateway.start()
+    try:
+        yield c
+    finally:
+        await c.gateway.stop()
+        for s in c.services.values():
+            assert s.governance is not None
+            s.governance.close()

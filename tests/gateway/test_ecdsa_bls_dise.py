@@ -199,3 +199,74 @@ async def test_dise_round_trip_refresh_and_culprit(cluster: Cluster, size: int) 
             dreq,
             [good[0], good[0].__class__(good[1].identifier, good[0].point, good[0].proof)],
         )
+
+
+async def test_batcher_lingers_only_while_busy() -> None:
+    """Idle: a lone item goes at once. Busy (a batch running): items arriving one by one are
+    gathered into one batch of `min_batch` instead of several small ones."""
+    import asyncio
+    import time
+
+    from tholos.gateway.batcher import Batcher
+
+    batches: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def handler(items: list[int]) -> None:
+        batches.append(items)
+        if items == [0]:
+            await release.wait()  # the first batch stays in flight
+
+    b: Batcher[int] = Batcher(handler, max_inflight=3, linger=0.5, min_batch=3)
+    start = time.perf_counter()
+    first = asyncio.create_task(b.submit([0]))
+    await asyncio.sleep(0.01)
+    assert batches == [[0]] and time.perf_counter() - start < 0.25  # idle: no lingering
+    later = []
+    for i in (1, 2, 3):
+        later.append(asyncio.create_task(b.submit([i])))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*later)
+    assert batches == [[0], [1, 2, 3]]
+    assert time.perf_counter() - start < 0.4  # min_batch reached before the linger ran out
+    release.set()
+    await first
+    await b.stop()
+
+
+class _Audit:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict[str, Any]]] = []
+
+    def append_many(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self.rows.extend(rows)
+
+
+class _Governed:
+    governed = True
+
+    def __init__(self) -> None:
+        self.audit = _Audit()
+
+
+async def test_governed_nodes_refuse_bls_and_dise_and_record_it(cluster: Cluster) -> None:
+    """Until these paths check users and policy, a governed node gives no BLS partial or DiSE
+    partial to whoever holds a gateway certificate; each refusal is in its audit chain."""
+    bls_row = await _key(cluster, "bls12381")
+    dise_row = await _key(cluster, "dise")
+    public = PublicKeyPackage.from_dict(dise_row.package)
+    _, req = dise.encrypt_begin(public, "tester", b"secret")
+    for s in cluster.services.values():
+        s.governance = _Governed()  # type: ignore[assignment]
+    job = await _sign(cluster, bls_row.key_id, b"attestation")
+    assert job.signature is None and job.status == 400 and "governed" in job.error
+    ejob = await _evaluate(cluster, dise_row.key_id, req, verify=False)
+    assert not ejob.partials and ejob.status == 400 and "governed" in ejob.error
+    for i in set(job.signers) | set(ejob.signers):
+        rows = cluster.services[i].governance.audit.rows  # type: ignore[union-attr]
+        assert rows and all(kind == "decision" and not rec["accepted"] for kind, rec in rows)
+        assert {rec["request_id"] for _, rec in rows} & {job.request_id, ejob.request_id}
+    for s in cluster.services.values():
+        s.governance = None
+    job = await _sign(cluster, bls_row.key_id, b"attestation")
+    assert job.signature is not None, job.error

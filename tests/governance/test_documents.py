@@ -224,3 +224,36 @@ def test_any_byte_change_is_refused_or_harmless(cluster: Cluster, data: st.DataO
     except (GovernanceError, ValueError):
         return
     assert new.document == signed.document  # only an encoding-level change survived
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"initiator": "ivan\n"},
+        {"key_id": "k1\n"},
+        {"request_id": "req-000001\n"},
+        {"derivation_path": "m/1\n"},
+    ],
+)
+def test_identifiers_with_a_final_newline_are_refused(
+    cluster: Cluster, changes: dict[str, str]
+) -> None:
+    """Names, request ids and paths are matched whole (a regex "$" alone accepts "x\\n")."""
+    from tholos.governance import Intent
+
+    fields = {
+        "request_id": "req-000001",
+        "initiator": "ivan",
+        "key_id": "k1",
+        "chain": "btc",
+        "asset": "BTC",
+        "destination": "addr-a",
+        "amount": 1,
+        "created_at": 1,
+        "expires_at": 2,
+    }
+    Intent(**fields)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Intent(**{**fields, **changes})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        User(user_id="eve\n", public_key="ab" * 32, roles=("admin",))

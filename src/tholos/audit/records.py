@@ -8,9 +8,9 @@ node_id, seq, head_hash, time}). `time` is milliseconds since the epoch, UTC.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from tholos.governance import canonical_json, tagged_digest
@@ -55,10 +55,7 @@ def entry_hash_encoded(
     in as it was encoded (`canonical_json`), every other value encoded as `canonical_json` does."""
     if type(seq) is not int or type(time) is not int:
         raise ValueError("seq and time are integers")
-
-    def s(v: str) -> str:
-        return json.dumps(v, ensure_ascii=False)
-
+    s = encode_basestring  # what json.dumps(str, ensure_ascii=False) does, without its set-up
     text = (
         f'{{"format":{FORMAT_VERSION},"kind":{s(kind)},"node_id":{s(node_id)},'
         f'"payload":{payload_json},"prev_hash":{s(prev_hash)},"seq":{seq},"time":{time}}}'

@@ -6,7 +6,8 @@
   many signatures minus a margin are requested (`concurrency` in flight): online signing only.
 - bls12381 keygen/single, sign/single: as for the FROST schemes.
 - dise encrypt/1KiB, decrypt/1KiB: the client side (commitment, checking t DLEQ proofs, combining,
-  AES-GCM) runs in the bench process, as it does in the CLI; each op is one POST .../evaluate.
+  AES-GCM; decryption checks the proofs only if the AEAD fails) runs in the bench process, as it
+  does in the CLI; each op is one POST .../evaluate.
 """
 
 from __future__ import annotations

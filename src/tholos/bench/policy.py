@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _prepare(
     cluster_id: str, key_id: str, keys: dict[str, Ed25519PrivateKey], count: int, lifetime: int
-) -> list[dict[str, Any]]:
+) -> list[bytes]:
+    """`count` signed and approved requests, each as the JSON of one batch item."""
     from tholos.cli.governance_cmds import build_request
     from tholos.governance import approve
 
@@ -62,8 +63,13 @@ def _prepare(
             now=now,
         )
         appr = approve(req, "approver-1", keys["approver-1"])
+        # Encoded here too: what a user's device hands over is the signed request's bytes.
         out.append(
-            {"request": req.model_dump(mode="json"), "approvals": [appr.model_dump(mode="json")]}
+            b'{"request":'
+            + req.model_dump_json().encode()
+            + b',"approvals":['
+            + appr.model_dump_json().encode()
+            + b"]}"
         )
     return out
 
@@ -94,7 +100,9 @@ async def bench_governed(
     async with aiohttp.ClientSession(url, connector=conn) as s:
 
         async def call(method: str, path: str, body: Any = None) -> Any:
-            async with s.request(method, path, json=body) as r:
+            raw = {"data": body} if isinstance(body, bytes) else {"json": body}
+            headers = {"content-type": "application/json"}
+            async with s.request(method, path, headers=headers, **raw) as r:
                 data = await r.json()
                 if r.status >= 300:
                     raise RuntimeError(f"HTTP {r.status}: {data}")
@@ -133,7 +141,7 @@ async def bench_governed(
         expected = int(args.duration * 4000) + args.batch * args.concurrency
         loop = asyncio.get_running_loop()
         pool = await loop.run_in_executor(None, _prepare, cluster_id, key_id, keys, expected, 3600)
-        await call("POST", "/v1/signing-requests/batch", {"requests": pool[:2]})
+        await call("POST", "/v1/signing-requests/batch", _batch(pool[:2]))
         cursor = 2
 
         async def governed_batch(i: int) -> int:
@@ -142,7 +150,7 @@ async def bench_governed(
             cursor += args.batch
             if len(chunk) < args.batch:
                 raise RuntimeError("bench ran out of prepared requests")
-            r = await call("POST", "/v1/signing-requests/batch", {"requests": chunk})
+            r = await call("POST", "/v1/signing-requests/batch", _batch(chunk))
             bad = [x for x in r["results"] if x["status"] != "signed"]
             if bad:
                 raise RuntimeError(f"{len(bad)} governed requests not signed: {bad[0]}")
@@ -160,6 +168,10 @@ async def bench_governed(
             **res_m,
         }
     ]
+
+
+def _batch(items: list[bytes]) -> bytes:
+    return b'{"requests":[' + b",".join(items) + b"]}"
 
 
 def run_config(

@@ -76,17 +76,42 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
     cd = ClusterDir(_cluster_dir(args))
     if args.action == "init":
+        from tholos.cluster.governance_init import parse_admins
+
+        admins = parse_admins(args.admins) if args.admins else None
         m = init_cluster(
-            cd.root, args.nodes, args.threshold, force=args.force, governance=args.governance
+            cd.root,
+            args.nodes,
+            args.threshold,
+            force=args.force,
+            governance=args.governance,
+            admins=admins,
+            admin_quorum=args.admin_quorum,
         )
-        return {
+        res: dict[str, Any] = {
             "dir": str(cd.root),
             "nodes": m["nodes"],
             "threshold": m["threshold"],
             "gateway": m["gateway"],
             "governance": m["governance"]["mode"],
         }
+        if admins:
+            gov = m["governance"]
+            res.update(
+                cluster_id=gov["cluster_id"],
+                genesis_proposal=str(cd.root / gov["proposal"]),
+                genesis_digest=gov["genesis_digest"],
+                admin_quorum=gov["admin_quorum"],
+            )
+        return res
     if args.action == "up":
+        gov = cd.load().get("governance", {})
+        if gov.get("mode") == "pending-genesis":
+            raise CliError(
+                "the genesis is not finalized: each admin runs `tholos genesis sign --key-file "
+                "F`, then `tholos genesis finalize`",
+                "genesis_pending",
+            )
         r = procs.up(cd, wait=args.wait)
         return {
             "gateway": r["gateway"],
@@ -133,7 +158,13 @@ def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
             }
         if args.action == "refresh":
             r = c.post(f"/v1/keys/{args.key_id}/refresh")
-            return {"key_id": r["key_id"], "public_key": r["public_key"], "refreshed": True}
+            return {
+                "key_id": r["key_id"],
+                "public_key": r["public_key"],
+                "refreshed": True,
+                # nodes that did not commit (crashed): `tholos keys repair KEY --node N`
+                "uncommitted": r.get("uncommitted", []),
+            }
         if args.action == "import":
             return _import(args, c)
     finally:
@@ -240,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     gov.add_argument(
         "--governance",
         action="store_true",
-        help="write a genesis (demo user keys in D/users): nodes sign only approved requests",
+        help="write a genesis (demo user keys in D/users, or see --admins): nodes sign only "
+        "approved requests",
     )
     gov.add_argument(
         "--no-governance",
@@ -248,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="development mode (default): nodes sign what the gateway sends, and log it loudly",
     )
+    p.add_argument(
+        "--admins",
+        action="append",
+        metavar="NAME=PUBHEX|NAME=@FILE,...",
+        help="with --governance: the genesis admins, each with their own Ed25519 public key (hex, "
+        "or @FILE from `tholos users keygen`); writes a genesis proposal for them to sign",
+    )
+    p.add_argument("--admin-quorum", type=int, help="admin signatures needed (default: majority)")
     p = clsub.add_parser("up")
     _common(p)
     p.add_argument("--wait", type=float, default=60.0)
@@ -299,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.crypto_cmds import add_parsers as add_crypto_parsers
 
     add_crypto_parsers(sub, ksub, _common, _client)
+
+    from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
+
+    add_repair_parsers(ksub, _common, _client)
 
     from tholos.cli.governance_cmds import add_commands as add_governance_commands
 

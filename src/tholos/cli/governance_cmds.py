@@ -1,8 +1,9 @@
-"""CLI of governance: `tholos users|policy|requests|killswitch|audit ...`, all over the REST API.
+"""CLI of governance: `tholos users|policy|requests|killswitch|audit ...`, all over the REST API,
+and `tholos genesis show|sign|finalize` on the files of a cluster being initialised.
 
 Every signature is made HERE with the user's own key file (`--as NAME` reads D/users/NAME.key,
-written by `cluster init` for the demo; `--key-file F` any other); the gateway and the nodes only
-ever see public keys and signatures. `--json` everywhere.
+written by `cluster init` for the demo; `--key-file F` any other, e.g. from `tholos users
+keygen`); the gateway and the nodes only ever see public keys and signatures. `--json` everywhere.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from tholos.governance import (
     User,
     approve,
     new_request,
-    public_key_hex,
     raw_payload,
     sign_document,
     sign_kill_switch,
@@ -112,11 +112,10 @@ def _proposal_out(r: dict[str, Any]) -> dict[str, Any]:
 # -- users ---------------------------------------------------------------------------------------
 def cmd_users(args: argparse.Namespace) -> dict[str, Any]:
     if args.action == "keygen":
-        from tholos.cluster.governance_init import write_user_key
+        from tholos.cluster.governance_init import create_user_key
 
-        key = Ed25519PrivateKey.generate()
-        write_user_key(args.out, key)
-        return {"key_file": str(args.out), "public_key": public_key_hex(key)}
+        public, pub_file = create_user_key(args.out)
+        return {"key_file": str(args.out), "public_key": public, "public_key_file": str(pub_file)}
     c = _cli()._client(args)
     try:
         current = _current(c)
@@ -140,6 +139,21 @@ def cmd_users(args: argparse.Namespace) -> dict[str, Any]:
         return _propose(c, args, _next(current, users=tuple(users)))
     finally:
         c.close()
+
+
+# -- genesis -------------------------------------------------------------------------------------
+def cmd_genesis(args: argparse.Namespace) -> dict[str, Any]:
+    """The genesis ceremony of admins who bring their own keys (see cluster/governance_init.py)."""
+    from tholos.cluster import governance_init as gi
+
+    cli = _cli()
+    if args.action == "finalize":
+        return gi.finalize_genesis(cli._cluster_dir(args))
+    path = args.file or cli._cluster_dir(args) / gi.PROPOSAL_FILE
+    if args.action == "show":
+        return {"file": str(path), **gi.describe(gi.read_proposal(path))}
+    out = gi.sign_genesis(path, gi.read_user_key(args.key_file), args.as_user, args.digest)
+    return {"file": str(path), **out}
 
 
 # -- policy --------------------------------------------------------------------------------------
@@ -218,6 +232,8 @@ def build_request(
     lifetime: int = 3600,
     request_id: str | None = None,
     now: int | None = None,
+    taproot: bool = False,
+    merkle_root: str | None = None,
 ) -> SigningRequest:
     now = int(time.time()) if now is None else now
     intent = Intent(
@@ -232,6 +248,8 @@ def build_request(
         memo=memo,
         created_at=now,
         expires_at=now + lifetime,
+        taproot=taproot,
+        merkle_root=merkle_root,
     )
     payload = raw_payload(chain, asset, destination, amount, memo, data)
     return new_request(cluster_id, intent, payload, key)
@@ -256,6 +274,8 @@ def cmd_requests(args: argparse.Namespace) -> dict[str, Any]:
                 memo=args.memo,
                 path=args.path,
                 lifetime=args.expires_in,
+                taproot=args.taproot_tweak,
+                merkle_root=args.merkle_root.lower() if args.merkle_root else None,
             )
             r: dict[str, Any] = c.post(
                 "/v1/signing-requests", {"request": req.model_dump(mode="json"), "approvals": []}
@@ -434,10 +454,30 @@ def add_commands(sub: Any, common: Common) -> None:
     common(p)
     _signer(p)
     p.add_argument("user_id")
-    p = us.add_parser("keygen")
+    p = us.add_parser("keygen", help="a new user key: FILE (0600, private) and FILE.pub")
     common(p, cluster=False)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the private key file to create")
     users.set_defaults(fn=cmd_users)
+
+    gen = sub.add_parser("genesis", help="admins sign the genesis proposal of `cluster init`")
+    gs = gen.add_subparsers(dest="action", required=True)
+    for action, what in (
+        ("show", "the proposal: digest, admins, quorum, signers"),
+        ("sign", "add your admin signature (made here with your key file)"),
+        ("finalize", "check the admin quorum and install the genesis on every node"),
+    ):
+        p = gs.add_parser(action, help=what)
+        common(p, cluster=False)
+        p.add_argument("--dir", type=Path, help="cluster directory (default $THOLOS_DIR)")
+        if action != "finalize":
+            p.add_argument(
+                "--file", type=Path, help="the proposal (default D/genesis.proposal.json)"
+            )
+        if action == "sign":
+            p.add_argument("--key-file", type=Path, required=True, help="your Ed25519 key file")
+            p.add_argument("--as", dest="as_user", help="your admin name (checked against the key)")
+            p.add_argument("--digest", help="sign only if the genesis digest is this (hex)")
+    gen.set_defaults(fn=cmd_genesis)
 
     pol = sub.add_parser("policy", help="show, propose and approve policy documents")
     ps = pol.add_subparsers(dest="action", required=True)
@@ -466,6 +506,10 @@ def add_commands(sub: Any, common: Common) -> None:
     p.add_argument("--memo", default="")
     p.add_argument("--data", required=True, help="hex: the message to sign")
     p.add_argument("--path", default="m")
+    p.add_argument(
+        "--taproot-tweak", action="store_true", help="sign under the BIP341 output key (bip340)"
+    )
+    p.add_argument("--merkle-root", help="hex, 32 bytes: BIP341 script tree root (with the tweak)")
     p.add_argument("--expires-in", type=int, default=3600, help="seconds")
     p = rs.add_parser("approve")
     common(p)

@@ -3,8 +3,12 @@
 D/cluster.json            public description: n, t, gateway URL, node addresses, identity roster
 D/ca/ca.pem, ca.key       the cluster CA (ca.key 0600; keep it offline in production)
 D/client/client.pem|key   the admin/CLI client certificate
-D/node-i/node.json        node config; tls.pem|key; identity.key (0600); passphrase (0600, demo only)
+D/node-i/node.json        node config; tls.pem|key; identity.key (0600; tls.key and identity.key are
+                          sealed in place under the passphrase at the node's first start);
+                          passphrase (0600, demo only)
 D/gateway/gateway.json    gateway config; api.pem|key (REST server); node-client.pem|key (gRPC client)
+D/genesis.json            governed: the admin-signed genesis (a copy in every node-i/)
+D/genesis.proposal.json   with --admins: the genesis awaiting its admins' signatures
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,9 +84,19 @@ def init_cluster(
     force: bool = False,
     gateway_port: int = 0,
     governance: bool = False,
+    admins: Mapping[str, str] | None = None,
+    admin_quorum: int | None = None,
 ) -> dict[str, Any]:
     """`governance`: write a genesis and demo user keys (see cluster/governance_init.py); without
-    it every node runs in the loudly logged no-governance development mode."""
+    it every node runs in the loudly logged no-governance development mode. `admins` (name ->
+    Ed25519 public key hex): instead, a genesis proposal for those admins to sign."""
+    from tholos.cluster import governance_init
+
+    proposal = None
+    if admins is not None or admin_quorum is not None:
+        if not governance or not admins:
+            raise ClusterError("--admins and --admin-quorum go with --governance and an admin")
+        proposal = governance_init.propose_genesis(admins, admin_quorum)
     if not 1 <= t <= n:
         raise ClusterError(f"threshold must satisfy 1 <= t <= n (t={t}, n={n})")
     if n > 64:
@@ -153,8 +168,6 @@ def init_cluster(
         "node_addresses": {str(i): a for i, a in addrs.items()},
         "roster": roster,
     }
-    from tholos.cluster.governance_init import setup as setup_governance
-
-    manifest.update(setup_governance(root, n, t, governance))
+    manifest.update(governance_init.setup(root, n, t, governance, proposal))
     cd.manifest.write_text(json.dumps(manifest, indent=2))
     return manifest

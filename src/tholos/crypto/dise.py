@@ -28,7 +28,7 @@ and a proactive refresh (a zero sharing added to the shares) does not change k, 
 Group and hash to group: the prime-order subgroup of edwards25519 via libsodium.
 H(x) = from_uniform(h0) + from_uniform(h1) with (h0, h1) = SHA-512("tholos/dise/h2g" || x), where
 `crypto_core_ed25519_from_uniform` is Elligator 2 followed by cofactor clearing (its output is in
-the prime-order subgroup; we also check it). This is NOT the RFC 9380 edwards25519 suite (different
+the prime-order subgroup). This is NOT the RFC 9380 edwards25519 suite (different
 expand and field-element derivation); summing two independent Elligator 2 images is the standard
 way (RFC 9380 section 2.2.3, "random oracle encodings") to get a map indistinguishable from a
 random oracle into the group, which is what the DPRF's DDH security argument needs.
@@ -56,13 +56,14 @@ from nacl.bindings import crypto_core_ed25519_from_uniform
 
 from tholos.crypto import _wire
 from tholos.crypto.errors import (
+    CryptoError,
     InvalidInput,
     InvalidParticipants,
     InvalidProof,
 )
 from tholos.crypto.groups.ed25519 import ED25519
 from tholos.crypto.hazmat import sigma
-from tholos.crypto.hazmat.shamir import lagrange_coefficients
+from tholos.crypto.hazmat.shamir import interpolate_elements, lagrange_coefficients
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 
 SCHEME = "dise-ed25519-aes256gcm-v1"
@@ -88,10 +89,14 @@ def _lp(*parts: bytes) -> bytes:
 
 
 def hash_to_group(data: bytes) -> bytes:
-    """H: bytes -> prime-order subgroup of edwards25519 (see module docstring)."""
+    """H: bytes -> prime-order subgroup of edwards25519 (see module docstring).
+
+    Not re-validated: libsodium's from_uniform clears the cofactor, so both images and their sum
+    are in the prime-order subgroup (tests check it); only the identity (probability ~2^-252) is
+    refused."""
     h = hashlib.sha512(_lp(b"tholos/dise/h2g/v1", data)).digest()
     p = G.add(crypto_core_ed25519_from_uniform(h[:32]), crypto_core_ed25519_from_uniform(h[32:]))
-    return G.deserialize_element(p)  # checks the subgroup; the identity has probability ~2^-252
+    return G.serialize_element(p)  # raises on the identity
 
 
 # Encodings already checked by G.deserialize_element (a pure function of the bytes): a partial
@@ -114,6 +119,26 @@ def key_id(public: PublicKeyPackage[Any]) -> bytes:
     return hashlib.sha256(
         _lp(b"tholos/dise/key-id", public.group.name.encode(), _group_key(public))
     ).digest()
+
+
+def check_consistent(public: PublicKeyPackage[Any]) -> None:
+    """Refuse (InvalidInput) a package whose verifying shares are not one degree t-1 sharing of
+    the group key. Proofs are checked against the verifying shares: with a consistent package
+    bound to a pinned group key, whoever chose the package knows at most t-1 of their discrete
+    logarithms, so partials it forged cannot combine into a key it knows."""
+    public = _check_package(public)
+    ids = sorted(public.verifying_shares)
+    t = public.threshold
+    if len(ids) < t:
+        raise InvalidInput("fewer verifying shares than the threshold")
+    base = {i: public.verifying_shares[i] for i in ids[:t]}
+    want = [(0, public.group_public_key)] + [(i, public.verifying_shares[i]) for i in ids[t:]]
+    try:
+        ok = all(G.eq(interpolate_elements(G, base, x), y) for x, y in want)
+    except CryptoError:  # an interpolated identity
+        ok = False
+    if not ok:
+        raise InvalidInput("verifying shares are inconsistent with the group key")
 
 
 def _check_package(public: PublicKeyPackage[Any]) -> PublicKeyPackage[bytes]:
@@ -285,6 +310,24 @@ def verify_partial(
         raise InvalidProof("DiSE partial evaluation proof does not verify", [partial.identifier])
 
 
+def _prepare(
+    public: PublicKeyPackage[Any], request: EvalRequest, partials: Sequence[PartialEval]
+) -> tuple[PublicKeyPackage[bytes], dict[int, PartialEval]]:
+    public = _check_package(public)
+    if request.key_id != key_id(public):
+        raise InvalidInput("request is for another key")
+    by = _index(public, partials)
+    if len(by) < public.threshold:
+        raise InvalidParticipants(f"need {public.threshold} partial evaluations, got {len(by)}")
+    return public, by
+
+
+def _interpolate(by: dict[int, PartialEval], use: Sequence[int]) -> bytes:
+    """w = Σ λ_i·y_i over `use` (encoded); InvalidInput for a malformed point or w = identity."""
+    lam = lagrange_coefficients(list(use), G.order)
+    return G.serialize_element(G.multi_mul([(_checked_point(by[i].point), lam[i]) for i in use]))
+
+
 def combine_evaluations(
     public: PublicKeyPackage[Any],
     request: EvalRequest,
@@ -296,22 +339,13 @@ def combine_evaluations(
 
     Every partial's proof is checked. By default any invalid partial raises InvalidProof naming
     all culprits; with exclude_invalid=True they are left out if t valid partials remain."""
-    public = _check_package(public)
-    if request.key_id != key_id(public):
-        raise InvalidInput("request is for another key")
-    by = _index(public, partials)
-    t = public.threshold
-    if len(by) < t:
-        raise InvalidParticipants(f"need {t} partial evaluations, got {len(by)}")
+    public, by = _prepare(public, request, partials)
     hx = hash_to_group(request.prf_input())
     bad = tuple(i for i in sorted(by) if not _valid(public, request, hx, by[i]))
     good = [i for i in sorted(by) if i not in bad]
-    if bad and (not exclude_invalid or len(good) < t):
+    if bad and (not exclude_invalid or len(good) < public.threshold):
         raise InvalidProof("invalid DiSE partial evaluations", bad)
-    use = good[:t]
-    lam = lagrange_coefficients(use, G.order)
-    w = G.multi_mul([(by[i].point, lam[i]) for i in use])
-    return G.serialize_element(w), bad
+    return _interpolate(by, good[: public.threshold]), bad
 
 
 # -- ciphertexts ----------------------------------------------------------------------------------
@@ -440,17 +474,8 @@ def decrypt_begin(public: PublicKeyPackage[Any], ciphertext: bytes) -> EvalReque
     return ct.eval_request()
 
 
-def decrypt_finish(
-    public: PublicKeyPackage[Any],
-    ciphertext: bytes,
-    partials: Sequence[PartialEval],
-    *,
-    exclude_invalid: bool = False,
-) -> bytes:
-    """Decryptor side, step 2: recompute w, open the AEAD, check the commitment α = Com(m; ρ)."""
-    request = decrypt_begin(public, ciphertext)
-    ct = Ciphertext.from_bytes(ciphertext)
-    w, _ = combine_evaluations(public, request, partials, exclude_invalid=exclude_invalid)
+def _open(w: bytes, ct: Ciphertext) -> bytes:
+    """Open the AEAD under w and check the commitment α = Com(m; ρ); InvalidCiphertext if not."""
     header = ct.header()
     aead, nonce = _aead(w, header)
     try:
@@ -458,9 +483,36 @@ def decrypt_finish(
     except InvalidTag:
         raise InvalidCiphertext("ciphertext authentication failed") from None
     rho, m = opened[:RHO_LENGTH], opened[RHO_LENGTH:]
-    if not hmac.compare_digest(commit(m, rho), ct.alpha):  # pragma: no cover - GCM catches first
+    if not hmac.compare_digest(commit(m, rho), ct.alpha):
         raise InvalidCiphertext("commitment does not open")
     return m
+
+
+def decrypt_finish(
+    public: PublicKeyPackage[Any],
+    ciphertext: bytes,
+    partials: Sequence[PartialEval],
+    *,
+    exclude_invalid: bool = False,
+) -> bytes:
+    """Decryptor side, step 2: recompute w, open the AEAD, check the commitment α = Com(m; ρ).
+
+    Optimistic: the first t partials are combined without checking their proofs, and only if
+    the AEAD or the commitment check then fails are the proofs checked (naming culprits, as
+    `combine_evaluations`). Safe because the plaintext returned is always the m with
+    Com(m; ρ) = α fixed at encryption, whatever w opened it (a wrong partial can make decryption
+    fail, never change its result), and nothing derived from w leaves this function. Encryption
+    cannot be optimistic: a ciphertext made under a wrong w would be lost or readable by whoever
+    chose the wrong partials."""
+    request = decrypt_begin(public, ciphertext)
+    ct = Ciphertext.from_bytes(ciphertext)
+    public, by = _prepare(public, request, partials)
+    try:
+        return _open(_interpolate(by, sorted(by)[: public.threshold]), ct)
+    except InvalidInput:  # a wrong or malformed partial, or a bad ciphertext: find out which
+        pass
+    w, _ = combine_evaluations(public, request, partials, exclude_invalid=exclude_invalid)
+    return _open(w, ct)
 
 
 # -- in-memory drivers ------------------------------------------------------------------------------
@@ -536,6 +588,7 @@ __all__ = [
     "InvalidCiphertext",
     "PartialEval",
     "bench_dise",
+    "check_consistent",
     "combine_evaluations",
     "commit",
     "decrypt",

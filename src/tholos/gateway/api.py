@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos import __version__
-from tholos.gateway import ecdsa_bls_dise_api
+from tholos.gateway import ecdsa_bls_dise_api, repair
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.signing import SignJob
 from tholos.schemes import MAX_MESSAGE
@@ -149,6 +149,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         return {
             "threshold": g.threshold,
             "nodes": g.nodes.status(),
+            "shares": repair.share_health(g),
             "roster": [p.to_dict() for p in g.roster.values()],
             "keys": g.store.count_keys(),
         }
@@ -183,6 +184,8 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             **row.summary(),
             "public_key_package": row.package,
             "xpub_root": row.meta.get("xpub"),
+            "epoch": repair.epoch(row),  # refreshes so far
+            "uncommitted": repair.waiting(row),  # nodes that missed the last refresh commit
         }
 
     @app.get("/v1/keys/{key_id}/derive")
@@ -192,7 +195,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
     @app.post("/v1/keys/{key_id}/refresh")
     async def refresh(key_id: str) -> dict[str, Any]:
         row = await gw().refresh(_key_id(key_id))
-        return {**row.summary(), "refreshed": True}
+        return {**row.summary(), "refreshed": True, "uncommitted": repair.waiting(row)}
 
     def _job(key_id: str, body: SignBody) -> SignJob:
         if ecdsa_bls_dise_api.is_extra(gw(), _key_id(key_id)):
@@ -258,4 +261,5 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
     from tholos.gateway.governance_api import router as governance_router
 
     app.include_router(governance_router)
+    app.include_router(repair.router)
     return app

@@ -4,8 +4,10 @@
   ECDSA -> `{"signature": r||s hex (low-S), "recovery_id": 0|1, "public_key", ...}` (message: a
   32-byte digest); BLS -> `{"signature": 96-byte hex, "public_key": 48-byte hex, ...}`.
 - `POST /v1/keys/{id}/presign {"count"}` fills an ECDSA key's presignature pool; `GET` shows it.
-- `POST /v1/keys/{id}/evaluate {"alpha", "encryptor", "purpose"}` (DiSE): t verified partial
-  evaluations for the client to combine (the gateway never sees plaintext or the derived key).
+- `POST /v1/keys/{id}/evaluate {"alpha", "encryptor", "purpose"}` (DiSE): t partial evaluations
+  for the client to combine (the gateway never sees plaintext or the derived key); in a governed
+  cluster with the user's `authorization`, t partials sealed to the client (`exclude`: nodes to
+  leave out).
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ class EvaluateBody(_Strict):
         default=False,
         description="check every partial's DLEQ proof at the gateway, naming and excluding bad "
         "nodes (the client checks them anyway; it asks again with verify=true on a bad proof)",
+    )
+    authorization: dict[str, Any] | None = Field(
+        default=None,
+        description="governed clusters: the user's signed DiSE authorization, relayed untouched; "
+        "each node then returns its partial sealed to the client key named in it",
+    )
+    exclude: list[int] = Field(
+        default_factory=list,
+        max_length=64,
+        description="nodes the client found misbehaving: left out of this request (not "
+        "quarantined)",
     )
 
 

@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tholos.gateway.nodes import NodeSet
@@ -23,9 +23,9 @@ from tholos.rpc import node_pb2 as pb
 from tholos.transport.e2e import EnvelopeError, Identity, PeerIdentity
 
 log = logging.getLogger("tholos.gateway")
-PHASES = {
+PHASES: dict[str, tuple[str, ...]] = {
     "dkg": ("round1", "round2", "round3", "finish"),
-    "refresh": ("round1", "round2", "round3", "finish", "commit"),
+    "refresh": ("round1", "round2", "round3", "finish"),  # commit: gateway/repair.py
 }
 
 
@@ -44,6 +44,7 @@ class ProtocolResult:
     participants: list[int]
     results: dict[str, dict[str, Any]]  # session -> public key package dict
     excluded: dict[str, Any]
+    finish: list[pb.Envelope] = field(default_factory=list)  # signed, for the refresh commit
 
 
 class ProtocolDriver:
@@ -113,4 +114,6 @@ class ProtocolDriver:
         for i, b in finish.items():
             if b["results"] != first["results"]:
                 raise ProtocolFailed(f"{protocol}: node {i} computed a different result")
-        return ProtocolResult(batch, participants, first["results"], first.get("excluded", {}))
+        return ProtocolResult(
+            batch, participants, first["results"], first.get("excluded", {}), envelopes
+        )

@@ -5,8 +5,9 @@ The gateway is untrusted for policy: every node re-checks everything. What it do
 - for a signing request: reserves it on every node holding the key (step 1, one batched
   `Governance/reserve` per node), asks a read quorum for snapshots bound to the receipts (step 2),
   and sends the request, approvals, receipts and snapshots to `t` signers among the nodes holding
-  the reservation (step 3, `SignBatch` with the `governance` field). A request that misses its
-  write quorum is refused on every node (tombstones release it);
+  the reservation (step 3, `SignBatch` with the `governance` field), retrying on other nodes
+  when a signer fails. A request that misses its write quorum is refused on every node
+  (tombstones release it);
 - appends every signature it releases to its own audit chain (`signature_released`).
 """
 
@@ -23,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, KIND_SIGNATURE_RELEASED, AuditLog
-from tholos.crypto.errors import CryptoError
+from tholos.crypto.errors import CryptoError, InvalidSignatureShare
 from tholos.gateway.service import Gateway, GatewayError
+from tholos.gateway.signing import MAX_ATTEMPTS
+from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance import Approval, SigningRequest
 from tholos.node.governance import quorums
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import SignerCommitment
+from tholos.schemes import SCHEMES, Scheme, SignerCommitment
 from tholos.schemes import SigningRequest as SchemeRequest
 
 log = logging.getLogger("tholos.gateway")
@@ -271,8 +274,11 @@ class GovernedSigning:
 
     # -- signing requests ------------------------------------------------------------------------
     def _save(self, tracked: list[Tracked]) -> None:
+        """Store the requests' state in ONE transaction (the store is in autocommit mode: without
+        BEGIN every row was its own commit, ~3x the CPU and the WAL writes)."""
         now = time.time()
         with self.db:
+            self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT INTO signing_requests VALUES (?,?,?,?,?,?,?) ON CONFLICT(request_id) DO "
                 "UPDATE SET approvals = excluded.approvals, status = excluded.status, "
@@ -352,21 +358,29 @@ class GovernedSigning:
                     raise GatewayError(409, "conflict", f"request {rid} exists with another intent")
                 tracked.append(existing)
                 continue
-            self.gw.key(request.intent.key_id)  # 404 for an unknown key
+            row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
+            if request.intent.taproot and row.scheme != "bip340":
+                raise GatewayError(400, "bad_request", "the taproot tweak is for bip340 keys only")
+            if row.scheme in ("ecdsa", "bls12381"):  # threshold ECDSA/BLS: gateway/governed_extra
+                from tholos.gateway.governed_extra import check_request
+
+                check_request(self.gw, row, request)  # 400 for a message the key cannot sign
             tracked.append(Tracked(request, list(approvals)))
         fresh = [t for t in tracked if t.status == "created"]
+        tried: set[int] = set()  # signed directly in this call, with retries on other signers
         if fresh and execute and await self._velocity_free():
             # No velocity limit in the policy: no quorum journals needed. Each signer records
             # the request in its own journal as it signs (and refuses if a limit applies after
             # all, e.g. the policy changed meanwhile: then the full protocol runs).
             await self._execute_group(list(self.gw.nodes.ids), fresh, direct=True)
             retry = [t for t in fresh if t.status != "signed" and "write-quorum" in t.error]
+            tried = {id(t) for t in fresh} - {id(t) for t in retry}
             fresh = retry
             for t in retry:
                 t.status, t.error, t.refusals = "created", "", {}
         if fresh:
             await self._reserve(fresh)
-        ready = [t for t in tracked if t.status == "reserved"]
+        ready = [t for t in tracked if t.status == "reserved" and id(t) not in tried]
         if execute and ready:
             await self._execute(ready)
         self._save(tracked)
@@ -489,13 +503,12 @@ class GovernedSigning:
     async def _execute_group(
         self, pending: list[int], tracked: list[Tracked], direct: bool = False
     ) -> None:
-        usable = self.gw.nodes.usable(pending)
         if direct:
             by_key_: dict[str, list[Tracked]] = defaultdict(list)
             for t in tracked:
                 by_key_[t.request.intent.key_id].append(t)
             for key_id, group in by_key_.items():
-                await self._sign(key_id, usable, group, [[] for _ in group])
+                await self._sign(key_id, pending, group, [[] for _ in group])
             return
         # Read every reachable journal (at least the read quorum): the more snapshots, the sooner
         # aborted requests (tombstoned on n - t + 1 nodes) stop counting against the limits.
@@ -521,7 +534,7 @@ class GovernedSigning:
             by_key[t.request.intent.key_id].append(k)
         for key_id, idxs in by_key.items():
             await self._sign(
-                key_id, usable, [tracked[k] for k in idxs], [snapshots[k] for k in idxs]
+                key_id, pending, [tracked[k] for k in idxs], [snapshots[k] for k in idxs]
             )
         # A request refused for velocity would hold its reservation until it expires: abort it
         # on every node (tombstones), so that it stops counting for the others.
@@ -540,36 +553,71 @@ class GovernedSigning:
     async def _sign(
         self,
         key_id: str,
-        usable: list[int],
+        nodes: list[int],
         tracked: list[Tracked],
         snapshots: list[list[dict[str, Any]]],
     ) -> None:
+        """Step 3 for the requests of one key, on `t` usable signers among `nodes` (those holding
+        the reservation). A signer that fails (unreachable, timed out, or refusing for a reason
+        other than policy) is named in the request's refusals and the requests retried on other
+        nodes, as the ungoverned path does. The nodes of a failed attempt are not asked again for
+        those requests: their journals refuse a second sign of a request id, and a retry on a new
+        signer set is a fresh FROST session (fresh nonces), so no request is signed twice."""
         row = self.gw.key(key_id)
-        from tholos.schemes import SCHEMES
+        if row.scheme in ("ecdsa", "bls12381"):  # threshold ECDSA/BLS: gateway/governed_extra
+            from tholos.gateway.governed_extra import sign_extra
 
+            return await sign_extra(self, row, nodes, tracked, snapshots)
         scheme = SCHEMES[row.scheme]
         public = self.gw._public(row)
-        candidates = [i for i in usable if str(i) in row.package["verifying_shares"]]
+        holders = [i for i in nodes if str(i) in row.package["verifying_shares"]]
         t_key = int(row.package["threshold"])
-        if len(candidates) < t_key:
-            for t in tracked:
-                t.status, t.error = "reserved", f"only {len(candidates)} usable reserved signers"
-            return
-        signers = sorted(self.gw.nodes.rotate(candidates)[:t_key])
+        snaps = {t.request_id: s for t, s in zip(tracked, snapshots, strict=True)}
+        spent: set[int] = set()  # failed signers, and the others of their attempts
+        pending = list(tracked)
+        for _ in range(MAX_ATTEMPTS):
+            candidates = [i for i in holders if i not in spent]
+            signers = await self.gw.nodes.choose_signers(candidates, t_key)
+            if len(signers) < t_key:
+                break
+            pending, used = await self._attempt(scheme, row, public, signers, pending, snaps)
+            if not pending:
+                return
+            spent.update(used)
+        for t in pending:
+            failed = "; ".join(f"node {s}: {v['reason']}" for s, v in sorted(t.refusals.items()))
+            t.status = "reserved"
+            t.error = f"fewer than {t_key} usable reserved signers left" + (
+                f" ({failed})" if failed else ""
+            )
+
+    async def _attempt(
+        self,
+        scheme: Scheme,
+        row: KeyRow,
+        public: Any,
+        signers: list[int],
+        tracked: list[Tracked],
+        snaps: dict[str, list[dict[str, Any]]],
+    ) -> tuple[list[Tracked], list[int]]:
+        """One signing session of `tracked` on `signers`: the requests to retry, and the nodes
+        not to ask again for them (the failed one, or every signer once shares were asked)."""
+        key_id = row.key_id
         try:
             comms = {
                 s: await self.gw.nodes.take_commitments(s, scheme.pool, len(tracked))
                 for s in signers
             }
         except (NodeUnavailable, NodeRefused) as exc:
-            for t in tracked:
-                t.error = f"commitments: {exc}"
-            return
+            self._failed(exc.node_id, exc, tracked)
+            return tracked, [exc.node_id]
         messages = [_message(t.request) for t in tracked]
+        roots = [_merkle_root(t.request) for t in tracked]
         items = []
         for k, t in enumerate(tracked):
             # Pydantic's serializer and string joins: this runs once per request per batch.
             receipts = [t.receipts[i] for i in sorted(t.receipts)]
+            snapshots = snaps[t.request_id]
             blob = (
                 '{"request":'
                 + t.request_json()
@@ -578,7 +626,7 @@ class GovernedSigning:
                 + ',"receipts":'
                 + (json.dumps(receipts) if receipts else "[]")
                 + ',"snapshots":'
-                + (json.dumps(snapshots[k]) if snapshots[k] else "[]")
+                + (json.dumps(snapshots) if snapshots else "[]")
                 + "}"
             )
             items.append(
@@ -599,6 +647,8 @@ class GovernedSigning:
                         for s in signers
                     ],
                     governance=blob.encode(),
+                    taproot=t.request.intent.taproot,
+                    merkle_root=roots[k] or b"",
                 )
             )
         request = pb.SignBatchRequest(items=items)
@@ -607,48 +657,68 @@ class GovernedSigning:
             return_exceptions=True,
         )
         shares: dict[int, dict[str, pb.SignResult]] = {}
+        retry: list[Tracked] = []
         for s, rep in zip(signers, replies, strict=True):
             if isinstance(rep, BaseException):
-                reason = rep.reason if isinstance(rep, NodeRefused) else str(rep)
-                for t in tracked:
-                    t.refusals[s] = _refusal(reason)
-                    t.error = f"node {s}: {reason}"
-                continue
-            shares[s] = {r.request_id: r for r in rep.results}
+                self._failed(s, rep, tracked)
+            else:
+                self.gw.nodes.mark_ok(s)
+                shares[s] = {r.request_id: r for r in rep.results}
         released: list[tuple[str, dict[str, Any]]] = []
         for k, t in enumerate(tracked):
             t.signers = signers
             got: dict[int, bytes] = {}
+            policy = False
             for s in signers:
                 r = shares.get(s, {}).get(t.request_id)
                 if r is None:
                     continue
-                if r.error:
-                    t.refusals[s] = _refusal(r.error)
-                else:
+                if not r.error:
                     got[s] = r.share
-            if len(got) < len(signers):
-                refused = [t.refusals[s]["rule_id"] for s in signers if s in t.refusals]
-                t.status = "refused-by-policy" if refused else "reserved"
+                elif _POLICY_RE.match(r.error):
+                    t.refusals[s] = _refusal(r.error)
+                    policy = True
+                else:  # a fault of that node (its nonce store...): retried elsewhere
+                    t.refusals[s] = {"rule_id": "node", "reason": r.error[:300]}
+            if policy:
+                t.status = "refused-by-policy"
                 t.error = "; ".join(
                     f"node {s}: [{v['rule_id']}] {v['reason']}"
                     for s, v in sorted(t.refusals.items())
                     if s in signers
                 )
                 continue
+            if not got and all(s in shares and t.request_id in shares[s] for s in signers):
+                # Every signer answered with a fault for this request: the request, not a node.
+                t.status = "failed"
+                t.error = "; ".join(f"node {s}: {t.refusals[s]['reason']}" for s in signers)
+                continue
+            if len(got) < len(signers):
+                retry.append(t)
+                continue
             cm = {
                 s: SignerCommitment(comms[s][k].nonce_id, comms[s][k].hiding, comms[s][k].binding)
                 for s in signers
             }
-            sreq = SchemeRequest(t.request_id, key_id, messages[k], items[k].path, False, None, cm)
+            taproot = t.request.intent.taproot
+            sreq = SchemeRequest(
+                t.request_id, key_id, messages[k], items[k].path, taproot, roots[k], cm
+            )
             try:
                 sig = scheme.aggregate(public, row.meta, sreq, got)
+            except InvalidSignatureShare as exc:
+                for c in exc.culprits:
+                    t.refusals[c] = {"rule_id": "node", "reason": "invalid signature share"}
+                    self.gw.nodes.quarantine(c, f"invalid signature share for {t.request_id}")
+                retry.append(t)
+                continue
             except CryptoError as exc:
                 t.status, t.error = "failed", f"aggregation failed: {exc}"
                 continue
             tweak = scheme.tweak(public, row.meta, items[k].path)
             t.signature, t.status, t.error = sig.hex(), "signed", ""
-            t.public_key = scheme.public_key(public, tweak).hex()
+            root = scheme.merkle_root(taproot, roots[k])
+            t.public_key = scheme.public_key(public, tweak, root).hex()
             released.append(
                 (
                     KIND_SIGNATURE_RELEASED,
@@ -657,6 +727,22 @@ class GovernedSigning:
             )
         if self.audit is not None and released:
             self.audit.append_many(released)
+        return retry, signers
+
+    def _failed(self, node: int, exc: BaseException, tracked: list[Tracked]) -> None:
+        """A signer failed for the whole batch: name it in every request; a node that did not
+        answer is marked down (and slow on a timeout) so that later batches avoid it."""
+        if isinstance(exc, NodeRefused):
+            reason = f"refused: {exc.reason}"
+        elif isinstance(exc, NodeUnavailable):
+            self.gw.nodes.mark_down(node, str(exc))
+            reason = f"unavailable: {exc}"
+        else:
+            log.error("node %d: unexpected %r", node, exc)
+            reason = f"error: {type(exc).__name__}"
+        log.warning("governed signing: node %d failed, retrying elsewhere: %s", node, reason)
+        for t in tracked:
+            t.refusals[node] = {"rule_id": "node", "reason": reason[:300]}
 
 
 def _message(request: SigningRequest) -> bytes:
@@ -669,6 +755,12 @@ def _message(request: SigningRequest) -> bytes:
         return bytes.fromhex(str(obj["data"]))
     except (ValueError, KeyError, TypeError):
         return b""
+
+
+def _merkle_root(request: SigningRequest) -> bytes | None:
+    """The BIP341 script tree root of a taproot intent (None: key-path only or no tweak)."""
+    root = request.intent.merkle_root
+    return bytes.fromhex(root) if root else None
 
 
 _BY_GATEWAY: dict[int, GovernedSigning] = {}

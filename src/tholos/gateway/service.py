@@ -8,11 +8,12 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import PublicKeyPackage
+from tholos.gateway import repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.protocols import ProtocolDriver, ProtocolFailed
@@ -76,6 +77,7 @@ class Gateway:
             self._keygen_batch, max_batch=256, max_inflight=2
         )
         self._health: asyncio.Task[None] | None = None
+        self._resume: asyncio.Task[int] | None = None
         self._packages: dict[str, tuple[KeyRow, PublicKeyPackage[Any]]] = {}
 
     async def start(self) -> None:
@@ -83,10 +85,13 @@ class Gateway:
         self.sign_batcher.start()
         self.keygen_batcher.start()
         self._health = asyncio.create_task(self._health_loop())
+        self._resume = asyncio.create_task(repair.resume_commits(self))
 
     async def stop(self) -> None:
         if self._health:
             self._health.cancel()
+        if self._resume:
+            self._resume.cancel()
         await self.sign_batcher.stop()
         await self.keygen_batcher.stop()
         await self.nodes.close()
@@ -265,6 +270,14 @@ class Gateway:
     async def refresh(self, key_id: str) -> KeyRow:
         row = self.key(key_id)
         participants = sorted(int(i) for i in row.package["verifying_shares"])
+        if repair.waiting(row):
+            lag = repair.waiting(row)
+            raise GatewayError(
+                409,
+                "refresh_uncommitted",
+                f"nodes {lag} have not committed the last refresh: run `tholos keys repair "
+                f"{key_id} --node N` for each first",
+            )
         usable = self.nodes.usable(participants)
         if usable != participants:
             raise GatewayError(
@@ -282,17 +295,11 @@ class Gateway:
         sch = SCHEMES[row.scheme]
         if sch.public_key(PublicKeyPackage.from_dict(pkg)).hex() != row.public_key:
             raise GatewayError(500, "refresh_failed", "refresh changed the public key")
-        new = KeyRow(
-            row.key_id,
-            row.scheme,
-            row.label,
-            row.public_key,
-            pkg,
-            {**row.meta, "refreshed": time.time()},
-            row.created,
-        )
+        # Commit point (two-phase, see gateway/repair.py): every node prepared the new share.
+        new = repair.prepared_row(row, pkg, res.batch, res.finish)
+        new = replace(new, meta={**new.meta, "refreshed": time.time()})
         self.store.put_keys([new])
-        return new
+        return await repair.commit_refresh(self, new)
 
     # -- signing -----------------------------------------------------------------------------------
     def sign_job(

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,21 @@ class SignJob:
         )
 
 
+def holders_with_share(
+    identifiers: Iterable[int], excluded: Mapping[int, str], waiting: Iterable[int] = ()
+) -> tuple[int, ...]:
+    """Holders of a key minus those without its current share: nodes that refused as stale or
+    without the key (they would refuse again on a retry) and `waiting` (nodes known not to have
+    committed its last refresh, see gateway/repair.py)."""
+    waiting = set(waiting)
+    return tuple(
+        i
+        for i in identifiers
+        if i not in waiting
+        and not any(w in excluded.get(i, "") for w in ("stale share", "unknown key"))
+    )
+
+
 class SigningCoordinator:
     def __init__(self, nodes: NodeSet, rpc_timeout: float = 5.0) -> None:
         self.nodes = nodes
@@ -70,7 +86,8 @@ class SigningCoordinator:
                 break
             groups: dict[tuple[tuple[int, ...], int], list[SignJob]] = defaultdict(list)
             for j in pending:
-                groups[(tuple(j.public.identifiers), j.public.threshold)].append(j)
+                holders = holders_with_share(j.public.identifiers, j.excluded)
+                groups[(holders, j.public.threshold)].append(j)
             results = await asyncio.gather(
                 *(self._attempt(list(holders), t, js) for (holders, t), js in groups.items())
             )
@@ -113,6 +130,7 @@ class SigningCoordinator:
                     path=j.path,
                     taproot=j.taproot,
                     merkle_root=j.merkle_root or b"",
+                    epoch=int(j.meta.get("epoch", 0)),
                     commitments=[
                         pb.SignerCommitment(
                             signer=s, nonce_id=c.nonce_id, hiding=c.hiding, binding=c.binding
@@ -163,9 +181,11 @@ class SigningCoordinator:
                 else:
                     got[s] = r.share
             if errors:
-                if all(
-                    ("InvalidInput" in e or "VaultError" in e) for e in errors.values()
-                ) and not any("nonce" in e for e in errors.values()):
+                if (
+                    len(errors) == len(signers)
+                    and all(("InvalidInput" in e or "VaultError" in e) for e in errors.values())
+                    and not any(("nonce" in e or "stale share" in e) for e in errors.values())
+                ):
                     # Every signer refuses the request itself: a bad request, not a bad node.
                     j.error, j.status = next(iter(errors.values())), 400
                     continue

@@ -25,7 +25,7 @@ UnixTime = Annotated[int, Field(ge=0, le=2**40)]
 
 
 def _name(value: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):  # not match: "$" also matches before a final newline
         raise ValueError(f"invalid name {value!r}: lowercase letters, digits and _.:@- only")
     return value
 

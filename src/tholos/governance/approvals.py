@@ -48,6 +48,9 @@ def verify_approvals(
 
 def quorum_met(requirements: Sequence[ApprovalRequirement], approvers: Sequence[User]) -> bool:
     """True if distinct approvers can fill every slot of every requirement."""
+    if len(requirements) == 1:  # one group: count its members (approvers are distinct users)
+        req = requirements[0]
+        return sum(1 for a in approvers if a.has(req.group)) >= req.count
     slots = [req.group for req in requirements for _ in range(req.count)]
     if len(slots) > len(approvers):
         return False

@@ -183,7 +183,7 @@ class Evaluator:
             return admitted
         digest, parsed, rules = admitted
         approvers = None
-        candidate = journal_entry(state, intent)
+        candidate = journal_entry(state, intent) if any(r.velocity for r in rules) else None
         for rule in rules:
             if (
                 rule.allowed_destinations is not None
@@ -194,7 +194,11 @@ class Evaluator:
                 return Refuse(rule.rule_id, f"amount {intent.amount} above {rule.max_amount}")
             if rule.time_windows and not _in_window(rule.time_windows, now):
                 return Refuse(rule.rule_id, "outside the allowed time windows")
-            refusal = check_velocity(velocity_entries, candidate, rule.velocity)
+            refusal = (
+                None
+                if candidate is None
+                else check_velocity(velocity_entries, candidate, rule.velocity)
+            )
             if refusal is not None:
                 return Refuse(rule.rule_id, f"{refusal.rule_id}: {refusal.reason}")
             if rule.approvals:

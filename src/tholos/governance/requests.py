@@ -2,9 +2,9 @@
 
 The request digest is SHA-256("tholos/request/v1" || 0 || canonical(request without its
 initiator signature, payload replaced by its SHA-256)). It covers the cluster, request id, key and
-path, chain/asset/destination/amount/memo, expiry and payload hash, so an approval cannot be moved
-to another request, key, payload or cluster. Approvers sign "tholos/approval/v1" || digest; the
-initiator signs "tholos/initiation/v1" || digest.
+path, the BIP341 taproot tweak (when asked for), chain/asset/destination/amount/memo, expiry and
+payload hash, so an approval cannot be moved to another request, key, tweak, payload or cluster.
+Approvers sign "tholos/approval/v1" || digest; the initiator signs "tholos/initiation/v1" || digest.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def _path(value: str) -> str:
-    if not _PATH_RE.match(value) or any(int(p) >= 2**31 for p in value.split("/")[1:]):
+    if not _PATH_RE.fullmatch(value) or any(int(p) >= 2**31 for p in value.split("/")[1:]):
         raise ValueError("derivation path: m/i/j/... with non-hardened indices")
     return value
 
 
 def _request_id(value: str) -> str:
-    if not _REQUEST_ID_RE.match(value):
+    if not _REQUEST_ID_RE.fullmatch(value):
         raise ValueError("request id: 8..64 characters of [A-Za-z0-9_-]")
     return value
 
@@ -57,11 +57,16 @@ class Intent(Model):
     memo: Annotated[str, Field(max_length=512)] = ""
     created_at: UnixTime
     expires_at: UnixTime
+    taproot: bool = False
+    """Sign under the BIP341 output key (bip340 keys): the key-path tweak of `merkle_root`."""
+    merkle_root: Hex32 | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Intent:
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
+        if self.merkle_root is not None and not self.taproot:
+            raise ValueError("a merkle root needs the taproot tweak")
         return self
 
 
@@ -85,11 +90,14 @@ class SigningRequest(Model):
 
 def request_digest(cluster_id: str, intent: Intent, payload: bytes) -> bytes:
     """Digest of a request from its parts (used by clients before the request exists)."""
+    fields = intent.model_dump(mode="json")
+    if not intent.taproot:  # absent when unused: digests of untweaked requests are unchanged
+        del fields["taproot"], fields["merkle_root"]
     body = {
         "format": FORMAT_VERSION,
         "kind": "signing_request",
         "cluster_id": cluster_id,
-        "intent": intent.model_dump(mode="json"),
+        "intent": fields,
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
     return tagged_digest(REQUEST_TAG, encode_checked(body))  # strict model: ints, str keys

@@ -4,6 +4,10 @@ The node master key (a random 256-bit data key) is stored wrapped under a key-en
 is derived from the operator's passphrase with scrypt, or read from a key file. The associated data
 of every sealed row is `table || row id`, so a row moved to another place (or another table) fails
 to open instead of being silently accepted.
+
+The node's identity secrets (E2E identity key, TLS private key) are files sealed under the same
+passphrase or key file (`seal_file`, `open_file`), not under the master key in the database: a node
+whose database is lost keeps its identity and can have its shares repaired.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 WRAP_AD = b"tholos-master-key-v1"
+SEALED_FILE_FORMAT = "tholos-sealed-file-v1"
 # scrypt cost: 2^15 * 8 * 128 B = 32 MiB, ~0.1 s; stored with the record so it can be raised later.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
@@ -130,3 +135,45 @@ class Barrier:
             return self._aead.decrypt(sealed[:12], sealed[12:], self._ad(table, row_id))
         except (InvalidTag, ValueError):
             raise SealError(f"sealed row {table}/{row_id!r} fails authentication") from None
+
+
+def _file_ad(label: str) -> bytes:
+    return SEALED_FILE_FORMAT.encode() + b"\x00" + label.encode()
+
+
+def is_sealed_file(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_bytes()).get("format") == SEALED_FILE_FORMAT)
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return False
+
+
+def seal_file(unsealer: Unsealer, path: Path, plaintext: bytes, label: str) -> None:
+    """Replace `path` (atomically, mode 0600) by `plaintext` sealed under the operator's
+    passphrase or key file; `label` names what it is and is bound as associated data."""
+    record = unsealer.new_record()
+    nonce = os.urandom(12)
+    sealed = nonce + AESGCM(unsealer.kek(record)).encrypt(nonce, plaintext, _file_ad(label))
+    body = json.dumps(
+        {**record, "format": SEALED_FILE_FORMAT, "label": label, "sealed": sealed.hex()}
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def open_file(unsealer: Unsealer, path: Path, label: str) -> bytes:
+    """The plaintext of a file sealed by `seal_file` (in memory only)."""
+    record = json.loads(path.read_bytes())
+    if record.get("format") != SEALED_FILE_FORMAT or record.get("label") != label:
+        raise SealError(f"{path} is not a sealed {label}")
+    blob = bytes.fromhex(record["sealed"])
+    try:
+        return AESGCM(unsealer.kek(record)).decrypt(blob[:12], blob[12:], _file_ad(label))
+    except InvalidTag:
+        what = "passphrase" if record["kdf"] == "scrypt" else "key file"
+        raise WrongPassphrase(f"wrong {what}: cannot unseal {path.name}") from None

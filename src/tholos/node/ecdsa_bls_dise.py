@@ -13,6 +13,14 @@ DiSE evaluation, over the generic `Protocol` RPC (protocol names below; JSON pay
 - `bls-sign` (sign): σ_i = s_i·H(m). `dise-eval` (eval): y_i = k_i·H(x) with a DLEQ proof.
 
 Every signing/evaluation item passes the vault's policy hook first (`KeyVault.policy`).
+
+Governed clusters: an ECDSA/BLS signing item is signed only if it carries a governed request that
+the node's own `NodeGovernance` accepts, with exactly the checks of FROST requests
+(`tholos.node.governed_extra`); items without one are refused, fail-closed, each refusal recorded
+in the audit chain: a gateway certificate alone must not yield signatures. Presigning stays
+allowed (it signs nothing). DiSE evaluation there needs a user's signed authorization and
+returns partials sealed to the user's client (`tholos.node.dise_governance`). Development clusters
+are unaffected.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tholos.crypto.bls import threshold as bls
-from tholos.crypto.dise import EvalRequest, evaluate
+from tholos.crypto.dise import EvalRequest, PartialEval, evaluate
 from tholos.crypto.ecdsa.presign import (
     SESSION_LENGTH,
     Presignature,
@@ -53,6 +62,8 @@ from tholos.schemes import SigningRequest
 from tholos.transport.e2e import EnvelopeError
 
 PROTOCOLS = frozenset({"ecdsa-presign", "ecdsa-sign", "bls-sign", "dise-eval"})
+GOVERNED_SIGNING = frozenset({"ecdsa-sign", "bls-sign"})
+"""Protocols whose items a governed node signs only with a governance blob (module docstring)."""
 PRESIG_TABLE = "presigs"
 MAX_PRESIGS_PER_BATCH = 1000
 MAX_ITEMS = 10_000
@@ -163,10 +174,29 @@ def _session(batch: str, key_id: str, idx: int) -> bytes:
     return h[:SESSION_LENGTH]
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A signing item whose fields were checked, before anything is consumed."""
+
+    rid: str
+    rec: KeyRecord
+    message: bytes  # ECDSA: the 32-byte digest
+    path: str = ""
+    presig: bytes = b""  # ECDSA: the presignature id
+    tweak: int = 0  # ECDSA: the BIP32 tweak of `path`
+
+
 class ExtraProtocols:
-    def __init__(self, runner: ProtocolRunner, vault: KeyVault, db: Any) -> None:
+    def __init__(
+        self,
+        runner: ProtocolRunner,
+        vault: KeyVault,
+        db: Any,
+        governance: Callable[[], Any] = lambda: None,
+    ) -> None:
         self.runner = runner
         self.vault = vault
+        self._governance = governance  # the node's NodeGovernance (None in unit tests)
         self.presigs = PresigStore(db)
         self._lock = threading.Lock()
 
@@ -185,19 +215,41 @@ class ExtraProtocols:
         if not isinstance(items, list) or len(items) > MAX_ITEMS:
             raise ProtocolError(f"items must be a list of at most {MAX_ITEMS}")
         state = BatchState(req.protocol, batch, [self.node_id], [])
-        if req.protocol == "ecdsa-sign":
+        gov = self._governance()
+        if req.protocol == "dise-eval":
+            results = self._dise_eval(items, gov)
+        elif req.protocol in GOVERNED_SIGNING and gov is not None and gov.governed:
+            from tholos.node.governed_extra import sign_governed
+
+            results = sign_governed(self, gov, req.protocol, items)
+        elif req.protocol == "ecdsa-sign":
             results = self._ecdsa_sign(items)
         elif req.protocol == "bls-sign":
             results = self._bls_sign(items)
         else:
-            results = self._dise_eval(items)
+            raise ProtocolError(f"unknown protocol {req.protocol}")
         return pb.ProtocolReply(envelope=self.runner._seal(state, req.phase, {"results": results}))
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _record(self, key_id: str, kind: str) -> KeyRecord:
+    @staticmethod
+    def _refuse_governed(gov: Any, protocol: str, items: list[Any]) -> dict[str, Any]:
+        """Refuse every item (a plain item in a governed cluster), recording each refusal in the
+        audit chain before replying."""
+        from tholos.audit import KIND_DECISION
+        from tholos.governance import Refuse, decision_record
+
+        why = Refuse("governed", f"{protocol} item without a governed request (approvals)")
+        rids = [str(it.get("request_id", "")) if isinstance(it, dict) else "" for it in items]
+        gov.audit.append_many([(KIND_DECISION, decision_record(r, b"", why)) for r in rids])
+        return {r: {"error": f"PolicyRefused[{why.rule_id}]: {why.reason}"} for r in rids}
+
+    def _record(self, key_id: str, kind: str, epoch: Any = None) -> KeyRecord:
+        """The key's record; with the epoch the gateway expects, a stale share is refused."""
         rec = self.vault.record(key_id)
         if getattr(rec.scheme, "kind", "") != kind:
             raise ProtocolError(f"key {key_id} is not a {kind} key")
+        if epoch is not None:
+            self.vault.check_epoch(key_id, int(epoch))
         return rec
 
     def _policy(self, rid: str, key_id: str, message: bytes, path: str = "") -> None:
@@ -220,7 +272,7 @@ class ExtraProtocols:
             count = int(sessions[0]["count"])
             if not 0 < count <= MAX_PRESIGS_PER_BATCH:
                 raise ProtocolError(f"count must be in 1..{MAX_PRESIGS_PER_BATCH}")
-            rec = self._record(key_id, "ecdsa")
+            rec = self._record(key_id, "ecdsa", sessions[0].get("epoch"))
             share: KeyShare[Any] = rec.share
             if len(participants) < min_participants(share.public.threshold):
                 raise ProtocolError("presigning needs 2t-1 participants")
@@ -328,87 +380,124 @@ class ExtraProtocols:
         return r._seal(state, "finish", {"echo": echo, "results": {key_id: publics}})
 
     # -- ECDSA signing -----------------------------------------------------------------------------
-    def _ecdsa_sign(self, items: list[Any]) -> dict[str, Any]:
+    def _checked(
+        self, items: list[Any], check: Callable[[dict[str, Any]], Checked]
+    ) -> tuple[dict[str, Any], list[Checked]]:
+        """Each item checked before anything is consumed: the errors, and the accepted items."""
         results: dict[str, Any] = {}
-        accepted: list[tuple[str, KeyRecord, bytes, bytes, int]] = []
+        accepted: list[Checked] = []
         for it in items:
-            rid = str(it.get("request_id", ""))
+            rid = str(it.get("request_id", "")) if isinstance(it, dict) else ""
             try:
-                key_id = str(it["key_id"])
-                rec = self._record(key_id, "ecdsa")
-                digest = bytes.fromhex(it["digest"])
-                if len(digest) != 32:
-                    raise ProtocolError("ECDSA signs a 32-byte digest")
-                path = str(it.get("path", ""))
-                pid = bytes.fromhex(it["presig"])
-                tweak = rec.scheme.tweak(rec.share.public, rec.meta, path)
-                self._policy(rid, key_id, digest, path)
-                accepted.append((rid, rec, digest, pid, tweak))
+                accepted.append(check(it))
             except Exception as exc:  # refused: nothing consumed
                 results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
-        # Committed deletion of every presignature used below, before any share is computed.
-        taken = self.presigs.take([a[3] for a in accepted])
-        for rid, rec, digest, pid, tweak in accepted:
-            got = taken.pop(pid, None)
+        return results, accepted
+
+    def _ecdsa_sign(self, items: list[Any]) -> dict[str, Any]:
+        results, accepted = self._checked(items, self._ecdsa_check)
+        results.update(self._ecdsa_shares(accepted))
+        return results
+
+    def _ecdsa_check(self, it: dict[str, Any]) -> Checked:
+        rid = str(it.get("request_id", ""))
+        key_id = str(it["key_id"])
+        rec = self._record(key_id, "ecdsa", it.get("epoch"))
+        digest = bytes.fromhex(it["digest"])
+        if len(digest) != 32:
+            raise ProtocolError("ECDSA signs a 32-byte digest")
+        path = str(it.get("path", ""))
+        pid = bytes.fromhex(it["presig"])
+        tweak = rec.scheme.tweak(rec.share.public, rec.meta, path)
+        self._policy(rid, key_id, digest, path)
+        return Checked(rid, rec, digest, path, pid, tweak)
+
+    def _ecdsa_shares(self, accepted: Sequence[Checked]) -> dict[str, Any]:
+        """s_i for each accepted item; every presignature used is deleted (committed) first."""
+        results: dict[str, Any] = {}
+        taken = self.presigs.take([a.presig for a in accepted])
+        for a in accepted:
+            got = taken.pop(a.presig, None)
             if got is None:
-                results[rid] = {"error": "VaultError: unknown or used presignature"}
+                results[a.rid] = {"error": "VaultError: unknown or used presignature"}
                 continue
             try:
-                if got[0] != rec.key_id:
+                if got[0] != a.rec.key_id:
                     raise ProtocolError("presignature belongs to another key")
-                plain = self.vault._barrier.open(PRESIG_TABLE, pid, got[1])
+                plain = self.vault._barrier.open(PRESIG_TABLE, a.presig, got[1])
                 presig = _expand(self.node_id, json.loads(plain))
-                sh = sign_share(presig, rec.share, digest, tweak=tweak)
+                sh = sign_share(presig, a.rec.share, a.message, tweak=a.tweak)
                 s = sh.s
                 if self.vault.fault == "corrupt-shares":
                     s = (s + 1) % N
-                results[rid] = {"s": s.to_bytes(32, "big").hex()}
+                results[a.rid] = {"s": s.to_bytes(32, "big").hex()}
             except Exception as exc:
-                results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
+                results[a.rid] = {"error": f"{type(exc).__name__}: {exc}"}
         return results
 
     # -- BLS ---------------------------------------------------------------------------------------
     def _bls_sign(self, items: list[Any]) -> dict[str, Any]:
+        results, accepted = self._checked(items, self._bls_check)
+        results.update(self._bls_shares(accepted))
+        return results
+
+    def _bls_check(self, it: dict[str, Any]) -> Checked:
+        rid = str(it.get("request_id", ""))
+        key_id = str(it["key_id"])
+        rec = self._record(key_id, "bls", it.get("epoch"))
+        message = bytes.fromhex(it["message"])
+        self._policy(rid, key_id, message)
+        return Checked(rid, rec, message)
+
+    def _bls_shares(self, accepted: Sequence[Checked]) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for a in accepted:
+            message = a.message
+            if self.vault.fault == "corrupt-shares":
+                message = message + b"\x00"  # a partial of another message: detectable
+            try:
+                partial = bls.sign_share(a.rec.share, message)
+                results[a.rid] = {"partial": partial.to_dict()}
+            except Exception as exc:
+                results[a.rid] = {"error": f"{type(exc).__name__}: {exc}"}
+        return results
+
+    # -- DiSE --------------------------------------------------------------------------------------
+    def _dise_eval(self, items: list[Any], gov: Any = None) -> dict[str, Any]:
+        """Plain partials in a development cluster; in a governed one only for a user's signed
+        authorization, sealed to the user's client (`tholos.node.dise_governance`)."""
+        if gov is not None and gov.governed:
+            from tholos.node.dise_governance import evaluate_governed
+
+            return evaluate_governed(gov, self.node_id, items, self._dise_partial)
         results: dict[str, Any] = {}
         for it in items:
             rid = str(it.get("request_id", ""))
             try:
-                key_id = str(it["key_id"])
-                rec = self._record(key_id, "bls")
-                message = bytes.fromhex(it["message"])
-                self._policy(rid, key_id, message)
-                if self.vault.fault == "corrupt-shares":
-                    message = message + b"\x00"  # a partial of another message: detectable
-                partial = bls.sign_share(rec.share, message)
-                results[rid] = {"partial": partial.to_dict()}
+                results[rid] = {"partial": self._dise_partial(it).to_dict()}
             except Exception as exc:
                 results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
         return results
 
-    # -- DiSE --------------------------------------------------------------------------------------
-    def _dise_eval(self, items: list[Any]) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        for it in items:
-            rid = str(it.get("request_id", ""))
-            try:
-                key_id = str(it["key_id"])
-                rec = self._record(key_id, "dise")
-                request = EvalRequest.from_dict(it["request"])
-                self._policy(rid, key_id, request.alpha, "")
-                if self.vault.fault == "corrupt-shares":
-                    request = EvalRequest(
-                        request.key_id, request.encryptor, os.urandom(32), request.purpose
-                    )
-                results[rid] = {"partial": evaluate(rec.share, request).to_dict()}
-            except Exception as exc:
-                results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
-        return results
+    def _dise_partial(self, it: dict[str, Any]) -> PartialEval:
+        rid = str(it.get("request_id", ""))
+        key_id = str(it["key_id"])
+        rec = self._record(key_id, "dise", it.get("epoch"))
+        request = EvalRequest.from_dict(it["request"])
+        self._policy(rid, key_id, request.alpha, "")
+        if self.vault.fault == "corrupt-shares":
+            request = EvalRequest(
+                request.key_id, request.encryptor, os.urandom(32), request.purpose
+            )
+        return evaluate(rec.share, request)
 
 
 def for_service(service: Any) -> ExtraProtocols:
     """The service's ExtraProtocols, created on first use."""
     ext = getattr(service, "_extra_protocols", None)
     if ext is None:
-        ext = ExtraProtocols(service.protocols, service.vault, service.store.db)
+        ext = ExtraProtocols(
+            service.protocols, service.vault, service.store.db, lambda: service.governance
+        )
         service._extra_protocols = ext
     return ext

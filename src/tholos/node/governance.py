@@ -132,6 +132,8 @@ class Settings:
         g = raw.get("governance")
         if not g or g.get("mode", "none") == "none":
             return cls(mode="none", n=len(raw.get("roster", [])) or 1)
+        if g.get("mode") == "pending-genesis":
+            raise ValueError("the genesis is not finalized: `tholos genesis sign`, then finalize")
         if g.get("mode") != "governed":
             raise ValueError(f"unknown governance mode {g.get('mode')!r}")
         return cls(
@@ -609,8 +611,9 @@ class NodeGovernance:
             return Refuse("binding", "sign item key differs from the intent's key"), None
         if (item.path or "m") != intent.derivation_path:
             return Refuse("binding", "derivation path differs from the intent"), None
-        if item.taproot or item.merkle_root:
-            return Refuse("binding", "taproot tweaks are not part of an intent yet"), None
+        root = bytes.fromhex(intent.merkle_root) if intent.merkle_root else b""
+        if item.taproot != intent.taproot or item.merkle_root != root:
+            return Refuse("binding", "taproot tweak differs from the intent"), None
         candidate = journal_entry(state, intent)
         if receipts:
             entries = verify_quorum_read(
@@ -644,9 +647,8 @@ class NodeGovernance:
                 r.velocity for r in state.policy.rules if r.rule_id in decision.rules
             ):
                 decision = Refuse("write-quorum", "a velocity limit applies: reserve on a quorum")
-            pending = replace(candidate, status="signed")
-            if seen.status(intent.request_id) is not None:
-                pending = None  # reserved here: the pending entry is marked signed
+            # Reserved here: the pending entry is marked signed; else recorded as signed.
+            pending = None if seen.status(intent.request_id) is not None else candidate
         if isinstance(decision, Accept) and decision.message != item.message:
             return Refuse("payload", "message to sign differs from the approved payload"), None
         return decision, pending

@@ -10,12 +10,18 @@ Many keys travel together (a batch): one signature and one encryption per recipi
   the next step and aborts if they differ (the gateway showed different sets).
 - Private shares are encrypted to the recipient (transport.e2e) and each is additionally signed by
   its dealer over `Round2Package.signing_bytes()`, so a complaint carries verifiable evidence.
+- Refresh commits in two phases: at "finish" each node seals its new share durably beside the old
+  one (still in use); "commit" shows it every participant's signed finish envelope and promotes
+  the new share. Commit needs no in-memory state, so it can be re-sent after a crash
+  (gateway/repair.py). Shares carry their refresh epoch; sign requests name the epoch expected.
+- Share repair: node/repair.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,7 +84,7 @@ class BatchState:
     pending: list[Any] = field(default_factory=list)
 
 
-NEXT = {"round1": "round2", "round2": "round3", "round3": "finish", "finish": "commit"}
+NEXT = {"round1": "round2", "round2": "round3", "round3": "finish"}
 
 
 class ProtocolRunner:
@@ -164,6 +170,14 @@ class ProtocolRunner:
             raise ProtocolError("missing batch id")
         if req.protocol == "import" and req.phase == "store":
             return pb.ProtocolReply(envelope=self._import(batch, body))
+        if req.protocol == "refresh" and req.phase == "commit":
+            return pb.ProtocolReply(envelope=self._commit(batch, body, req.envelopes))
+        if req.protocol == "repair":
+            from tholos.node.repair import step as repair_step
+
+            return pb.ProtocolReply(
+                envelope=repair_step(self, req.phase, batch, body, req.envelopes)
+            )
         if req.protocol not in ("dkg", "refresh"):
             raise ProtocolError(f"unknown protocol {req.protocol!r}")
         if req.phase == "round1":
@@ -179,7 +193,7 @@ class ProtocolRunner:
             self.batches.pop(batch, None)
             raise
         state.phase = req.phase
-        if req.phase == "commit" or (req.phase == "finish" and state.protocol == "dkg"):
+        if req.phase == "finish":
             self.batches.pop(batch, None)
         return pb.ProtocolReply(envelope=env)
 
@@ -347,23 +361,55 @@ class ProtocolRunner:
                 raise ProtocolError(f"{sess.session}: {type(exc).__name__}: {exc}") from None
             if sess.machine.excluded:
                 excluded[sess.session] = {str(k): v for k, v in sess.machine.excluded.items()}
-            to_store.append((sess.session, sess.scheme, share, sess.meta))
+            meta = sess.meta
+            if state.protocol == "refresh":
+                meta = {**meta, "epoch": int(meta.get("epoch", 0)) + 1, "refresh": state.batch}
+            to_store.append((sess.session, sess.scheme, share, meta))
             results[sess.session] = share.public.to_dict()
         if state.protocol == "dkg":
             self.vault.store_shares(to_store)
-        else:
-            state.pending = to_store
+        else:  # phase 1 of the refresh commit: durable, the current shares stay in use
+            self.vault.prepare_refresh(state.batch, to_store)
         return self._seal(
             state, "finish", {"echo": echo3, "results": results, "excluded": excluded}
         )
 
-    def _commit(self, state: BatchState, envelopes: Sequence[pb.Envelope]) -> pb.Envelope:
-        """Refresh only: the new shares replace the old ones once every participant has finished
-        (the gateway shows all finish envelopes, which must agree)."""
-        got = self._collect(state, "finish", envelopes)
-        mine = next(b for i, b in got.items() if i == self.node_id)
-        for i, b in got.items():
-            if b.get("results") != mine.get("results") or b.get("echo") != mine.get("echo"):
-                raise ProtocolError(f"node {i} finished differently: refusing to commit")
-        self.vault.store_shares(state.pending)
-        return self._seal(state, "commit", {"stored": sorted(s[0] for s in state.pending)})
+    def _commit(
+        self, batch: str, body: dict[str, Any], envelopes: Sequence[pb.Envelope]
+    ) -> pb.Envelope:
+        """Refresh phase 2: the prepared shares replace the old ones once every participant has
+        finished (the gateway shows all finish envelopes, which must agree). Needs no memory of
+        the earlier phases, so a node that crashed after finishing commits after its restart; a
+        repeated commit is acknowledged without change."""
+        if self.vault.fault == "crash-before-commit":
+            os._exit(70)  # test fault: the refresh crash window (finish done, commit not)
+        keys = sorted(str(k) for k in body.get("keys", []))
+        prepared = self.vault.pending_public(batch)
+        done = [
+            k
+            for k in keys
+            if k not in prepared
+            and self.vault.has_key(k)
+            and self.vault.record(k).meta.get("refresh") == batch
+        ]
+        missing = sorted(set(keys) - set(prepared) - set(done))
+        if missing or not keys:
+            raise ProtocolError(
+                f"refresh {batch} was not prepared on this node for {missing or 'any key'}"
+            )
+        state = BatchState("refresh", batch, [], [])
+        if prepared:
+            first = next(iter(prepared.values()))
+            state.participants = sorted(int(i) for i in first["verifying_shares"])
+            got = self._collect(state, "finish", envelopes)
+            mine = got[self.node_id]
+            for k, pkg in prepared.items():
+                if mine.get("results", {}).get(k) != pkg:
+                    raise ProtocolError(
+                        f"finish envelopes do not match the refresh of {k} prepared here"
+                    )
+            for i, b in got.items():
+                if b.get("results") != mine.get("results") or b.get("echo") != mine.get("echo"):
+                    raise ProtocolError(f"node {i} finished differently: refusing to commit")
+            self.vault.commit_refresh(batch)
+        return self._seal(state, "commit", {"stored": keys})

@@ -14,17 +14,26 @@ from typing import Any, TypeVar
 
 import grpc
 
-from tholos.node.barrier import Barrier, Unsealer, WrongPassphrase, create_master, open_master
+from tholos.node.barrier import (
+    Barrier,
+    SealError,
+    Unsealer,
+    WrongPassphrase,
+    create_master,
+    is_sealed_file,
+    open_file,
+    open_master,
+    seal_file,
+)
 from tholos.node.config import NodeConfig
 from tholos.node.service import NodeService, RequestRefused
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault
 from tholos.rpc import node_pb2_grpc
 from tholos.transport.e2e import Identity
-from tholos.transport.tls import grpc_server_credentials
 
 log = logging.getLogger("tholos.node")
-FAULTS = ("corrupt-shares", "slow")
+FAULTS = ("corrupt-shares", "slow", "corrupt-repair", "crash-before-commit")
 EXIT_WRONG_PASSPHRASE = 3
 EXIT_CONFIG = 2
 
@@ -38,9 +47,9 @@ class StartupError(Exception):
         super().__init__(message)
 
 
-def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
+def make_unsealer(cfg: NodeConfig) -> Unsealer:
     passphrase = os.environ.get("THOLOS_PASSPHRASE")
-    unsealer = Unsealer(
+    return Unsealer(
         passphrase=(
             passphrase.encode()
             if passphrase is not None
@@ -50,6 +59,10 @@ def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
         ),
         key_file=cfg.key_file,
     )
+
+
+def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
+    unsealer = make_unsealer(cfg)
     record = store.get_meta("master")
     try:
         if record is None:
@@ -63,8 +76,23 @@ def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
     return Barrier(master)
 
 
+def open_secret(cfg: NodeConfig, path: Path, label: str) -> bytes:
+    """A node secret file, unsealed in memory; a plaintext file (older layout, or an operator's
+    copy) is sealed in place first under the passphrase or key file."""
+    unsealer = make_unsealer(cfg)
+    try:
+        if is_sealed_file(path):
+            return open_file(unsealer, path, label)
+        plain = path.read_bytes()
+        seal_file(unsealer, path, plain, label)
+        log.warning("node %d: sealed %s in place (it was a plaintext file)", cfg.node_id, path)
+        return plain
+    except (WrongPassphrase, SealError) as exc:
+        raise StartupError(str(exc), EXIT_WRONG_PASSPHRASE) from None
+
+
 def load_identity(cfg: NodeConfig) -> Identity:
-    secret = bytes.fromhex(cfg.identity_file.read_text().strip())
+    secret = bytes.fromhex(open_secret(cfg, cfg.identity_file, "identity").decode().strip())
     ident = Identity(cfg.node_id, secret, dict(cfg.roster))
     mine = cfg.roster.get(cfg.node_id)
     if mine is None or mine != ident.public:
@@ -124,7 +152,13 @@ GRPC_OPTIONS = [
 async def serve(cfg: NodeConfig, service: NodeService) -> None:
     server = grpc.aio.server(options=GRPC_OPTIONS)
     node_pb2_grpc.add_NodeServicer_to_server(Servicer(service), server)  # type: ignore[no-untyped-call]
-    port = server.add_secure_port(cfg.listen, grpc_server_credentials(cfg.tls))
+    ca, cert = cfg.tls.ca.read_bytes(), cfg.tls.cert.read_bytes()
+    creds = grpc.ssl_server_credentials(
+        [(open_secret(cfg, cfg.tls.key, "tls-key"), cert)],
+        root_certificates=ca,
+        require_client_auth=True,
+    )
+    port = server.add_secure_port(cfg.listen, creds)
     if port == 0:
         raise StartupError(f"cannot listen on {cfg.listen}", EXIT_CONFIG)
     await server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 from tholos import __version__
 from tholos.node.ecdsa_bls_dise import PROTOCOLS as EXTRA_PROTOCOLS
@@ -12,7 +13,7 @@ from tholos.node.ecdsa_bls_dise import for_service as extra_for
 from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
 from tholos.node.store import NodeStore
-from tholos.node.vault import KeyVault, VaultError
+from tholos.node.vault import KeyVault, ShareResult, VaultError
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import GROUP_NAMES, SignerCommitment, SigningRequest
 from tholos.transport.e2e import Identity
@@ -59,6 +60,8 @@ class NodeService:
             keys=self.store.count_keys(),
             version=__version__,
             fault=self.vault.fault,
+            stale_keys=sorted(self.vault.stale),
+            pending_refresh=self.store.count_pending(),
         )
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:
@@ -95,10 +98,15 @@ class NodeService:
             )
             for it in req.items
         ]
+        epochs = {it.request_id: it.epoch for it in req.items}
+
+        def sign(rs: Sequence[SigningRequest]) -> list[ShareResult]:
+            return self.vault.sign_batch(rs, epochs)
+
         if self.governance is not None:
-            results = self.governance.sign_batch(req.items, requests, self.vault.sign_batch)
+            results = self.governance.sign_batch(req.items, requests, sign)
         else:
-            results = self.vault.sign_batch(requests)
+            results = sign(requests)
         for r in results:
             if r.error:
                 log.warning("refused to sign %s: %s", r.request_id, r.error)

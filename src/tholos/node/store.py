@@ -28,6 +28,13 @@ CREATE TABLE IF NOT EXISTS nonces (
     sealed BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nonces_free ON nonces (grp, handed_out);
+CREATE TABLE IF NOT EXISTS pending_keys (
+    key_id TEXT PRIMARY KEY,
+    batch TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    public TEXT NOT NULL,
+    sealed BLOB NOT NULL
+);
 """
 
 
@@ -71,6 +78,50 @@ class NodeStore:
 
     def count_keys(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+
+    # -- refreshed shares prepared but not committed (two-phase refresh) ---------------------------
+    def put_pending(self, rows: Iterable[tuple[str, str, str, str, bytes]]) -> None:
+        """(key_id, batch, scheme, public JSON, sealed share): one prepared share per key, replacing
+        any older preparation (a refresh that never committed)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO pending_keys (key_id, batch, scheme, public, sealed) "
+                "VALUES (?,?,?,?,?)",
+                list(rows),
+            )
+
+    def get_pending(self, batch: str) -> list[tuple[str, str, str, bytes]]:
+        """(key_id, scheme, public JSON, sealed) prepared by refresh `batch`."""
+        return [
+            (str(k), str(s), str(p), bytes(b))
+            for k, s, p, b in self.db.execute(
+                "SELECT key_id, scheme, public, sealed FROM pending_keys WHERE batch = ? "
+                "ORDER BY key_id",
+                (batch,),
+            )
+        ]
+
+    def count_pending(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM pending_keys").fetchone()[0])
+
+    def promote_pending(self, batch: str, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Commit: the prepared shares of `batch` become the keys' shares (rows re-sealed for the
+        keys table), in one transaction with the removal of the preparation."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO keys (key_id, scheme, public, sealed, created) VALUES (?,?,?,?,?)",
+                [(*r, now) for r in rows],
+            )
+            self.db.execute("DELETE FROM pending_keys WHERE batch = ?", (batch,))
+
+    def drop_pending(self, key_ids: Sequence[str]) -> None:
+        with self.db:
+            self.db.executemany(
+                "DELETE FROM pending_keys WHERE key_id = ?", [(k,) for k in key_ids]
+            )
 
     # -- nonces ----------------------------------------------------------------------------------
     def put_nonces(self, group: str, rows: Sequence[tuple[bytes, bytes]]) -> None:

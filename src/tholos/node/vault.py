@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest
 
 KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
+PENDING_TABLE = "pending_keys"
 
 
 class VaultError(Exception):
@@ -58,14 +59,20 @@ class KeyVault:
         self.policy: PolicyCheck = allow_all
         # Test-only fault injection (see node.server: refused unless THOLOS_ALLOW_FAULTS=1).
         self.fault = ""
+        #: key id -> newer epoch a request asked for: this node's share is stale (reported by Info).
+        self.stale: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
 
     # -- keys ------------------------------------------------------------------------------------
-    def store_shares(
-        self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
-    ) -> None:
+    def _rows(
+        self,
+        records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]],
+        table: str,
+        tag: str,
+    ) -> list[tuple[str, str, str, bytes]]:
+        """(key_id, scheme, public JSON, sealed share); `tag` prefixes the sealed row id."""
         rows = []
         for key_id, scheme, share, meta in records:
             if share.identifier != self.node_id:
@@ -74,12 +81,81 @@ class KeyVault:
                 {"scheme": scheme.name, "public": share.public.to_dict(), "meta": meta}
             )
             secret = json.dumps(share.export_secret()).encode()
-            rows.append(
-                (key_id, scheme.name, public, self._barrier.seal(KEY_TABLE, key_id, secret))
-            )
-        self._store.put_keys(rows)
+            sealed = self._barrier.seal(table, tag + key_id, secret)
+            rows.append((key_id, scheme.name, public, sealed))
+        return rows
+
+    def store_shares(
+        self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
+    ) -> None:
+        self._store.put_keys(self._rows(records, KEY_TABLE, ""))
         for key_id, scheme, share, meta in records:
             self._cache[key_id] = KeyRecord(key_id, scheme, share, meta)
+
+    def store_repaired(
+        self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
+    ) -> None:
+        """A share rebuilt by repair replaces whatever this node held (an older epoch, a prepared
+        refresh that never committed, nothing at all)."""
+        self.store_shares(records)
+        self._store.drop_pending([r[0] for r in records])
+        for r in records:
+            self.stale.pop(r[0], None)
+
+    # -- two-phase refresh -----------------------------------------------------------------------
+    @staticmethod
+    def epoch(rec: KeyRecord) -> int:
+        """How many refreshes this share has been through (0: as generated or imported)."""
+        return int(rec.meta.get("epoch", 0))
+
+    def prepare_refresh(
+        self, batch: str, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
+    ) -> None:
+        """Phase 1 (refresh finish): seal the new shares beside the current ones, durably, so a
+        crash before the commit loses nothing; the current shares stay in use until the commit."""
+        rows = self._rows(records, PENDING_TABLE, batch + "|")
+        self._store.put_pending([(k, batch, s, p, b) for k, s, p, b in rows])
+
+    def commit_refresh(self, batch: str) -> list[KeyRecord]:
+        """Phase 2: the shares prepared by `batch` replace the current ones (the old ones are
+        deleted in the same transaction). Returns the new records; [] if nothing is prepared."""
+        records = []
+        for key_id, scheme_name, public_json, sealed in self._store.get_pending(batch):
+            secret = json.loads(self._barrier.open(PENDING_TABLE, f"{batch}|{key_id}", sealed))
+            meta = json.loads(public_json).get("meta", {})
+            records.append(
+                (key_id, SCHEMES[scheme_name], KeyShare.import_secret(secret), dict(meta))
+            )
+        if not records:
+            return []
+        self._store.promote_pending(batch, self._rows(records, KEY_TABLE, ""))
+        out = []
+        for key_id, scheme, share, meta in records:
+            rec = KeyRecord(key_id, scheme, share, meta)
+            self._cache[key_id] = rec
+            self.stale.pop(key_id, None)
+            out.append(rec)
+        return out
+
+    def pending_public(self, batch: str) -> dict[str, dict[str, Any]]:
+        """Public key packages prepared by `batch` (no secret is opened)."""
+        return {
+            key_id: json.loads(public_json)["public"]
+            for key_id, _s, public_json, _b in self._store.get_pending(batch)
+        }
+
+    def check_epoch(self, key_id: str, epoch: int) -> None:
+        """Refuse to use a share of another refresh epoch than the one requested: after a missed
+        refresh commit this node's share no longer matches the group's verifying share, and its
+        signature shares would be rejected as lies. Remembered and reported (Info.stale_keys)."""
+        have = self.epoch(self.record(key_id))
+        if have != epoch:
+            if epoch > have:
+                self.stale[key_id] = epoch
+            raise VaultError(
+                f"stale share: key {key_id} is at refresh epoch {have} on node {self.node_id}, "
+                f"the request is for epoch {epoch}; run `tholos keys repair`"
+            )
 
     def has_key(self, key_id: str) -> bool:
         return key_id in self._cache or self._store.get_key(key_id) is not None
@@ -120,13 +196,18 @@ class KeyVault:
         return out
 
     # -- signing ---------------------------------------------------------------------------------
-    def sign_batch(self, requests: Sequence[SigningRequest]) -> list[ShareResult]:
-        """Validate every request, delete their nonces durably, then compute the shares."""
+    def sign_batch(
+        self, requests: Sequence[SigningRequest], epochs: Mapping[str, int] | None = None
+    ) -> list[ShareResult]:
+        """Validate every request, delete their nonces durably, then compute the shares.
+        `epochs` (request id -> refresh epoch the gateway expects) refuses stale shares."""
         accepted: list[tuple[SigningRequest, KeyRecord, bytes]] = []
         results: dict[str, ShareResult] = {}
         for req in requests:
             try:
                 rec = self.record(req.key_id)
+                if epochs is not None:
+                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
                 mine = req.commitments.get(self.node_id)
                 if mine is None:
                     raise VaultError("this node is not a signer of the request")

@@ -20,6 +20,8 @@ class InfoReply(_message.Message):
         "keys",
         "node_id",
         "nonces_available",
+        "pending_refresh",
+        "stale_keys",
         "version",
     )
     class NoncesAvailableEntry(_message.Message):
@@ -37,6 +39,8 @@ class InfoReply(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
+    STALE_KEYS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REFRESH_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     identity_public_key: bytes
     exchange_public_key: bytes
@@ -44,6 +48,8 @@ class InfoReply(_message.Message):
     keys: int
     version: str
     fault: str
+    stale_keys: _containers.RepeatedScalarFieldContainer[str]
+    pending_refresh: int
     def __init__(
         self,
         node_id: int | None = ...,
@@ -53,6 +59,8 @@ class InfoReply(_message.Message):
         keys: int | None = ...,
         version: str | None = ...,
         fault: str | None = ...,
+        stale_keys: _Iterable[str] | None = ...,
+        pending_refresh: int | None = ...,
     ) -> None: ...
 
 class CommitmentsRequest(_message.Message):
@@ -72,7 +80,10 @@ class Commitment(_message.Message):
     hiding: bytes
     binding: bytes
     def __init__(
-        self, nonce_id: bytes | None = ..., hiding: bytes | None = ..., binding: bytes | None = ...
+        self,
+        nonce_id: bytes | None = ...,
+        hiding: bytes | None = ...,
+        binding: bytes | None = ...,
     ) -> None: ...
 
 class CommitmentsReply(_message.Message):
@@ -102,6 +113,7 @@ class SignerCommitment(_message.Message):
 class SignItem(_message.Message):
     __slots__ = (
         "commitments",
+        "epoch",
         "governance",
         "key_id",
         "merkle_root",
@@ -118,6 +130,7 @@ class SignItem(_message.Message):
     MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
     GOVERNANCE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     key_id: str
     message: bytes
@@ -126,6 +139,7 @@ class SignItem(_message.Message):
     merkle_root: bytes
     commitments: _containers.RepeatedCompositeFieldContainer[SignerCommitment]
     governance: bytes
+    epoch: int
     def __init__(
         self,
         request_id: str | None = ...,
@@ -136,6 +150,7 @@ class SignItem(_message.Message):
         merkle_root: bytes | None = ...,
         commitments: _Iterable[SignerCommitment | _Mapping] | None = ...,
         governance: bytes | None = ...,
+        epoch: int | None = ...,
     ) -> None: ...
 
 class SignResult(_message.Message):
@@ -147,7 +162,10 @@ class SignResult(_message.Message):
     share: bytes
     error: str
     def __init__(
-        self, request_id: str | None = ..., share: bytes | None = ..., error: str | None = ...
+        self,
+        request_id: str | None = ...,
+        share: bytes | None = ...,
+        error: str | None = ...,
     ) -> None: ...
 
 class SignBatchRequest(_message.Message):
@@ -171,7 +189,10 @@ class Envelope(_message.Message):
     payload: bytes
     signature: bytes
     def __init__(
-        self, sender: int | None = ..., payload: bytes | None = ..., signature: bytes | None = ...
+        self,
+        sender: int | None = ...,
+        payload: bytes | None = ...,
+        signature: bytes | None = ...,
     ) -> None: ...
 
 class ProtocolRequest(_message.Message):

@@ -11,9 +11,11 @@ from tholos.crypto.bls.basic import (
 from tholos.crypto.bls.basic import sign as sign_single
 from tholos.crypto.bls.bench import bench_bls
 from tholos.crypto.bls.threshold import (
+    BATCH_COEFFICIENT_BITS,
     SCHEME,
     CombineResult,
     PartialSignature,
+    batch_holds,
     combine,
     combine_pop,
     combine_robust,
@@ -23,14 +25,17 @@ from tholos.crypto.bls.threshold import (
     sign,
     sign_share,
     verify_share,
+    verify_shares,
 )
 
 __all__ = [
+    "BATCH_COEFFICIENT_BITS",
     "POP_DST",
     "SCHEME",
     "SIG_DST",
     "CombineResult",
     "PartialSignature",
+    "batch_holds",
     "bench_bls",
     "combine",
     "combine_pop",
@@ -46,4 +51,5 @@ __all__ = [
     "sk_to_pk",
     "verify",
     "verify_share",
+    "verify_shares",
 ]

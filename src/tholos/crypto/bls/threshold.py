@@ -11,10 +11,25 @@ shares Y_i = s_i·G1 (`PublicKeyPackage` over `BLS12_381_G1`, e.g. from the gene
 - Combination: σ = Σ λ_i·σ_i over any t valid partials (Lagrange at 0, in G2). σ = s·H(m) is an
   ordinary BLS signature under the group key Y = s·G1: verifiers see nothing threshold-specific.
 
-Optimistic combination (documented choice): partial checks cost two Miller loops each, so
-`combine` first interpolates t partials and verifies the *final* signature once; only if that
-fails does it check partials one by one to name the culprits. On the honest path this is one
-verification instead of t. Partials beyond the first t are then not looked at.
+Partials are checked before a signature is released, in one batched pairing check (all partials
+sign the same H(m)): with random 128-bit r_j (r_0 = 1),
+
+    e(Σ r_j·PK_j, H(m)) == e(G1, Σ r_j·σ_j)
+
+two Miller loops and one final exponentiation for any number of pairs instead of two Miller loops
+and a final exponentiation per partial. Any set of errors e_j = σ_j − sk_j·H(m), not all zero,
+passes only if Σ r_j·e_j = 0, with probability ≤ 2^-128 over one fresh r_j (G2 has prime order
+and every partial was parsed with a subgroup check); a lone error has coefficient ≠ 0 and is always
+caught. Only when the batch fails is each partial checked alone, to name the culprits, which are
+left out.
+
+`combine_robust` runs this check over the pairs (Y, σ), (Y_2, σ_2), …, (Y_t, σ_t) for the t
+partials it interpolates: the Lagrange combination σ stands in for σ_1, an invertible change of
+variables (λ_1 ≠ 0), so the one check covers every chosen partial (σ_1 through Y_1 = (Y − Σ_{j≥2}
+λ_j·Y_j)/λ_1, which holds for a consistent package) and the released signature itself, at the
+cost of checking the partials alone; partials beyond the first t are checked in the same batch
+(one more scalar multiplication in G1 and in G2 each). `verify_shares` is the same check over the
+partials as given.
 
 Threshold proof of possession: the group key's POP is a threshold signature over the 48-byte group
 public key under the POP DST (`purpose="pop"`), so a DKG-generated validator key can register on
@@ -23,6 +38,7 @@ Ethereum without ever existing in one place.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +57,8 @@ from tholos.crypto.hazmat.shamir import lagrange_coefficients
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 
 SCHEME = "bls12381-minpk-pop"
+BATCH_COEFFICIENT_BITS = 128
+"""Size of the random coefficients of the batched partial check (soundness error 2^-128)."""
 Purpose = Literal["signature", "pop"]
 _DST: dict[str, bytes] = {"signature": SIG_DST, "pop": POP_DST}
 
@@ -66,6 +84,10 @@ def public_key_bytes(public: PublicKeyPackage[Any]) -> bytes:
 def _signed_message(public: PublicKeyPackage[Any], message: bytes, purpose: str) -> bytes:
     # A POP signs the group public key itself (PopProve), whatever message was passed.
     return public_key_bytes(public) if purpose == "pop" else bytes(message)
+
+
+def _hashed(public: PublicKeyPackage[Any], message: bytes, purpose: str) -> BlstP2Element:
+    return hash_to_g2(_signed_message(public, message, purpose), _dst(purpose))
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,7 @@ def sign_share(
 ) -> PartialSignature:
     """Node side: σ_i = s_i·H(m) (for purpose "pop", m is the group public key)."""
     public = _check_package(key_share.public)
-    hashed = hash_to_g2(_signed_message(public, message, purpose), _dst(purpose))
+    hashed = _hashed(public, message, purpose)
     sigma = hashed.scalar_mul(key_share.secret_share.expose())
     return PartialSignature(identifier=key_share.identifier, signature=sigma, purpose=purpose)
 
@@ -126,6 +148,41 @@ def _index(
     return {i: p.signature for i, p in by.items()}
 
 
+def _share_valid(pk: BlstP1Element, hashed: BlstP2Element, sig: BlstP2Element) -> bool:
+    return not BLS12_381_G2.is_identity(sig) and core_verify_points(pk, hashed, sig)
+
+
+def batch_holds(
+    hashed: BlstP2Element, pairs: Sequence[tuple[BlstP1Element, BlstP2Element]]
+) -> bool:
+    """One pairing check that every (PK_j, σ_j) verifies on the same H(m): e(Σ r_j·PK_j, H(m)) ==
+    e(G1, Σ r_j·σ_j) with r_0 = 1 and fresh random r_j in [1, 2^128) (module docstring).
+
+    False also for an empty list or when the combined signature is the identity (no honest
+    partial set combines to it except with negligible probability)."""
+    if not pairs:
+        return False
+    pk_acc, sig_acc = pairs[0]
+    for pk, sig in pairs[1:]:
+        r = secrets.randbelow((1 << BATCH_COEFFICIENT_BITS) - 1) + 1
+        pk_acc = pk_acc + pk.scalar_mul(r)
+        sig_acc = sig_acc + sig.scalar_mul(r)
+    return _share_valid(pk_acc, hashed, sig_acc)
+
+
+def _culprits(
+    public: PublicKeyPackage[BlstP1Element],
+    hashed: BlstP2Element,
+    points: Mapping[int, BlstP2Element],
+) -> list[int]:
+    """Every identifier whose partial fails on its own (the slow path after a failed batch)."""
+    return [
+        i
+        for i, sig in sorted(points.items())
+        if not _share_valid(public.verifying_shares[i], hashed, sig)
+    ]
+
+
 def verify_share(
     public: PublicKeyPackage[Any],
     message: bytes,
@@ -134,13 +191,28 @@ def verify_share(
     purpose: Purpose = "signature",
 ) -> None:
     """Check e(Y_i, H(m)) == e(G1, σ_i); raises InvalidSignatureShare naming the node."""
+    verify_shares(public, message, [partial], purpose=purpose)
+
+
+def verify_shares(
+    public: PublicKeyPackage[Any],
+    message: bytes,
+    partials: Sequence[PartialSignature],
+    *,
+    purpose: Purpose = "signature",
+) -> None:
+    """Check every partial with one batched pairing check; if it fails, check each to raise
+    InvalidSignatureShare naming every invalid one."""
     public = _check_package(public)
-    sig = _index(public, [partial], purpose)[partial.identifier]
-    hashed = hash_to_g2(_signed_message(public, message, purpose), _dst(purpose))
-    if BLS12_381_G2.is_identity(sig) or not core_verify_points(
-        public.verifying_shares[partial.identifier], hashed, sig
-    ):
-        raise InvalidSignatureShare("BLS partial signature does not verify", [partial.identifier])
+    points = _index(public, partials, purpose)
+    hashed = _hashed(public, message, purpose)
+    pairs = [(public.verifying_shares[i], sig) for i, sig in sorted(points.items())]
+    if batch_holds(hashed, pairs):
+        return
+    bad = _culprits(public, hashed, points)
+    if not bad:  # pragma: no cover - only with probability 2^-128 per call
+        raise InvalidSignatureShare("BLS partial signatures do not verify", sorted(points))
+    raise InvalidSignatureShare("BLS partial signature does not verify", bad)
 
 
 def _interpolate(points: Mapping[int, BlstP2Element]) -> BlstP2Element:
@@ -172,19 +244,16 @@ def combine_robust(
     t = public.threshold
     if len(points) < t:
         raise InvalidParticipants(f"need {t} partial signatures, got {len(points)}")
-    hashed = hash_to_g2(_signed_message(public, message, purpose), _dst(purpose))
+    hashed = _hashed(public, message, purpose)
     y = public.group_public_key
-    first = {i: points[i] for i in sorted(points)[:t]}
-    sigma = _interpolate(first)
-    if not BLS12_381_G2.is_identity(sigma) and core_verify_points(y, hashed, sigma):
+    ids = sorted(points)
+    sigma = _interpolate({i: points[i] for i in ids[:t]})
+    # One check covers every partial and σ (σ stands in for the first; module docstring).
+    pairs = [(y, sigma), *((public.verifying_shares[i], points[i]) for i in ids[1:])]
+    if batch_holds(hashed, pairs):
         return CombineResult(BLS12_381_G2.serialize_element(sigma), ())
-    # Slow path: name every bad partial, then retry with the valid ones.
-    bad = [
-        i
-        for i, sig in sorted(points.items())
-        if BLS12_381_G2.is_identity(sig)
-        or not core_verify_points(public.verifying_shares[i], hashed, sig)
-    ]
+    # Slow path: name every bad partial, then combine t valid ones.
+    bad = _culprits(public, hashed, points)
     good = {i: s for i, s in sorted(points.items()) if i not in bad}
     if not bad:
         # Every partial is valid yet t of them do not combine: the package itself is wrong.
@@ -192,7 +261,7 @@ def combine_robust(
     if len(good) < t:
         raise InvalidSignatureShare(f"only {len(good)} valid BLS partials, need {t}", bad)
     sigma = _interpolate({i: good[i] for i in sorted(good)[:t]})
-    if not core_verify_points(y, hashed, sigma):  # pragma: no cover - inconsistent package
+    if not _share_valid(y, hashed, sigma):  # pragma: no cover - inconsistent package
         raise InvalidInput("valid partials do not combine: the key package is inconsistent")
     return CombineResult(BLS12_381_G2.serialize_element(sigma), tuple(bad))
 

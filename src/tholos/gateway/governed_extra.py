@@ -1,0 +1,131 @@
+"""Governed threshold ECDSA and BLS signing at the gateway (`GovernedSigning._sign` routes here).
+
+After the same reservation steps as a FROST request (gateway/requests.py), a request for an `ecdsa`
+or `bls12381` key goes to the ECDSA/BLS machinery (gateway/ecdsa_bls_dise.py: presignature pools,
+2t-1 ECDSA signers or t BLS signers, share checks naming culprits) as an `ExtraJob` carrying the
+same governance blob as a FROST `SignItem`; every signer checks it itself (node/governed_extra.py).
+The message is the raw payload's `data`: for ECDSA the 32-byte digest (any other length is refused
+when the request is created), for BLS the message itself.
+
+Signers are chosen among the nodes holding the reservation. A node asked once is not asked again
+for that request (its journal refuses a replay) and a policy refusal is final, as for FROST.
+Released signatures: ECDSA r||s||v (65 bytes, low-S, v the recovery id 0/1), BLS 96 bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any
+
+from tholos.audit import KIND_SIGNATURE_RELEASED
+from tholos.gateway.ecdsa_bls_dise import ExtraGateway, ExtraJob, extra_for
+from tholos.gateway.requests import GovernedSigning, Tracked, _message, _refusal
+from tholos.gateway.service import Gateway, GatewayError
+from tholos.gateway.store import KeyRow
+from tholos.governance import SigningRequest
+
+SCHEMES = frozenset({"ecdsa", "bls12381"})
+_BUSY: weakref.WeakKeyDictionary[GovernedSigning, set[str]] = weakref.WeakKeyDictionary()
+"""Request ids being signed, per gateway: a concurrent call leaves them to the first one."""
+
+
+def check_request(gw: Gateway, row: KeyRow, request: SigningRequest) -> None:
+    """Refuse (400, before anything is stored or reserved) a request this key cannot sign."""
+    _job(gw, row, request)
+
+
+def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> ExtraJob:
+    message = _message(request)
+    if row.scheme == "ecdsa" and len(message) != 32:
+        raise GatewayError(
+            400,
+            "bad_length",
+            f"an ecdsa request signs a 32-byte digest: the payload's data is {len(message)} bytes",
+        )
+    path = request.intent.derivation_path
+    job = extra_for(gw).job(row.key_id, message, "" if path == "m" else path)
+    job.request_id = request.intent.request_id
+    return job
+
+
+def _blob(t: Tracked, snapshots: list[dict[str, Any]]) -> str:
+    """The governance field, as for a FROST sign item: request, approvals, receipts, snapshots."""
+    receipts = [t.receipts[i] for i in sorted(t.receipts)]
+    return (
+        '{"request":'
+        + t.request_json()
+        + ',"approvals":'
+        + t.approvals_json()
+        + ',"receipts":'
+        + json.dumps(receipts)
+        + ',"snapshots":'
+        + json.dumps(snapshots)
+        + "}"
+    )
+
+
+async def sign_extra(
+    gs: GovernedSigning,
+    row: KeyRow,
+    nodes: list[int],
+    tracked: list[Tracked],
+    snapshots: list[list[dict[str, Any]]],
+) -> None:
+    """Step 3 for the requests of one ecdsa or bls12381 key, on signers among `nodes` (those
+    holding the reservation); updates each request's status, signature and refusals."""
+    ext = extra_for(gs.gw)
+    busy = _BUSY.setdefault(gs, set())
+    work: list[tuple[Tracked, ExtraJob]] = []
+    for t, snaps in zip(tracked, snapshots, strict=True):
+        if t.request_id in busy:
+            continue
+        try:
+            job = _job(gs.gw, row, t.request)
+        except GatewayError as exc:
+            t.status, t.error = "failed", str(exc)
+            continue
+        job.governance = _blob(t, snaps)
+        job.avoid = tuple(i for i in job.public.identifiers if i not in nodes)
+        work.append((t, job))
+    rids = {t.request_id for t, _ in work}
+    busy |= rids
+    try:
+        await ext.submit([j for _, j in work])
+    finally:
+        busy -= rids
+    released: list[tuple[str, dict[str, Any]]] = []
+    for t, j in work:
+        if _outcome(ext, t, j, nodes):
+            released.append(
+                (KIND_SIGNATURE_RELEASED, {"request_id": t.request_id, "digest": t.digest})
+            )
+    if gs.audit is not None and released:
+        gs.audit.append_many(released)
+
+
+def _outcome(ext: ExtraGateway, t: Tracked, j: ExtraJob, nodes: list[int]) -> bool:
+    """Copy the job's outcome into the request; True if a signature was released."""
+    t.signers = j.signers
+    for s, why in j.excluded.items():
+        t.refusals[s] = _refusal(why)
+    if j.signature is not None:
+        sig = j.signature
+        if j.kind == "ecdsa":
+            assert j.recovery_id is not None  # set with every ECDSA signature
+            sig += bytes([j.recovery_id])
+        t.signature, t.status, t.error = sig.hex(), "signed", ""
+        t.public_key = ext.public_key_for(j).hex()
+        return True
+    if j.status == 403:  # refused by policy on a signer: final
+        policy = {s: t.refusals[s] for s, e in j.excluded.items() if e.startswith("PolicyRefused[")}
+        t.status = "refused-by-policy"
+        t.error = "; ".join(
+            f"node {s}: [{v['rule_id']}] {v['reason']}" for s, v in sorted(policy.items())
+        )
+    elif j.status in (400, 502):  # every signer refused the request itself, or combining failed
+        t.status, t.error = "failed", j.error
+    else:  # too few usable signers holding the reservation (and not asked yet) left
+        t.status = "reserved"
+        t.error = f"{j.error} (signers among nodes {nodes}, each asked once per request)"
+    return False

@@ -1,0 +1,148 @@
+"""Share repair and the refresh crash window on real processes (nodes, gateway, CLI; mutual TLS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import LocalCluster, wait_until
+from tests.cluster.verify import verify
+from tholos.node.barrier import is_sealed_file
+from tholos.node.config import NodeConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+Make = Callable[..., LocalCluster]
+
+
+def cli(c: LocalCluster, *args: str, ok: bool = True) -> tuple[int, dict[str, Any]]:
+    p = subprocess.run(
+        [sys.executable, "-m", "tholos", *args, "--dir", str(c.cd.root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, (p.stdout, p.stderr)
+    out: dict[str, Any] = json.loads(lines[0])
+    if ok:
+        assert p.returncode == 0, (out, p.stderr)
+    return p.returncode, out
+
+
+def node_up(c: LocalCluster, i: int) -> bool:
+    return any(n["node_id"] == i and n["state"] == "up" for n in c.get("/v1/cluster")["nodes"])
+
+
+def restart(c: LocalCluster, i: int, wipe: bool = False) -> None:
+    """Restart node i (after it was killed or crashed), its database deleted if `wipe`."""
+    c.kill(f"node-{i}")
+    wait_until(lambda: not node_up(c, i), 30, f"node {i} seen down")
+    if wipe:
+        db = NodeConfig.load(c.cd.node_config(i)).db
+        for suffix in ("", "-wal", "-shm"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+    c.start_node(i)
+    wait_until(lambda: node_up(c, i), 30, f"node {i} up again")
+
+
+def only_signers(c: LocalCluster, signers: set[int]) -> None:
+    """Kill every other node, so the gateway must sign with exactly `signers`."""
+    for i in range(1, c.n + 1):
+        if i not in signers:
+            c.kill(f"node-{i}")
+    wait_until(
+        lambda: (
+            {n["node_id"] for n in c.get("/v1/cluster")["nodes"] if n["state"] == "up"} == signers
+        ),
+        30,
+        f"only nodes {signers} up",
+    )
+
+
+def sign_and_verify(c: LocalCluster, key: dict[str, Any], signers: set[int]) -> dict[str, Any]:
+    """Sign; the signers must be exactly `signers`, or not intersect `-signers` if negative."""
+    msg = os.urandom(32)
+    res = c.sign(key["key_id"], msg)
+    if min(signers) > 0:
+        assert set(res["signers"]) == signers, res
+    else:
+        assert not set(res["signers"]) & {-i for i in signers}, res
+    assert verify(
+        key["scheme"], msg, bytes.fromhex(res["signature"]), bytes.fromhex(key["public_key"])
+    )
+    return res
+
+
+def test_disk_lost_node_is_repaired_and_a_lying_helper_named(make_cluster: Make) -> None:
+    c = make_cluster()
+    c.start(node_args={2: ["--fault", "corrupt-repair"]})
+    keys = [c.create_key("bip340"), c.create_key("ed25519"), c.create_key("secp256k1")]
+    # Identity secrets are sealed under the passphrase (done in place at first start).
+    cfg = NodeConfig.load(c.cd.node_config(3))
+    assert is_sealed_file(cfg.identity_file) and is_sealed_file(cfg.tls.key)
+    assert b"PRIVATE KEY" not in cfg.tls.key.read_bytes()
+    # Node 3 loses its disk and comes back empty, with the same identity (new master key).
+    restart(c, 3, wipe=True)
+    wait_until(lambda: c.get("/v1/cluster")["nodes"][2]["keys"] == 0, 10, "node 3 empty")
+    # One key: helpers 1 and 2 are tried first; node 2 lies, node 3 names it, 1 and 4 complete.
+    _, one = cli(c, "keys", "repair", keys[0]["key_id"], "--node", "3")
+    assert one["repaired"] == [keys[0]["key_id"]], one
+    assert "named by node 3" in one["excluded"]["2"], one
+    assert one["helpers"][keys[0]["key_id"]] == [1, 4]
+    assert "node 2 EXCLUDED" in c.log("gateway")
+    # Every other key of the node.
+    _, rest = cli(c, "keys", "repair", "--all", "--node", "3")
+    assert sorted(rest["repaired"]) == sorted(k["key_id"] for k in keys), rest
+    # Bad requests: clear errors, non-zero exit.
+    code, err = cli(c, "keys", "repair", "f" * 32, "--node", "3", ok=False)
+    assert code != 0 and err["error"]["code"] == "unknown_key"
+    code, err = cli(c, "keys", "repair", keys[0]["key_id"], "--node", "9", ok=False)
+    assert code != 0 and err["error"]["code"] == "unknown_node"
+    code, err = cli(c, "keys", "repair", "--node", "3", ok=False)
+    assert code != 0 and "KEY_ID or --all" in err["error"]["message"]
+    # Node 3 signs again: with nodes 1 and 2 gone, the signers are exactly {3, 4}.
+    only_signers(c, {3, 4})
+    for k in keys:
+        sign_and_verify(c, k, {3, 4})
+
+
+def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
+    c = make_cluster()
+    c.start(node_args={4: ["--fault", "crash-before-commit"]})
+    key = c.create_key("bip340")
+    kid = key["key_id"]
+    # Node 4 dies between its refresh finish and its commit; the refresh is recorded anyway
+    # (every node prepared it durably) and the response names the node that did not commit.
+    _, r = cli(c, "keys", "refresh", kid)
+    assert r["refreshed"] is True and r["uncommitted"] == [4], r
+    assert c.procs["node-4"].wait(timeout=15) == 70
+    shown = c.get(f"/v1/keys/{kid}")
+    assert shown["public_key"] == key["public_key"]
+    assert shown["epoch"] == 1 and shown["uncommitted"] == [4], shown
+    restart(c, 4)  # without the fault; its old share is still the one in use locally
+    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["pending_refresh"] == 1, 10, "pending")
+    # A second refresh is refused until node 4 is fixed.
+    r2 = c.http.post(f"/v1/keys/{kid}/refresh")
+    assert r2.status_code == 409 and "refresh_uncommitted" in r2.text
+    # Signing works without node 4 ...
+    for _ in range(4):
+        sign_and_verify(c, key, {-4})
+    # ... and node 4 refuses its stale share instead of being named as lying.
+    only_signers(c, {3, 4})
+    res = c.http.post(f"/v1/keys/{kid}/sign", json={"message": "00" * 32})
+    assert res.status_code == 503 and "stale share" in res.text, res.text
+    assert "invalid signature share" not in res.text
+    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["stale_keys"] == [kid], 10, "stale")
+    # `keys repair` re-sends the stored commit: node 4 promotes its prepared share.
+    _, rep = cli(c, "keys", "repair", kid, "--node", "4")
+    assert rep["committed"] == [kid] and rep["repaired"] == [], rep
+    sign_and_verify(c, key, {3, 4})
+    assert c.get(f"/v1/keys/{kid}")["uncommitted"] == []
+    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["stale_keys"] == [], 10, "not stale")
+    assert c.get("/v1/cluster")["shares"]["4"]["pending_refresh"] == 0
