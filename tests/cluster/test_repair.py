@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,37 +114,62 @@ def test_disk_lost_node_is_repaired_and_a_lying_helper_named(make_cluster: Make)
         sign_and_verify(c, k, {3, 4})
 
 
-def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
-    c = make_cluster()
-    c.start(node_args={4: ["--fault", "crash-before-commit"]})
-    key = c.create_key("bip340")
-    kid = key["key_id"]
-    # Node 4 dies between its refresh finish and its commit; the refresh is recorded anyway
-    # (every node prepared it durably) and the response names the node that did not commit.
+def crash_in_refresh(c: LocalCluster, kid: str) -> None:
+    """Refresh `kid` while node 4 dies between its refresh finish and its commit: the refresh is
+    recorded anyway (every node prepared it durably) and the response names node 4."""
+    c.kill("node-4")
+    wait_until(lambda: not node_up(c, 4), 30, "node 4 seen down")
+    c.start_node(4, "--fault", "crash-before-commit", env={"THOLOS_ALLOW_FAULTS": "1"})
+    wait_until(lambda: node_up(c, 4), 30, "node 4 up with the fault")
     _, r = cli(c, "keys", "refresh", kid)
     assert r["refreshed"] is True and r["uncommitted"] == [4], r
     assert c.procs["node-4"].wait(timeout=15) == 70
+    wait_until(lambda: not node_up(c, 4), 30, "node 4 seen down")
     shown = c.get(f"/v1/keys/{kid}")
-    assert shown["public_key"] == key["public_key"]
     assert shown["epoch"] == 1 and shown["uncommitted"] == [4], shown
-    restart(c, 4)  # without the fault; its old share is still the one in use locally
-    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["pending_refresh"] == 1, 10, "pending")
-    # A second refresh is refused until node 4 is fixed.
+
+
+def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
+    c = make_cluster()
+    c.start()
+    key, other = c.create_key("bip340"), c.create_key("ed25519")
+    kid, okid = key["key_id"], other["key_id"]
+    crash_in_refresh(c, kid)
+    assert c.get(f"/v1/keys/{kid}")["public_key"] == key["public_key"]
+    # While node 4 is down a second refresh is refused, and signing works without it.
     r2 = c.http.post(f"/v1/keys/{kid}/refresh")
     assert r2.status_code == 409 and "refresh_uncommitted" in r2.text
-    # Signing works without node 4 ...
     for _ in range(4):
         sign_and_verify(c, key, {-4})
-    # ... and node 4 refuses its stale share instead of being named as lying.
+    # Node 4 restarts with its prepared share: the gateway re-sends the stored commit by itself.
+    c.start_node(4)
+    wait_until(lambda: c.get(f"/v1/keys/{kid}")["uncommitted"] == [], 30, "commit re-sent")
+    assert f"key {kid}: commit re-sent, nodes [4]" in c.log("gateway")
+    clean = {"stale_keys": [], "pending_refresh": 0}
+    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"] == clean, 10, "node 4 committed")
+    # Next time node 4 also loses its prepared share: re-sending cannot help, the gateway says
+    # so, node 4 refuses its stale share (not named as lying) until `keys repair` rebuilds it.
+    crash_in_refresh(c, okid)
+    db = NodeConfig.load(c.cd.node_config(4)).db
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        assert con.execute("DELETE FROM pending_keys").rowcount == 1
+    c.start_node(4)
+    wait_until(lambda: node_up(c, 4), 30, "node 4 up again")
+    hint = f"run `tholos keys repair {okid} --node 4`"
+    wait_until(lambda: hint in c.log("gateway"), 30, "lost preparation named")
+    assert c.get(f"/v1/keys/{okid}")["uncommitted"] == [4]
     only_signers(c, {3, 4})
-    res = c.http.post(f"/v1/keys/{kid}/sign", json={"message": "00" * 32})
+    res = c.http.post(f"/v1/keys/{okid}/sign", json={"message": "00" * 32})
     assert res.status_code == 503 and "stale share" in res.text, res.text
     assert "invalid signature share" not in res.text
-    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["stale_keys"] == [kid], 10, "stale")
-    # `keys repair` re-sends the stored commit: node 4 promotes its prepared share.
-    _, rep = cli(c, "keys", "repair", kid, "--node", "4")
-    assert rep["committed"] == [kid] and rep["repaired"] == [], rep
-    sign_and_verify(c, key, {3, 4})
-    assert c.get(f"/v1/keys/{kid}")["uncommitted"] == []
+    wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["stale_keys"] == [okid], 10, "stale")
+    for i in (1, 2):
+        c.start_node(i)
+    c.wait_healthy()
+    _, rep = cli(c, "keys", "repair", okid, "--node", "4")
+    assert rep["committed"] == [] and rep["repaired"] == [okid], rep
+    assert c.get(f"/v1/keys/{okid}")["uncommitted"] == []
     wait_until(lambda: c.get("/v1/cluster")["shares"]["4"]["stale_keys"] == [], 10, "not stale")
-    assert c.get("/v1/cluster")["shares"]["4"]["pending_refresh"] == 0
+    only_signers(c, {3, 4})
+    sign_and_verify(c, key, {3, 4})
+    sign_and_verify(c, other, {3, 4})

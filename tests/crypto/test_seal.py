@@ -22,7 +22,7 @@ def test_round_trip_and_fresh_ephemeral_key(size: int) -> None:
     b = seal(public_bytes(key), DIGEST, 3, msg)
     assert len(a) == size + OVERHEAD and a != b and a[:32] != b[:32]
     assert open_sealed(key, DIGEST, 3, a) == msg == open_sealed(key, DIGEST, 3, b)
-    if size:
+    if size >= 16:  # shorter messages occur in the random-looking ciphertext by chance
         assert msg not in a
 
 

@@ -44,6 +44,7 @@ class Cluster:
             t,
             rpc_timeout=2.0,
             pool_batch=64,
+            recommit_seconds=None,  # tests that leave a commit missing turn it on themselves
         )
 
 

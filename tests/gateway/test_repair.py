@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +45,44 @@ async def sign_with(cluster: Cluster, row: KeyRow, signers: list[int], msg: byte
     assert sorted(job.signers) == sorted(signers)
     SCHEMES[row.scheme].verify(msg, job.signature, bytes.fromhex(row.public_key))
     return job.signature
+
+
+def crash_at_commit(
+    cluster: Cluster, node: int, monkeypatch: pytest.MonkeyPatch, *, stays_down: bool = False
+) -> None:
+    """Node `node` misses refresh commits (it crashed before them); if `stays_down`, it is
+    down from then on (transport.down) until the test brings it back."""
+    t = cluster.transports[node]
+    real = t.protocol
+
+    async def crash(req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
+        if req.protocol == "refresh" and req.phase == "commit":
+            t.down = t.down or stays_down
+            raise NodeUnavailable(node, "crashed")
+        return await real(req, timeout)
+
+    monkeypatch.setattr(t, "protocol", crash)
+
+
+def lose_every_commit(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No node receives a refresh commit (the gateway stops right after its commit point)."""
+    for t in cluster.transports.values():
+        real = t.protocol
+
+        async def lost(req: pb.ProtocolRequest, timeout: float, real: Any = real) -> Any:
+            if req.phase == "commit":
+                raise NodeUnavailable(0, "gateway stopped")
+            return await real(req, timeout)
+
+        monkeypatch.setattr(t, "protocol", lost)
+
+
+async def wait_for(cond: Callable[[], object], seconds: float, what: str) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("scheme", ["bip340", "ed25519"])
@@ -88,20 +128,12 @@ async def test_refresh_crash_window_detected_and_committed_later(
     `repair` re-sends the commit, after which node 4 signs with the refreshed share."""
     gw = cluster.gateway
     (row,) = await gw.create_keys("bip340")
-    t4 = cluster.transports[4]
-    real = t4.protocol
-
-    async def crash_at_commit(req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
-        if req.protocol == "refresh" and req.phase == "commit":
-            raise NodeUnavailable(4, "crashed")
-        return await real(req, timeout)
-
-    monkeypatch.setattr(t4, "protocol", crash_at_commit)
+    crash_at_commit(cluster, 4, monkeypatch)
     new = await gw.refresh(row.key_id)
     assert new.public_key == row.public_key and new.package != row.package
     assert repair.waiting(new) == [4] and repair.epoch(new) == 1
     assert cluster.services[4].store.count_pending() == 1
-    monkeypatch.setattr(t4, "protocol", real)
+    monkeypatch.undo()
     # Node 4 holds the old share: it refuses (stale), the signature is made by others.
     job = gw.sign_job(row.key_id, b"s" * 32)
     gw.nodes.quarantine(1, "test")
@@ -126,24 +158,69 @@ async def test_refresh_crash_window_detected_and_committed_later(
     assert cluster.services[4].vault.record(row.key_id).meta["epoch"] == 1
 
 
-async def test_refresh_crash_with_lost_preparation_is_repaired(
+async def test_missed_commit_is_resent_when_the_node_is_back(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Node 2 missed the commit and lost its prepared share too: repair rebuilds it."""
+    """Node 4 crashes before its commit; once it is up again the gateway's health loop re-sends
+    the stored commit by itself (no repair call) and node 4 signs with the refreshed share."""
     gw = cluster.gateway
+    gw.recommit_seconds = 0.0
+    (row,) = await gw.create_keys("bip340")
+    crash_at_commit(cluster, 4, monkeypatch, stays_down=True)
+    new = await gw.refresh(row.key_id)
+    assert repair.waiting(new) == [4]
+    await wait_for(lambda: gw.nodes.usable() == [1, 2, 3], 5, "node 4 seen down")
+    await asyncio.sleep(1.5)  # health probes while node 4 is down send it nothing
+    assert repair.waiting(gw.key(row.key_id)) == [4]
+    assert cluster.services[4].vault.record(row.key_id).meta.get("epoch", 0) == 0
+    monkeypatch.undo()
+    cluster.transports[4].down = False
+    await wait_for(lambda: not repair.waiting(gw.key(row.key_id)), 5, "commit re-sent")
+    assert "refresh_commit" not in gw.key(row.key_id).meta
+    assert cluster.services[4].vault.record(row.key_id).meta["epoch"] == 1
+    assert cluster.services[4].store.count_pending() == 0
+    await sign_with(cluster, gw.key(row.key_id), [3, 4], b"committed by itself")
+    await sign_with(cluster, gw.key(row.key_id), [1, 4], b"and again")
+
+
+async def test_late_commit_ack_does_not_undo_a_later_refresh(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An acknowledgement for an older refresh (a background re-send that raced a repair and a
+    new refresh) leaves the stored row alone."""
+    gw = cluster.gateway
+    (row,) = await gw.create_keys("secp256k1")
+    crash_at_commit(cluster, 4, monkeypatch, stays_down=True)
+    old = await gw.refresh(row.key_id)
+    monkeypatch.undo()
+    cluster.transports[4].down = False
+    await repair.repair_node(gw, 4, [row.key_id])
+    lose_every_commit(cluster, monkeypatch)
+    second = await gw.refresh(row.key_id)
+    assert repair.epoch(second) == 2 and repair.waiting(second) == [1, 2, 3, 4]
+    assert repair._confirmed(gw, old, [1, 2, 3, 4]) == second
+    assert gw.store.get_key(row.key_id) == second
+
+
+async def test_refresh_crash_with_lost_preparation_is_repaired(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node 2 missed the commit and comes back without its prepared share: the re-sent commit
+    cannot help, so the gateway names node and key in a warning, the key keeps waiting, and
+    repair rebuilds the share."""
+    gw = cluster.gateway
+    gw.recommit_seconds = 0.0
     (row,) = await gw.create_keys("ed25519")
-    t2 = cluster.transports[2]
-    real = t2.protocol
-
-    async def crash_at_commit(req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
-        if req.phase == "commit":
-            raise NodeUnavailable(2, "crashed")
-        return await real(req, timeout)
-
-    monkeypatch.setattr(t2, "protocol", crash_at_commit)
+    crash_at_commit(cluster, 2, monkeypatch, stays_down=True)
     await gw.refresh(row.key_id)
-    monkeypatch.setattr(t2, "protocol", real)
+    await wait_for(lambda: 2 not in gw.nodes.usable(), 5, "node 2 seen down")
+    monkeypatch.undo()
     cluster.services[2].store.db.execute("DELETE FROM pending_keys")
+    cluster.transports[2].down = False
+    hint = f"run `tholos keys repair {row.key_id} --node 2`"
+    await wait_for(lambda: hint in caplog.text, 5, "warning")
+    assert "node 2 has no prepared share" in caplog.text
+    assert repair.waiting(gw.key(row.key_id)) == [2]
     report = await repair.repair_node(gw, 2)
     assert report["committed"] == [] and report["repaired"] == [row.key_id]
     assert repair.waiting(gw.key(row.key_id)) == []
@@ -161,15 +238,7 @@ async def test_stale_helper_is_skipped_not_blamed(
 ) -> None:
     gw = cluster.gateway
     (row,) = await gw.create_keys("secp256k1")
-    t1 = cluster.transports[1]
-    real = t1.protocol
-
-    async def crash_at_commit(req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
-        if req.phase == "commit":
-            raise NodeUnavailable(1, "crashed")
-        return await real(req, timeout)
-
-    monkeypatch.setattr(t1, "protocol", crash_at_commit)
+    crash_at_commit(cluster, 1, monkeypatch)
     await gw.refresh(row.key_id)  # node 1 stays at epoch 0
     wipe(cluster, 4)
     report = await repair.repair_node(gw, 4, [row.key_id])
@@ -238,15 +307,7 @@ async def test_gateway_stopped_before_any_commit_resumes_them(
     next start the gateway re-sends the stored commits and signing works again."""
     gw = cluster.gateway
     (row,) = await gw.create_keys("secp256k1")
-    for t in cluster.transports.values():
-        real = t.protocol
-
-        async def lost(req: pb.ProtocolRequest, timeout: float, real: Any = real) -> Any:
-            if req.phase == "commit":
-                raise NodeUnavailable(0, "gateway stopped")
-            return await real(req, timeout)
-
-        monkeypatch.setattr(t, "protocol", lost)
+    lose_every_commit(cluster, monkeypatch)
     new = await gw.refresh(row.key_id)
     assert repair.waiting(new) == [1, 2, 3, 4]
     job = gw.sign_job(row.key_id, b"before resume")
@@ -279,17 +340,9 @@ async def _refresh_missing_commit_on_4(
     """A key of `scheme` refreshed while node 4 crashed before its commit (node 4 is stale)."""
     gw = cluster.gateway
     (row,) = await gw.create_keys(scheme)
-    t4 = cluster.transports[4]
-    real = t4.protocol
-
-    async def crash_at_commit(req: pb.ProtocolRequest, timeout: float) -> pb.ProtocolReply:
-        if req.protocol == "refresh" and req.phase == "commit":
-            raise NodeUnavailable(4, "crashed")
-        return await real(req, timeout)
-
-    monkeypatch.setattr(t4, "protocol", crash_at_commit)
+    crash_at_commit(cluster, 4, monkeypatch)
     await gw.refresh(row.key_id)
-    monkeypatch.setattr(t4, "protocol", real)
+    monkeypatch.undo()
     return gw.key(row.key_id)
 
 

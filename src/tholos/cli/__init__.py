@@ -162,7 +162,8 @@ def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
                 "key_id": r["key_id"],
                 "public_key": r["public_key"],
                 "refreshed": True,
-                # nodes that did not commit (crashed): `tholos keys repair KEY --node N`
+                # nodes that did not commit (crashed): the gateway re-sends the commit when
+                # they are up again; `tholos keys repair KEY --node N` if one lost its share
                 "uncommitted": r.get("uncommitted", []),
             }
         if args.action == "import":

@@ -5,9 +5,11 @@ using the old one. Once all finish envelopes agree, the gateway records the new 
 next epoch *and* those envelopes (the proof every node prepared the same refresh) in one durable
 write: that is the commit point. Then it sends "commit" to every node; a node that crashed or was
 unreachable stays listed in `meta.refresh_commit.waiting` and refuses (as stale) the sign
-requests, which carry the epoch. `repair_node` first re-sends it the stored commit (its prepared
-share survives a crash); if the node has nothing prepared (disk lost), `t` helpers rebuild its
-share with `tholos.node.repair`. Before the commit point nothing changed anywhere.
+requests, which carry the epoch. The gateway re-sends the stored commit by itself at its start
+and when such a node is seen up again (`resume_commits`; its prepared share survives a crash),
+as does `repair_node`; if the node has nothing prepared (disk lost), only `repair_node` helps:
+`t` helpers rebuild its share with `tholos.node.repair`. Before the commit point nothing changed
+anywhere.
 
 Repair: the gateway relays three phases between the helpers and the recovering node; deltas and
 σ values travel encrypted and signed node to node. A helper named by another node's checks is
@@ -20,6 +22,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -104,34 +107,55 @@ async def _commit_one(gw: Gateway, row: KeyRow, node: int) -> str:
     return ""
 
 
+def _batch(row: KeyRow) -> str | None:
+    """Batch id of the refresh the key's row still waits commits for (None: none)."""
+    rc = row.meta.get("refresh_commit")
+    return None if rc is None else str(rc["batch"])
+
+
 def _confirmed(gw: Gateway, row: KeyRow, nodes: list[int]) -> KeyRow:
-    """Record that `nodes` hold the key's current share (commit acknowledged or share repaired)."""
-    if "refresh_commit" not in row.meta:
-        return row
-    left = [i for i in waiting(row) if i not in nodes]
-    rc = {**row.meta["refresh_commit"], "waiting": left}
-    meta = {k: v for k, v in row.meta.items() if k != "refresh_commit"}
+    """Record that `nodes` hold the key's current share (commit acknowledged or share repaired).
+    Applied to the stored row, and only while it still waits for the same refresh as `row`: an
+    acknowledgement that arrives late must not undo a later repair or refresh."""
+    cur = gw.store.get_key(row.key_id) or row
+    if _batch(cur) is None or _batch(cur) != _batch(row):
+        return cur
+    left = [i for i in waiting(cur) if i not in nodes]
+    rc = {**cur.meta["refresh_commit"], "waiting": left}
+    meta = {k: v for k, v in cur.meta.items() if k != "refresh_commit"}
     if left:
         meta["refresh_commit"] = rc
-    new = replace(row, meta=meta)
+    new = replace(cur, meta=meta)
     gw.store.put_keys([new])
     return new
 
 
-async def commit_refresh(gw: Gateway, row: KeyRow) -> KeyRow:
-    """Phase 2 of a refresh recorded by `prepared_row`: commit on every node still waiting."""
-    nodes = waiting(row)
+async def commit_refresh(gw: Gateway, row: KeyRow, only: Collection[int] | None = None) -> KeyRow:
+    """Phase 2 of a refresh recorded by `prepared_row`: commit on every node still waiting (of
+    `only`, if given)."""
+    nodes = [i for i in waiting(row) if only is None or i in only]
     errors = await asyncio.gather(*(_commit_one(gw, row, i) for i in nodes))
     for i, err in zip(nodes, errors, strict=True):
-        if err:
+        if "was not prepared" in err:  # the node lost its prepared share: re-sending cannot help
+            log.warning(
+                "key %s: node %d has no prepared share of the last refresh (%s): run "
+                "`tholos keys repair %s --node %d`",
+                row.key_id,
+                i,
+                err,
+                row.key_id,
+                i,
+            )
+        elif err:
             log.warning("key %s: node %d did not commit the refresh: %s", row.key_id, i, err)
     return _confirmed(gw, row, [i for i, err in zip(nodes, errors, strict=True) if not err])
 
 
-async def resume_commits(gw: Gateway) -> int:
-    """Re-send the commits of refreshes recorded but not confirmed by every node (the gateway
-    stopped between its commit point and the commits). Run at gateway start; returns the number
-    of keys still waiting for some node afterwards (those nodes need `keys repair`)."""
+async def resume_commits(gw: Gateway, only: Collection[int] | None = None) -> int:
+    """Re-send the stored commits of refreshes not yet confirmed by every node (of `only`, if
+    given): run at gateway start (it may have stopped between its commit point and the commits)
+    and when a node that may have missed one is up again. Idempotent, no share is rebuilt.
+    Returns the number of keys still waiting for some node afterwards."""
     ids = [
         str(r[0])
         for r in gw.store.db.execute(
@@ -141,8 +165,12 @@ async def resume_commits(gw: Gateway) -> int:
     left = 0
     for key_id in ids:
         row = gw.store.get_key(key_id)
-        if row is not None and waiting(row):
-            left += bool(waiting(await commit_refresh(gw, row)))
+        if row is None or not waiting(row):
+            continue
+        new = await commit_refresh(gw, row, only)
+        if done := sorted(set(waiting(row)) - set(waiting(new))):
+            log.info("key %s: commit re-sent, nodes %s now hold the refreshed share", key_id, done)
+        left += bool(waiting(new))
     return left
 
 

@@ -58,6 +58,7 @@ class Gateway:
         dkg_timeout: float = 30.0,
         quarantine_seconds: float = 60.0,
         pool_batch: int = 2048,
+        recommit_seconds: float | None = 5.0,
     ) -> None:
         self.nodes = NodeSet(
             transports,
@@ -78,14 +79,18 @@ class Gateway:
         )
         self._health: asyncio.Task[None] | None = None
         self._resume: asyncio.Task[int] | None = None
+        self.recommit_seconds = recommit_seconds  # None: missed commits wait for `keys repair`
+        self._next_recommit = 0.0
+        self._came_back = False
+        self._up: dict[int, bool] = {}
         self._packages: dict[str, tuple[KeyRow, PublicKeyPackage[Any]]] = {}
 
     async def start(self) -> None:
-        await self.nodes.probe_all()
+        self._up = await self.nodes.probe_all()
         self.sign_batcher.start()
         self.keygen_batcher.start()
         self._health = asyncio.create_task(self._health_loop())
-        self._resume = asyncio.create_task(repair.resume_commits(self))
+        self._resume = asyncio.create_task(self._resume_commits())
 
     async def stop(self) -> None:
         if self._health:
@@ -100,9 +105,36 @@ class Gateway:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self.nodes.probe_all()
+                self._recommit(await self.nodes.probe_all())
             except Exception:  # never let the health loop die
                 log.exception("health probe failed")
+
+    def _recommit(self, up: dict[int, bool]) -> None:
+        """Re-send missed refresh commits (in the background) when a node that may wait for one
+        is up: it came back since the last probe, or it reports refreshed shares prepared but
+        not committed. At most one run at a time and one per `recommit_seconds`."""
+        self._came_back |= any(ok and not self._up.get(i, True) for i, ok in up.items())
+        self._up = up
+        ready = [i for i, ok in up.items() if ok]
+        pending = any((info := self.nodes.nodes[i].info) and info.pending_refresh for i in ready)
+        if (
+            self.recommit_seconds is None
+            or not (self._came_back or pending)
+            or (self._resume is not None and not self._resume.done())
+            or time.monotonic() < self._next_recommit
+        ):
+            return
+        self._came_back = False
+        self._next_recommit = time.monotonic() + self.recommit_seconds
+        self._resume = asyncio.create_task(self._resume_commits(ready))
+
+    async def _resume_commits(self, only: list[int] | None = None) -> int:
+        """`repair.resume_commits` as a background task: keys left waiting, -1 on error."""
+        try:
+            return await repair.resume_commits(self, only)
+        except Exception:  # nobody awaits this task: log it here
+            log.exception("re-sending refresh commits failed")
+            return -1
 
     # -- keys --------------------------------------------------------------------------------------
     def key(self, key_id: str) -> KeyRow:
@@ -275,8 +307,9 @@ class Gateway:
             raise GatewayError(
                 409,
                 "refresh_uncommitted",
-                f"nodes {lag} have not committed the last refresh: run `tholos keys repair "
-                f"{key_id} --node N` for each first",
+                f"nodes {lag} have not committed the last refresh (the gateway re-sends the "
+                f"commit when they are up; if one lost its prepared share, run `tholos keys "
+                f"repair {key_id} --node N`)",
             )
         usable = self.nodes.usable(participants)
         if usable != participants:

@@ -222,10 +222,8 @@ class ExtraProtocols:
             from tholos.node.governed_extra import sign_governed
 
             results = sign_governed(self, gov, req.protocol, items)
-        elif req.protocol == "ecdsa-sign":
-            results = self._ecdsa_sign(items)
-        elif req.protocol == "bls-sign":
-            results = self._bls_sign(items)
+        elif req.protocol in GOVERNED_SIGNING:
+            results = self._sign(req.protocol, items)
         else:
             raise ProtocolError(f"unknown protocol {req.protocol}")
         return pb.ProtocolReply(envelope=self.runner._seal(state, req.phase, {"results": results}))
@@ -379,11 +377,22 @@ class ExtraProtocols:
         echo = envelope_digest(envelopes)
         return r._seal(state, "finish", {"echo": echo, "results": {key_id: publics}})
 
-    # -- ECDSA signing -----------------------------------------------------------------------------
-    def _checked(
-        self, items: list[Any], check: Callable[[dict[str, Any]], Checked]
-    ) -> tuple[dict[str, Any], list[Checked]]:
-        """Each item checked before anything is consumed: the errors, and the accepted items."""
+    # -- ECDSA and BLS signing ---------------------------------------------------------------------
+    def signer(
+        self, protocol: str
+    ) -> tuple[Callable[[dict[str, Any]], Checked], Callable[[Sequence[Checked]], dict[str, Any]]]:
+        """The per-item check and the share computation of `ecdsa-sign` or `bls-sign`, shared
+        by plain (`_sign`) and governed (`governed_extra`) batches."""
+        if protocol == "ecdsa-sign":
+            return self._ecdsa_check, self._ecdsa_shares
+        if protocol == "bls-sign":
+            return self._bls_check, self._bls_shares
+        raise ValueError(f"{protocol} is not a signing protocol")
+
+    def _sign(self, protocol: str, items: list[Any]) -> dict[str, Any]:
+        """Results by request id of a plain batch: every item is checked before anything is
+        consumed, then shares are computed for the accepted ones."""
+        check, shares = self.signer(protocol)
         results: dict[str, Any] = {}
         accepted: list[Checked] = []
         for it in items:
@@ -392,11 +401,7 @@ class ExtraProtocols:
                 accepted.append(check(it))
             except Exception as exc:  # refused: nothing consumed
                 results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
-        return results, accepted
-
-    def _ecdsa_sign(self, items: list[Any]) -> dict[str, Any]:
-        results, accepted = self._checked(items, self._ecdsa_check)
-        results.update(self._ecdsa_shares(accepted))
+        results.update(shares(accepted))
         return results
 
     def _ecdsa_check(self, it: dict[str, Any]) -> Checked:
@@ -436,11 +441,6 @@ class ExtraProtocols:
         return results
 
     # -- BLS ---------------------------------------------------------------------------------------
-    def _bls_sign(self, items: list[Any]) -> dict[str, Any]:
-        results, accepted = self._checked(items, self._bls_check)
-        results.update(self._bls_shares(accepted))
-        return results
-
     def _bls_check(self, it: dict[str, Any]) -> Checked:
         rid = str(it.get("request_id", ""))
         key_id = str(it["key_id"])

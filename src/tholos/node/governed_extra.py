@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tholos.node.ecdsa_bls_dise import Checked, ExtraProtocols
@@ -31,14 +31,7 @@ def sign_governed(
     ext: ExtraProtocols, gov: NodeGovernance, protocol: str, items: list[Any]
 ) -> dict[str, Any]:
     """Results by request id for the `ecdsa-sign` or `bls-sign` items of a governed batch."""
-    check: Callable[[dict[str, Any]], Checked]
-    shares: Callable[[Sequence[Checked]], dict[str, Any]]
-    if protocol == "ecdsa-sign":
-        check, shares = ext._ecdsa_check, ext._ecdsa_shares
-    elif protocol == "bls-sign":
-        check, shares = ext._bls_check, ext._bls_shares
-    else:
-        raise ValueError(f"{protocol} is not a governed signing protocol")
+    check, shares = ext.signer(protocol)
     rids = [str(it.get("request_id", "")) if isinstance(it, dict) else "" for it in items]
     twice = {r for r, k in Counter(rids).items() if k > 1}
     plain = [it for it in items if not (isinstance(it, dict) and it.get("governance"))]

@@ -62,13 +62,17 @@ class NodeStore:
     # -- keys ------------------------------------------------------------------------------------
     def put_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """(key_id, scheme, public JSON, sealed share) rows, committed in one transaction."""
-        now = time.time()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT OR REPLACE INTO keys (key_id, scheme, public, sealed, created) VALUES (?,?,?,?,?)",
-                [(*r, now) for r in rows],
-            )
+            self._insert_keys(rows)
+
+    def _insert_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
+        """Write key rows inside the caller's transaction."""
+        now = time.time()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO keys (key_id, scheme, public, sealed, created) VALUES (?,?,?,?,?)",
+            [(*r, now) for r in rows],
+        )
 
     def get_key(self, key_id: str) -> tuple[str, str, bytes] | None:
         row = self.db.execute(
@@ -108,13 +112,9 @@ class NodeStore:
     def promote_pending(self, batch: str, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
         """Commit: the prepared shares of `batch` become the keys' shares (rows re-sealed for the
         keys table), in one transaction with the removal of the preparation."""
-        now = time.time()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT OR REPLACE INTO keys (key_id, scheme, public, sealed, created) VALUES (?,?,?,?,?)",
-                [(*r, now) for r in rows],
-            )
+            self._insert_keys(rows)
             self.db.execute("DELETE FROM pending_keys WHERE batch = ?", (batch,))
 
     def drop_pending(self, key_ids: Sequence[str]) -> None:
