@@ -25,7 +25,7 @@ class GatewayConfig:
     dkg_timeout: float = 30.0
     quarantine_seconds: float = 60.0
     pool_batch: int = 2048
-    verify_shares: str = "always"  # "always" | "on-failure"
+    recommit_seconds: float | None = 5.0  # re-send missed refresh commits; None: only by repair
 
     @property
     def url(self) -> str:
@@ -57,5 +57,7 @@ class GatewayConfig:
             dkg_timeout=float(d.get("dkg_timeout", 30.0)),
             quarantine_seconds=float(d.get("quarantine_seconds", 60.0)),
             pool_batch=int(d.get("pool_batch", 2048)),
-            verify_shares=str(d.get("verify_shares", "always")),
+            recommit_seconds=None
+            if d.get("recommit_seconds", 5.0) is None
+            else float(d.get("recommit_seconds", 5.0)),
         )

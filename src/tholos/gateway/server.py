@@ -33,6 +33,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
         dkg_timeout=cfg.dkg_timeout,
         quarantine_seconds=cfg.quarantine_seconds,
         pool_batch=cfg.pool_batch,
+        recommit_seconds=cfg.recommit_seconds,
     )
     from tholos.gateway.requests import attach
 
