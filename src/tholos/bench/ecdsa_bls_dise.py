@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
+
+from tholos.bench import cpu
 
 PAPER = {"bls_keygen_ops": 7.69, "bls_sign_ops": 12.23, "encrypt_ops": 17.7}
 EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
@@ -25,7 +27,8 @@ Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 
 class Measure(Protocol):
-    """`bench.run._measure`: by duration, or by request count when `total` is given."""
+    """`bench.run._measure`: by duration, or by request count when `total` is given;
+    CPU per operation of the processes in `cpu_pids`."""
 
     def __call__(
         self,
@@ -33,6 +36,7 @@ class Measure(Protocol):
         duration: float,
         op: Callable[[int], Awaitable[int]],
         total: int | None = None,
+        cpu_pids: Mapping[str, int] | None = None,
     ) -> Awaitable[dict[str, float]]: ...
 
 
@@ -55,7 +59,7 @@ async def bench_scheme(
         rows.append(r)
         print(
             f"| {n} | {t} | {scheme} | {mode} | {batch} | {conc} | {r['ops_per_s']:.1f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |",
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" + cpu.cells(r),
             file=sys.stderr,
             flush=True,
         )

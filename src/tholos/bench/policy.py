@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import secrets
@@ -20,11 +21,13 @@ import shutil
 import ssl
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tholos.bench import cpu
+from tholos.bench.ecdsa_bls_dise import Measure
 
 MODE = "sign/policy"
 
@@ -81,7 +84,7 @@ async def bench_governed(
     args: argparse.Namespace,
     n: int,
     t: int,
-    measure: Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]],
+    measure: Measure,
 ) -> list[dict[str, Any]]:
     import aiohttp
 
@@ -178,7 +181,7 @@ def run_config(
     n: int,
     t: int,
     args: argparse.Namespace,
-    measure: Callable[[int, float, Callable[[int], Awaitable[int]]], Awaitable[dict[str, float]]],
+    measure: Measure,
 ) -> list[dict[str, Any]]:
     """Start a governed cluster for (n, t), measure, stop it."""
     from tholos.cluster import procs
@@ -193,11 +196,9 @@ def run_config(
         init_cluster(root, n, t, governance=True)
         procs.up(cd, wait=60)
         m = cd.load()
-        return asyncio.run(
-            bench_governed(
-                m["gateway"], client_ssl_context(cd.client_tls), root, args, n, t, measure
-            )
-        )
+        measure_cpu = functools.partial(measure, cpu_pids=cpu.cluster_pids(cd))
+        ctx = client_ssl_context(cd.client_tls)
+        return asyncio.run(bench_governed(m["gateway"], ctx, root, args, n, t, measure_cpu))
     finally:
         procs.down(cd)
         if not args.keep:

@@ -11,13 +11,17 @@ in flight from one aiohttp client:
 - sign/single:   POST /v1/keys/{id}/sign          (one signature per request; micro-batched)
 - */latency:     the single-request modes with `--latency-concurrency` (default 1) in flight
 
-ops/s counts keys or signatures; latency is per HTTP request.
+ops/s counts keys or signatures; latency is per HTTP request. Every line also gives the CPU time
+per operation (µs) of the nodes (sum, and mean per node), the gateway and this client, sampled
+right before and after its window (see bench/cpu.py): far less sensitive than ops/s to how much
+CPU the shared VM gives us, though it still varies with the CPU's clock frequency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -26,11 +30,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import ecdsa_bls_dise
+from tholos.bench import cpu, ecdsa_bls_dise
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -77,9 +81,11 @@ async def _measure(
     duration: float,
     op: Callable[[int], Awaitable[int]],
     total: int | None = None,
+    cpu_pids: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
     """Run `op` from `concurrency` workers for `duration` seconds, or for `total` requests when
-    given (then `duration` is ignored); throughput and latency percentiles."""
+    given (then `duration` is ignored); throughput, latency percentiles and, with `cpu_pids`
+    (name -> PID of the nodes and gateway), CPU µs per operation."""
     lat: list[float] = []
     done = 0
     errors = 0
@@ -100,9 +106,11 @@ async def _measure(
                 if errors < 3:
                     print(f"bench: request failed: {exc}", file=sys.stderr)
 
+    cpu0 = cpu.sample(cpu_pids) if cpu_pids else None
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
+    cpu_res = cpu.per_op(cpu0, cpu.sample(cpu_pids), done) if cpu0 and cpu_pids else {}
     return {
         "ops_per_s": done / elapsed,
         "p50_ms": _pct(lat, 0.50) * 1000,
@@ -110,14 +118,21 @@ async def _measure(
         "requests": len(lat),
         "errors": errors,
         "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
+        **cpu_res,
     }
 
 
 async def bench_cluster(
-    url: str, ctx: ssl.SSLContext, args: argparse.Namespace, n: int, t: int
+    url: str,
+    ctx: ssl.SSLContext,
+    args: argparse.Namespace,
+    n: int,
+    t: int,
+    pids: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     import aiohttp
 
+    measure = functools.partial(_measure, cpu_pids=pids)
     out: list[dict[str, Any]] = []
     modes = args.modes.split(",")
     conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
@@ -136,7 +151,7 @@ async def bench_cluster(
 
         for scheme in args.schemes.split(","):
             if scheme in ecdsa_bls_dise.EXTRA_SCHEMES:  # ecdsa, bls12381, dise
-                out += await ecdsa_bls_dise.bench_scheme(post, get, args, n, t, scheme, _measure)
+                out += await ecdsa_bls_dise.bench_scheme(post, get, args, n, t, scheme, measure)
                 continue
             keys = (await post("/v1/keys", {"scheme": scheme, "count": 8}))["keys"]
             ids = [k["key_id"] for k in keys]
@@ -176,7 +191,7 @@ async def bench_cluster(
             }
             for mode in modes:
                 conc = args.latency_concurrency if mode.endswith("/latency") else args.concurrency
-                res = await _measure(conc, args.duration, ops[mode])
+                res = await measure(conc, args.duration, ops[mode])
                 row = {
                     "n": n,
                     "t": t,
@@ -198,14 +213,15 @@ async def bench_cluster(
 def _fmt(r: dict[str, Any]) -> str:
     return (
         f"| {r['n']} | {r['t']} | {r['scheme']} | {r['mode']} | {r['batch']} | {r['concurrency']} | "
-        f"{r['ops_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+        f"{r['ops_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" + cpu.cells(r)
     )
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p99 ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p99 ms |"
+        + cpu.HEADER,
+        "|---|---|---|---|---:|---:|---:|---:|---:|" + cpu.ALIGN,
         *(_fmt(r) for r in rows),
         "",
         f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
@@ -231,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 args,
                 int(m["nodes"]),
                 int(m["threshold"]),
+                cpu.cluster_pids(cd),
             )
         )
     else:
@@ -242,9 +259,9 @@ def run(args: argparse.Namespace) -> int:
                 init_cluster(root, n, t)
                 procs.up(cd, wait=60)
                 m = cd.load()
-                rows += asyncio.run(
-                    bench_cluster(m["gateway"], client_ssl_context(cd.client_tls), args, n, t)
-                )
+                ctx = client_ssl_context(cd.client_tls)
+                pids = cpu.cluster_pids(cd)
+                rows += asyncio.run(bench_cluster(m["gateway"], ctx, args, n, t, pids))
             finally:
                 procs.down(cd)
                 if not args.keep:
