@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tholos import __version__
 from tholos.gateway import ecdsa_bls_dise_api, repair
 from tholos.gateway.service import Gateway, GatewayError
-from tholos.gateway.signing import SignJob
+from tholos.gateway.signing import SignJob, job_result
 from tholos.schemes import MAX_MESSAGE
 
 log = logging.getLogger("tholos.gateway")
@@ -207,18 +207,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         return gw().sign_job(_key_id(key_id), msg, body.path, body.taproot_tweak, root)
 
     def _result(j: SignJob) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "request_id": j.request_id,
-            "key_id": j.key_id,
-            "signers": j.signers,
-            "excluded": {str(k): v for k, v in sorted(j.excluded.items())},
-        }
-        if j.signature is not None:
-            out["signature"] = j.signature.hex()
-            out["public_key"] = gw().public_key_for(j).hex()
-        else:
-            out["error"] = {"code": "sign_failed", "message": j.error, "status": j.status}
-        return out
+        return job_result(j, gw().public_key_for)
 
     @app.post("/v1/keys/{key_id}/sign")
     async def sign(key_id: str, body: SignBody) -> JSONResponse:

@@ -56,9 +56,8 @@ from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.protocols import PHASES, ProtocolFailed
 from tholos.gateway.repair import epoch, waiting
-from tholos.gateway.signing import holders_with_share
+from tholos.gateway.signing import holders_with_share, job_record
 from tholos.gateway.store import KeyRow
-from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES
 
@@ -336,21 +335,7 @@ class ExtraGateway:
         for j in pending:
             if not j.error:
                 j.error, j.status = "did not complete after retries", 503
-        self.gw.store.record_requests(
-            (
-                j.request_id,
-                KIND_PROTOCOL[j.kind],
-                j.key_id,
-                "done" if j.done else "failed",
-                {
-                    "signers": j.signers,
-                    "excluded": {str(k): v for k, v in j.excluded.items()},
-                    "error": j.error,
-                    "signature": j.signature.hex() if j.signature else None,
-                },
-            )
-            for j in jobs
-        )
+        self.gw.store.record_requests(job_record(j, KIND_PROTOCOL[j.kind]) for j in jobs)
 
     async def _attempt(
         self, kind: str, holders: list[int], t: int, jobs: list[ExtraJob]
@@ -399,22 +384,14 @@ class ExtraGateway:
             *(self.nodes.transport(s).protocol(req, self.gw.signing.rpc_timeout) for s in signers),
             return_exceptions=True,
         )
-        answers: dict[int, dict[str, Any]] = {}
-        failed: dict[int, str] = {}
-        for s, rep in zip(signers, replies, strict=True):
-            if isinstance(rep, NodeUnavailable):
-                self.nodes.mark_down(s, str(rep))
-                failed[s] = "timed out" if "DEADLINE_EXCEEDED" in str(rep) else "unreachable"
-            elif isinstance(rep, NodeRefused):
-                failed[s] = f"refused: {rep.reason}"
-            elif isinstance(rep, BaseException):
-                log.error("node %d: unexpected %r", s, rep)
-                failed[s] = "error"
-            elif rep.envelope.sender != s:
-                failed[s] = "answered for another node"
-            else:
-                self.nodes.mark_ok(s)
-                answers[s] = json.loads(rep.envelope.payload).get("results", {})
+        replied, failed = self.nodes.sort_replies(
+            signers,
+            replies,
+            lambda s, rep: "" if rep.envelope.sender == s else "answered for another node",
+        )
+        answers: dict[int, dict[str, Any]] = {
+            s: json.loads(rep.envelope.payload).get("results", {}) for s, rep in replied.items()
+        }
         if failed:
             for j, _ in active:
                 for s, why in failed.items():

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.gateway.ecdsa_bls_dise import KIND_PROTOCOL, ExtraJob, extra_for
+from tholos.gateway.signing import job_result
 from tholos.schemes import SCHEMES
 
 EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
@@ -73,21 +74,12 @@ def is_extra(gw: Any, key_id: str) -> bool:
 
 
 def result(gw: Any, j: ExtraJob) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "request_id": j.request_id,
-        "key_id": j.key_id,
-        "signers": j.signers,
-        "excluded": {str(k): v for k, v in sorted(j.excluded.items())},
-    }
-    if j.signature is not None:
-        out["signature"] = j.signature.hex()
-        out["public_key"] = extra_for(gw).public_key_for(j).hex()
-        if j.recovery_id is not None:
-            out["recovery_id"] = j.recovery_id
-    elif j.partials:
+    out = job_result(j, extra_for(gw).public_key_for)
+    if j.signature is not None and j.recovery_id is not None:
+        out["recovery_id"] = j.recovery_id
+    elif j.signature is None and j.partials:
+        del out["error"]  # a DiSE evaluation: partials, no signature
         out["partials"] = j.partials
-    else:
-        out["error"] = {"code": "sign_failed", "message": j.error, "status": j.status}
     return out
 
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,33 @@ class NodeSet:
         st.last_ok = time.monotonic()
         if not probe:
             st.slow_until = 0.0
+
+    def sort_replies(
+        self,
+        ids: Sequence[int],
+        replies: Sequence[Any],
+        problem: Callable[[int, Any], str] | None = None,
+    ) -> tuple[dict[int, Any], dict[int, str]]:
+        """The answers of one fan-out (`asyncio.gather(..., return_exceptions=True)`) by node,
+        and why each other node gave none; nodes are marked down or ok accordingly. `problem`
+        names what is wrong with an answer that arrived (then it counts as a failure)."""
+        answers: dict[int, Any] = {}
+        failed: dict[int, str] = {}
+        for i, rep in zip(ids, replies, strict=True):
+            if isinstance(rep, NodeUnavailable):
+                self.mark_down(i, str(rep))
+                failed[i] = "timed out" if "DEADLINE_EXCEEDED" in str(rep) else "unreachable"
+            elif isinstance(rep, NodeRefused):
+                failed[i] = f"refused: {rep.reason}"
+            elif isinstance(rep, BaseException):
+                log.error("node %d: unexpected %r", i, rep)
+                failed[i] = "error"
+            elif problem is not None and (why := problem(i, rep)):
+                failed[i] = why
+            else:
+                self.mark_ok(i)
+                answers[i] = rep
+        return answers, failed
 
     def quarantine(self, node_id: int, reason: str) -> None:
         st = self.nodes[node_id]

@@ -17,7 +17,7 @@ from tholos.gateway import repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.protocols import ProtocolDriver, ProtocolFailed
-from tholos.gateway.signing import SigningCoordinator, SignJob
+from tholos.gateway.signing import SigningCoordinator, SignJob, job_record
 from tholos.gateway.store import GatewayStore, KeyRow
 from tholos.gateway.transport import NodeRefused, NodeTransport, NodeUnavailable
 from tholos.node.protocols import context
@@ -370,21 +370,7 @@ class Gateway:
 
     async def _sign_batch(self, jobs: list[SignJob]) -> None:
         await self.signing.run(jobs)
-        self.store.record_requests(
-            (
-                j.request_id,
-                "sign",
-                j.key_id,
-                "done" if j.signature else "failed",
-                {
-                    "signers": j.signers,
-                    "excluded": {str(k): v for k, v in j.excluded.items()},
-                    "error": j.error,
-                    "signature": j.signature.hex() if j.signature else None,
-                },
-            )
-            for j in jobs
-        )
+        self.store.record_requests(job_record(j, "sign") for j in jobs)
         for j in jobs:
             if j.excluded:
                 log.warning("request %s: excluded nodes %s", j.request_id, j.excluded)

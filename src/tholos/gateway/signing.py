@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,10 @@ class SignJob:
     error: str = ""
     status: int = 200
 
+    @property
+    def done(self) -> bool:
+        return self.signature is not None
+
     def request(self, commitments: dict[int, SignerCommitment]) -> SigningRequest:
         return SigningRequest(
             self.request_id,
@@ -72,6 +76,38 @@ def holders_with_share(
         if i not in waiting
         and not any(w in excluded.get(i, "") for w in ("stale share", "unknown key"))
     )
+
+
+def job_record(job: Any, kind: str) -> tuple[str, str, str, str, dict[str, Any]]:
+    """The gateway store row (`record_requests`) of a finished FROST, ECDSA, BLS or DiSE job."""
+    return (
+        job.request_id,
+        kind,
+        job.key_id,
+        "done" if job.done else "failed",
+        {
+            "signers": job.signers,
+            "excluded": {str(k): v for k, v in job.excluded.items()},
+            "error": job.error,
+            "signature": job.signature.hex() if job.signature else None,
+        },
+    )
+
+
+def job_result(job: Any, public_key_for: Callable[[Any], bytes]) -> dict[str, Any]:
+    """The API answer for a finished FROST, ECDSA, BLS or DiSE job (signature or error)."""
+    out: dict[str, Any] = {
+        "request_id": job.request_id,
+        "key_id": job.key_id,
+        "signers": job.signers,
+        "excluded": {str(k): v for k, v in sorted(job.excluded.items())},
+    }
+    if job.signature is not None:
+        out["signature"] = job.signature.hex()
+        out["public_key"] = public_key_for(job).hex()
+    else:
+        out["error"] = {"code": "sign_failed", "message": job.error, "status": job.status}
+    return out
 
 
 class SigningCoordinator:
@@ -144,21 +180,11 @@ class SigningCoordinator:
             *(self.nodes.transport(s).sign_batch(request, self.rpc_timeout) for s in signers),
             return_exceptions=True,
         )
-        shares: dict[int, dict[str, pb.SignResult]] = {}
-        failed: dict[int, str] = {}
-        for s, rep in zip(signers, replies, strict=True):
-            if isinstance(rep, NodeUnavailable):
-                self.nodes.mark_down(s, str(rep))
-                failed[s] = "timed out" if "DEADLINE_EXCEEDED" in str(rep) else "unreachable"
-            elif isinstance(rep, NodeRefused):
-                failed[s] = f"refused: {rep.reason}"
-                log.warning("node %d refused a sign batch: %s", s, rep.reason)
-            elif isinstance(rep, BaseException):
-                log.error("node %d: unexpected %r", s, rep)
-                failed[s] = "error"
-            else:
-                self.nodes.mark_ok(s)
-                shares[s] = {r.request_id: r for r in rep.results}
+        answers, failed = self.nodes.sort_replies(signers, replies)
+        shares = {s: {r.request_id: r for r in rep.results} for s, rep in answers.items()}
+        for s, why in failed.items():
+            if why.startswith("refused"):
+                log.warning("node %d %s (sign batch)", s, why)
         if failed:
             for j in jobs:
                 for s, why in failed.items():

@@ -56,6 +56,7 @@ from tholos.node.protocols import (
     context,
     envelope_digest,
 )
+from tholos.node.store import take_rows
 from tholos.node.vault import KeyRecord, KeyVault
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SigningRequest
@@ -96,21 +97,7 @@ class PresigStore:
 
     def take(self, ids: Sequence[bytes]) -> dict[bytes, tuple[str, bytes]]:
         """Delete the given presignatures durably (committed) and return those that existed."""
-        out: dict[bytes, tuple[str, bytes]] = {}
-        if not ids:
-            return out
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                for pid, kid, sealed in self.db.execute(
-                    f"SELECT presig_id, key_id, sealed FROM presigs WHERE presig_id IN ({marks})",
-                    chunk,
-                ):
-                    out[bytes(pid)] = (str(kid), bytes(sealed))
-                self.db.execute(f"DELETE FROM presigs WHERE presig_id IN ({marks})", chunk)
-        return out
+        return take_rows(self.db, "presigs", "presig_id", "key_id", ids)
 
     def count(self, key_id: str | None = None) -> int:
         if key_id is None:

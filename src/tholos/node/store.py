@@ -38,6 +38,29 @@ CREATE TABLE IF NOT EXISTS pending_keys (
 """
 
 
+def take_rows(
+    db: sqlite3.Connection, table: str, id_col: str, tag_col: str, ids: Sequence[bytes]
+) -> dict[bytes, tuple[str, bytes]]:
+    """Delete rows `ids` of a single-use table (nonces, presignatures) in one committed
+    transaction and return those that existed: {id: (tag, sealed)}. Nothing read here can be
+    read again, even after a crash, whatever the caller computes with it afterwards."""
+    out: dict[bytes, tuple[str, bytes]] = {}
+    if not ids:
+        return out
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rid, tag, sealed in db.execute(
+                f"SELECT {id_col}, {tag_col}, sealed FROM {table} WHERE {id_col} IN ({marks})",
+                chunk,
+            ):
+                out[bytes(rid)] = (str(tag), bytes(sealed))
+            db.execute(f"DELETE FROM {table} WHERE {id_col} IN ({marks})", chunk)
+    return out
+
+
 class NodeStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,20 +162,7 @@ class NodeStore:
         The DELETE is committed (fsync, WAL) before this returns, so whatever the caller computes
         with these nonces afterwards, they can never be read again, even after a crash.
         """
-        out: dict[bytes, tuple[str, bytes]] = {}
-        if not nonce_ids:
-            return out
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(nonce_ids), 500):
-                chunk = list(nonce_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                for nid, grp, sealed in self.db.execute(
-                    f"SELECT nonce_id, grp, sealed FROM nonces WHERE nonce_id IN ({marks})", chunk
-                ):
-                    out[bytes(nid)] = (str(grp), bytes(sealed))
-                self.db.execute(f"DELETE FROM nonces WHERE nonce_id IN ({marks})", chunk)
-        return out
+        return take_rows(self.db, "nonces", "nonce_id", "grp", nonce_ids)
 
     def count_nonces(self) -> dict[str, int]:
         return {
