@@ -60,7 +60,26 @@ class EcdsaScheme(ExtraScheme):
         return min_participants(threshold)
 
 
-class BlsScheme(ExtraScheme):
+class UnderivableScheme(ExtraScheme):
+    """A scheme whose keys have no BIP32 or Taproot derivation (BLS, DiSE)."""
+
+    @property
+    def supports_derivation(self) -> bool:
+        return False
+
+    def public_key(
+        self, public: PublicKeyPackage[Any], tweak: int = 0, merkle_root: bytes | None = None
+    ) -> bytes:
+        if tweak or merkle_root is not None:
+            raise InvalidInput(f"{self.name} keys have no derivation")
+        return self.group_key_bytes(public)
+
+    def group_key_bytes(self, public: PublicKeyPackage[Any]) -> bytes:
+        """The encoded group public key."""
+        return bytes(public.group.serialize_element(public.group_public_key))
+
+
+class BlsScheme(UnderivableScheme):
     """Threshold BLS12-381 min-pk (keys in G1, signatures in G2), Ethereum POP ciphersuite."""
 
     kind = "bls"
@@ -72,15 +91,7 @@ class BlsScheme(ExtraScheme):
         self.pool = "bls-none"
         self.signature_length = 96
 
-    @property
-    def supports_derivation(self) -> bool:
-        return False
-
-    def public_key(
-        self, public: PublicKeyPackage[Any], tweak: int = 0, merkle_root: bytes | None = None
-    ) -> bytes:
-        if tweak or merkle_root is not None:
-            raise InvalidInput("bls12381 keys have no derivation")
+    def group_key_bytes(self, public: PublicKeyPackage[Any]) -> bytes:
         return _bls.public_key_bytes(public)
 
     def verify(self, message: bytes, signature: bytes, public_key: bytes) -> None:
@@ -89,7 +100,7 @@ class BlsScheme(ExtraScheme):
         basic.verify(public_key, message, signature)
 
 
-class DiseScheme(ExtraScheme):
+class DiseScheme(UnderivableScheme):
     """DiSE threshold symmetric encryption: the key is a Shamir-shared DPRF key over edwards25519."""
 
     kind = "dise"
@@ -98,17 +109,6 @@ class DiseScheme(ExtraScheme):
         super().__init__("dise", FROST_ED25519_SHA512, 32)
         self.pool = "dise-none"
         self.signature_length = 0
-
-    @property
-    def supports_derivation(self) -> bool:
-        return False
-
-    def public_key(
-        self, public: PublicKeyPackage[Any], tweak: int = 0, merkle_root: bytes | None = None
-    ) -> bytes:
-        if tweak or merkle_root is not None:
-            raise InvalidInput("dise keys have no derivation")
-        return public.group.serialize_element(public.group_public_key)
 
     @staticmethod
     def key_id(public: PublicKeyPackage[Any]) -> bytes:
