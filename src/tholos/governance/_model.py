@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from tholos.governance._canonical import canonical_json
 
@@ -50,6 +57,18 @@ class Model(BaseModel):
     """Frozen, strict, extra="forbid": what was signed is exactly what is used."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after documents were first signed: left out of the encoding while None, so
+    the digests of documents that do not use them stay what they were."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for name in self.OMIT_WHEN_NONE:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
     def canonical(self) -> bytes:
         """Canonical JSON bytes of this object."""

@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tholos.chains.base import SigningTarget
+
 
 @dataclass(frozen=True)
 class Accept:
-    """Every check passed. `rules` are the allow rules that applied; `message` is what to sign."""
+    """Every check passed. `rules` are the allow rules that applied; `message` is what to sign
+    (a raw request's data; for a chain transaction its first target). `targets` are every
+    signature the node itself derived from the payload (one for a raw request)."""
 
     rules: tuple[str, ...]
     digest: bytes
     message: bytes
+    targets: tuple[SigningTarget, ...] = ()
     accepted: Literal[True] = True
 
 

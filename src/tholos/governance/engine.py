@@ -4,7 +4,9 @@ Order of checks (all deterministic; the first failure is returned):
 kill switch, journal state (replay / earlier refusal / not reserved), cluster, expiry and clock,
 initiator and its signature, payload parsed by the chain's parser and compared with the intent,
 deny-list, rule selection (deny rules, default deny), then for each applying allow rule in order:
-destination allow-list, per-transaction limit, time windows, velocity, approval quorums.
+destination allow-list, per-transaction limit, fee cap, contract calls, time windows, velocity,
+approval quorums. A chain transaction is judged per item (transfer, authorisation, contract call;
+transactions.py), each item against the rules that match it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tholos.chains.base import SigningTarget
 from tholos.governance import _keys
 from tholos.governance.approvals import describe, quorum_met, verify_approvals
 from tholos.governance.decision import Accept, Decision, Refuse
@@ -28,6 +31,15 @@ from tholos.governance.requests import (
     request_digest,
 )
 from tholos.governance.state import GovernanceState
+from tholos.governance.transactions import (
+    PolicyItem,
+    WalletResolver,
+    normalise,
+    normalised_set,
+    parse_and_compare,
+    policy_items,
+    spent,
+)
 from tholos.governance.velocity import JournalEntry, check_velocity
 
 
@@ -40,30 +52,49 @@ class Reservation:
 
 
 def journal_entry(state: GovernanceState, intent: Intent) -> JournalEntry:
-    """The pending journal entry for an intent (wallet taken from the node's own policy)."""
+    """The pending journal entry for an intent (wallet taken from the node's own policy).
+
+    Raises ValueError for a transaction moving several assets (a journal entry counts one)."""
+    counted = spent(intent)
+    if isinstance(counted, Refuse):
+        raise ValueError(counted.reason)
+    asset, amount = counted
     return JournalEntry(
         request_id=intent.request_id,
         key_id=intent.key_id,
         wallet=state.key_wallet.get(intent.key_id),
         chain=intent.chain,
-        asset=intent.asset,
-        amount=intent.amount,
+        asset=asset,
+        amount=amount,
         time=intent.created_at,
         expires_at=intent.expires_at,
         status="pending",
     )
 
 
-def _matches(match: Match, intent: Intent, wallet: str | None) -> bool:
+def _matches(match: Match, intent: Intent, item: PolicyItem, wallet: str | None) -> bool:
     return (
         (match.key_ids is None or intent.key_id in match.key_ids)
         and (match.wallets is None or (wallet is not None and wallet in match.wallets))
         and (match.chains is None or intent.chain in match.chains)
-        and (match.assets is None or intent.asset in match.assets)
-        and (match.destinations is None or intent.destination in match.destinations)
-        and (match.min_amount is None or intent.amount >= match.min_amount)
-        and (match.max_amount is None or intent.amount <= match.max_amount)
+        and (match.assets is None or normalise(item.asset) in normalised_set(match.assets))  # type: ignore[operator]
+        and (
+            match.destinations is None
+            or normalise(item.destination) in normalised_set(match.destinations)  # type: ignore[operator]
+        )
+        and (match.min_amount is None or item.amount >= match.min_amount)
+        and (match.max_amount is None or item.amount <= match.max_amount)
+        and item.action in (match.actions or ("transfer",))
     )
+
+
+def _call_allowed(rule: Rule, item: PolicyItem) -> bool:
+    allowed = normalised_set(rule.allowed_calls) or frozenset()
+    return normalise(item.destination) in allowed or normalise(item.call) in allowed
+
+
+Applying = list[tuple[PolicyItem, list[Rule]]]
+"""Each policy item with the allow rules that apply to it (in policy order)."""
 
 
 def _in_window(windows: Sequence[TimeWindow], now: int) -> bool:
@@ -75,13 +106,15 @@ def _in_window(windows: Sequence[TimeWindow], now: int) -> bool:
 class Evaluator:
     """Policy evaluation for one node. Holds the node's payload parsers; state is passed in."""
 
-    def __init__(self, parsers: ParserRegistry) -> None:
+    def __init__(self, parsers: ParserRegistry, wallets: WalletResolver | None = None) -> None:
         self._parsers = parsers
+        self._wallets = wallets
 
     def _admit(
         self, state: GovernanceState, request: SigningRequest, now: int
-    ) -> tuple[bytes, ParsedPayload, list[Rule]] | Refuse:
-        """Checks shared by reservation and signing; returns digest, parsed payload, allow rules."""
+    ) -> tuple[bytes, tuple[SigningTarget, ...], Applying] | Refuse:
+        """Checks shared by reservation and signing; returns digest, signing targets, and the
+        allow rules applying to each policy item."""
         policy = state.policy
         intent = request.intent
         if state.kill_switch is not None:
@@ -109,11 +142,39 @@ class Evaluator:
             )
         except InvalidSignature:
             return Refuse("initiator", "initiator signature does not verify")
+        targets = self._targets(intent, payload)
+        if isinstance(targets, Refuse):
+            return targets
+        items = policy_items(intent)
+        if not items:
+            return Refuse("payload", "the transaction moves nothing and calls nothing")
+        denied = normalised_set(policy.deny_destinations) or frozenset()
+        wallet = state.key_wallet.get(intent.key_id)
+        applying: Applying = []
+        for item in items:
+            where = "" if item.field == "intent" else f"{item.field}: "
+            if normalise(item.destination) in denied:
+                return Refuse("deny-list", f"{where}destination {item.destination} is deny-listed")
+            rules = [r for r in policy.rules if _matches(r.match, intent, item, wallet)]
+            for rule in rules:
+                if rule.effect == "deny":
+                    return Refuse(rule.rule_id, f"{where}denied by rule")
+            if not rules:
+                what = f"{where}{item.action} of {item.asset} to {item.destination}"
+                return Refuse("default-deny", f"no rule allows this request ({what})")
+            applying.append((item, rules))
+        return digest, targets, applying
+
+    def _targets(self, intent: Intent, payload: bytes) -> tuple[SigningTarget, ...] | Refuse:
+        """What to sign, derived by this node from the payload and held against the intent."""
+        if intent.transaction is not None:
+            parsed_tx = parse_and_compare(intent, payload, self._wallets)
+            return parsed_tx if isinstance(parsed_tx, Refuse) else parsed_tx.targets
         parser = self._parsers.for_chain(intent.chain)
         if parser is None:
             return Refuse("payload", f"no payload parser for chain {intent.chain}")
         try:
-            parsed = parser.parse(payload)
+            parsed: ParsedPayload = parser.parse(payload)
         except PayloadError as exc:
             return Refuse("payload", str(exc))
         missing = REQUIRED_FIELDS - set(parsed.fields)
@@ -122,16 +183,7 @@ class Evaluator:
         for name, value in sorted(parsed.fields.items()):
             if getattr(intent, name, None) != value:
                 return Refuse("payload", f"payload {name} differs from the declared intent")
-        if intent.destination in policy.deny_destinations:
-            return Refuse("deny-list", f"destination {intent.destination} is deny-listed")
-        wallet = state.key_wallet.get(intent.key_id)
-        applying = [r for r in policy.rules if _matches(r.match, intent, wallet)]
-        for rule in applying:
-            if rule.effect == "deny":
-                return Refuse(rule.rule_id, "denied by rule")
-        if not applying:
-            return Refuse("default-deny", "no rule allows this request")
-        return digest, parsed, applying
+        return (SigningTarget(parsed.message, intent.derivation_path, intent.taproot),)
 
     def prepare_reservation(
         self, state: GovernanceState, request: SigningRequest, now: int
@@ -145,7 +197,10 @@ class Evaluator:
         admitted = self._admit(state, request, now)
         if isinstance(admitted, Refuse):
             return admitted
-        limits = tuple(v for rule in admitted[2] for v in rule.velocity)
+        limits = tuple(v for rule in _distinct_rules(admitted[2]) for v in rule.velocity)
+        counted = spent(request.intent)
+        if isinstance(counted, Refuse):
+            return counted if limits else Reservation(_uncounted(state, request.intent), ())
         return Reservation(journal_entry(state, request.intent), limits)
 
     def evaluate(
@@ -181,17 +236,36 @@ class Evaluator:
         admitted = self._admit(state, request, now)
         if isinstance(admitted, Refuse):
             return admitted
-        digest, parsed, rules = admitted
+        digest, targets, applying = admitted
+        rules = _distinct_rules(applying)
+        counted = spent(intent)
+        if isinstance(counted, Refuse) and any(r.velocity for r in rules):
+            return counted
+        candidate = (
+            journal_entry(state, intent)
+            if any(r.velocity for r in rules) and not isinstance(counted, Refuse)
+            else None
+        )
+        fee = intent.transaction.fee if intent.transaction is not None else None
+        for item, item_rules in applying:
+            where = "" if item.field == "intent" else f"{item.field}: "
+            for rule in item_rules:
+                if rule.allowed_destinations is not None and normalise(
+                    item.destination
+                ) not in normalised_set(rule.allowed_destinations):  # type: ignore[operator]
+                    return Refuse(
+                        rule.rule_id, f"{where}destination {item.destination} not allowed"
+                    )
+                if rule.max_amount is not None and item.amount > rule.max_amount:
+                    return Refuse(
+                        rule.rule_id, f"{where}amount {item.amount} above {rule.max_amount}"
+                    )
+                if item.action == "contract_call" and not _call_allowed(rule, item):
+                    return Refuse(rule.rule_id, f"{where}contract call {item.call} not allowed")
         approvers = None
-        candidate = journal_entry(state, intent) if any(r.velocity for r in rules) else None
         for rule in rules:
-            if (
-                rule.allowed_destinations is not None
-                and intent.destination not in rule.allowed_destinations
-            ):
-                return Refuse(rule.rule_id, f"destination {intent.destination} not allowed")
-            if rule.max_amount is not None and intent.amount > rule.max_amount:
-                return Refuse(rule.rule_id, f"amount {intent.amount} above {rule.max_amount}")
+            if rule.max_fee is not None and fee is not None and fee > rule.max_fee:
+                return Refuse(rule.rule_id, f"fee {fee} above {rule.max_fee}")
             if rule.time_windows and not _in_window(rule.time_windows, now):
                 return Refuse(rule.rule_id, "outside the allowed time windows")
             refusal = (
@@ -213,4 +287,33 @@ class Evaluator:
                         rule.rule_id,
                         f"approvals: needs {describe(rule.approvals)}; valid approvers: {names}",
                     )
-        return Accept(rules=tuple(r.rule_id for r in rules), digest=digest, message=parsed.message)
+        return Accept(
+            rules=tuple(r.rule_id for r in rules),
+            digest=digest,
+            message=targets[0].message,
+            targets=targets,
+        )
+
+
+def _distinct_rules(applying: Applying) -> list[Rule]:
+    """The rules applying to any item, once each, in policy order of first appearance."""
+    seen: dict[str, Rule] = {}
+    for _, rules in applying:
+        for rule in rules:
+            seen.setdefault(rule.rule_id, rule)
+    return list(seen.values())
+
+
+def _uncounted(state: GovernanceState, intent: Intent) -> JournalEntry:
+    """The journal entry of a multi-asset transaction no velocity limit applies to (amount 0)."""
+    return JournalEntry(
+        request_id=intent.request_id,
+        key_id=intent.key_id,
+        wallet=state.key_wallet.get(intent.key_id),
+        chain=intent.chain,
+        asset="*",
+        amount=0,
+        time=intent.created_at,
+        expires_at=intent.expires_at,
+        status="pending",
+    )

@@ -8,6 +8,12 @@ Semantics ("all matching rules must pass", default deny):
 4. every applying "allow" rule must pass all its constraints (allow-list, per-transaction limit,
    time windows, velocity limits, approval quorums); the first failure, in rule order, is reported.
 Adding a rule can therefore never weaken an existing one (no shadowing as with first-match).
+
+A chain transaction is judged item by item (every transfer, authorisation and contract call the
+node derived from it, see transactions.py): each item must be allowed as above. A rule covers only
+plain transfers unless its `match.actions` names others (`approve`, `permit`, `transfer_from`,
+`contract_creation`, `contract_call`), and a contract call passes only a rule whose
+`allowed_calls` lists its contract (any selector) or `contract:0xselector`.
 """
 
 from __future__ import annotations
@@ -79,6 +85,9 @@ class Match(Model):
     destinations: StrSet | None = None
     min_amount: Amount | None = None
     max_amount: Amount | None = None
+    OMIT_WHEN_NONE = frozenset({"actions"})
+    actions: StrSet | None = None
+    """Item actions the rule covers; None covers plain transfers only (see module docstring)."""
 
 
 class Rule(Model):
@@ -93,6 +102,11 @@ class Rule(Model):
     time_windows: tuple[TimeWindow, ...] = ()
     velocity: tuple[VelocityLimit, ...] = ()
     approvals: tuple[ApprovalRequirement, ...] = ()
+    OMIT_WHEN_NONE = frozenset({"max_fee", "allowed_calls"})
+    max_fee: Amount | None = None
+    """Fee cap for chain transactions (native base units: the most the transaction can pay)."""
+    allowed_calls: StrSet | None = None
+    """Contract calls this rule allows: "contract" (any selector) or "contract:0xselector"."""
 
 
 class Policy(Model):

@@ -43,26 +43,84 @@ def _request_id(value: str) -> str:
 RequestId = Annotated[str, AfterValidator(_request_id)]
 
 
+Asset = Annotated[str, Field(min_length=1, max_length=128)]
+Address = Annotated[str, Field(min_length=1, max_length=256)]
+BaseUnits = Annotated[int, Field(ge=0, lt=2**256)]
+Action = Literal["transfer", "approve", "transfer_from", "permit", "contract_creation"]
+
+
+class TransferIntent(Model):
+    """One movement of value a chain transaction makes or authorises (tholos.chains.Transfer)."""
+
+    asset: Asset
+    to: Address
+    amount: BaseUnits
+    action: Action = "transfer"
+    source: Annotated[str, Field(max_length=256)] = ""
+
+
+class CallIntent(Model):
+    """Calldata or an instruction not decoded into a transfer (tholos.chains.ContractCall)."""
+
+    contract: Address
+    selector: Annotated[str, Field(pattern=r"^(0x[0-9a-f]{8})?$")] = ""
+    value: BaseUnits = 0
+
+
+class TransactionIntent(Model):
+    """The intent of a chain transaction as the initiator's client derived it from the payload.
+
+    Every node derives it again from the payload with its own chain package and refuses the
+    request, naming the field, on any difference: what approvers signed is what gets signed.
+    """
+
+    network: Annotated[str, Field(min_length=1, max_length=64)]
+    address_type: Annotated[str, Field(min_length=1, max_length=32)]
+    kind: Literal["transaction", "typed_data", "message"]
+    transfers: tuple[TransferIntent, ...] = ()
+    change: tuple[TransferIntent, ...] = ()
+    fee: BaseUnits = 0
+    fee_asset: Annotated[str, Field(max_length=128)] = ""
+    calls: tuple[CallIntent, ...] = ()
+    details: dict[Annotated[str, Field(max_length=64)], str | int] = Field(default_factory=dict)
+
+
 class Intent(Model):
-    """What the initiator asks for and the approvers approve, in the node's own terms."""
+    """What the initiator asks for and the approvers approve, in the node's own terms.
+
+    A plain request names one `asset`/`destination`/`amount` bound to a raw payload. A chain
+    transaction instead carries `transaction` (every transfer, fee, change, call), and then
+    `asset` and `destination` are empty and `amount` 0: the transfers say it all.
+    """
 
     request_id: RequestId
     initiator: Name
     key_id: Name
     derivation_path: Annotated[str, AfterValidator(_path)] = "m"
     chain: Annotated[str, Field(min_length=1, max_length=64)]
-    asset: Annotated[str, Field(min_length=1, max_length=64)]
-    destination: Annotated[str, Field(min_length=1, max_length=256)]
-    amount: Annotated[int, Field(ge=0, lt=2**256)]
+    asset: Annotated[str, Field(max_length=64)] = ""
+    destination: Annotated[str, Field(max_length=256)] = ""
+    amount: Annotated[int, Field(ge=0, lt=2**256)] = 0
     memo: Annotated[str, Field(max_length=512)] = ""
     created_at: UnixTime
     expires_at: UnixTime
     taproot: bool = False
     """Sign under the BIP341 output key (bip340 keys): the key-path tweak of `merkle_root`."""
     merkle_root: Hex32 | None = None
+    OMIT_WHEN_NONE = frozenset({"transaction"})  # plain requests keep their digests
+    transaction: TransactionIntent | None = None
+    """Set for chain transactions (payload = the unsigned transaction); see the class docstring."""
 
     @model_validator(mode="after")
     def _check(self) -> Intent:
+        if self.transaction is None and not (self.asset and self.destination):
+            raise ValueError("asset and destination are required (or a transaction intent)")
+        if self.transaction is not None and (self.asset or self.destination or self.amount):
+            raise ValueError(
+                "a transaction intent carries its transfers: no asset/destination/amount"
+            )
+        if self.transaction is not None and (self.taproot or self.merkle_root):
+            raise ValueError("a transaction intent derives its own signing keys: no taproot flag")
         if self.expires_at <= self.created_at:
             raise ValueError("expires_at must be after created_at")
         if self.merkle_root is not None and not self.taproot:
