@@ -3,6 +3,7 @@ Solana runtime with signature verification on): balances move; a tampered transa
 
 from __future__ import annotations
 
+import pytest
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message
@@ -12,14 +13,12 @@ from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
-from spl.token.models import InitializeMint2Params, MintToCheckedParams
 from spl.token.instructions import (
     create_associated_token_account,
     initialize_mint2,
     mint_to_checked,
 )
-
-import pytest
+from spl.token.models import InitializeMint2Params, MintToCheckedParams
 
 from tests.chains.solana.threshold import ThresholdWallet
 from tholos.chains.solana import (
@@ -52,8 +51,14 @@ def test_threshold_signed_sol_transfer_executes(version: str) -> None:
     me = Pubkey.from_bytes(wallet.public_key)
     to = Pubkey.new_unique()
     svm.airdrop(me, 2 * SOL)
-    raw = unsigned(me, [system_transfer(me, to, 1_234_567)], svm.latest_blockhash(),
-                   version=version, compute_unit_limit=1_000, compute_unit_price=5_000)  # type: ignore[arg-type]
+    raw = unsigned(
+        me,
+        [system_transfer(me, to, 1_234_567)],
+        svm.latest_blockhash(),
+        version=version,
+        compute_unit_limit=1_000,
+        compute_unit_price=5_000,
+    )  # type: ignore[arg-type]
     parsed = SOLANA.parse(wallet.ref, raw)
     assert parsed.intent.transfers[0].amount == 1_234_567
     signed = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
@@ -74,26 +79,55 @@ def test_threshold_signed_spl_transfer_checked_executes() -> None:
     svm.airdrop(me, SOL)
     rent = svm.minimum_balance_for_rent_exemption(82)
     admin_tx(
-        svm, admin,
-        create_account(CreateAccountParams(from_pubkey=admin.pubkey(), to_pubkey=mint.pubkey(),
-                                           lamports=rent, space=82, owner=TOKEN_PROGRAM)),
-        initialize_mint2(InitializeMint2Params(decimals=6, program_id=TOKEN_PROGRAM,
-                                               mint=mint.pubkey(), mint_authority=admin.pubkey())),
+        svm,
+        admin,
+        create_account(
+            CreateAccountParams(
+                from_pubkey=admin.pubkey(),
+                to_pubkey=mint.pubkey(),
+                lamports=rent,
+                space=82,
+                owner=TOKEN_PROGRAM,
+            )
+        ),
+        initialize_mint2(
+            InitializeMint2Params(
+                decimals=6,
+                program_id=TOKEN_PROGRAM,
+                mint=mint.pubkey(),
+                mint_authority=admin.pubkey(),
+            )
+        ),
         create_associated_token_account(admin.pubkey(), me, mint.pubkey()),
         create_associated_token_account(admin.pubkey(), bob, mint.pubkey()),
         signers=(mint,),
     )
     mine = get_associated_token_address(me, mint.pubkey())
     bobs = get_associated_token_address(bob, mint.pubkey())
-    admin_tx(svm, admin, mint_to_checked(MintToCheckedParams(
-        program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=mine, mint_authority=admin.pubkey(),
-        amount=1_000_000, decimals=6)))
+    admin_tx(
+        svm,
+        admin,
+        mint_to_checked(
+            MintToCheckedParams(
+                program_id=TOKEN_PROGRAM,
+                mint=mint.pubkey(),
+                dest=mine,
+                mint_authority=admin.pubkey(),
+                amount=1_000_000,
+                decimals=6,
+            )
+        ),
+    )
     ix = token_transfer_checked(mine, mint.pubkey(), bobs, me, 250_000, 6)
     raw = unsigned(me, [ix], svm.latest_blockhash(), version="0")
     parsed = SOLANA.parse(wallet.ref, raw)
     t = parsed.intent.transfers[0]
-    assert (t.asset, t.to, t.amount, t.source) == (f"spl:{mint.pubkey()}", str(bobs), 250_000,
-                                                   str(mine))
+    assert (t.asset, t.to, t.amount, t.source) == (
+        f"spl:{mint.pubkey()}",
+        str(bobs),
+        250_000,
+        str(mine),
+    )
     signed = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
     result = send(svm, signed.raw)
     assert not isinstance(result, FailedTransactionMetadata), result
@@ -134,8 +168,9 @@ def test_fee_is_an_upper_bound_of_what_the_engine_charges_without_a_limit() -> N
     me = Pubkey.from_bytes(wallet.public_key)
     to = Pubkey.new_unique()
     svm.airdrop(me, 2 * SOL)
-    raw = unsigned(me, [system_transfer(me, to, SOL)], svm.latest_blockhash(),
-                   compute_unit_price=1_000_000)
+    raw = unsigned(
+        me, [system_transfer(me, to, SOL)], svm.latest_blockhash(), compute_unit_price=1_000_000
+    )
     parsed = SOLANA.parse(wallet.ref, raw)
     assert parsed.intent.fee == 5_000 + 200_000
     signed = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
