@@ -23,6 +23,7 @@ from spl.token.models import InitializeMint2Params, MintToCheckedParams
 from tests.chains.solana.threshold import ThresholdWallet
 from tholos.chains.solana import (
     SOLANA,
+    TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
     system_transfer,
     token_transfer_checked,
@@ -70,7 +71,10 @@ def test_threshold_signed_sol_transfer_executes(version: str) -> None:
     assert signed.txid == str(VersionedTransaction.from_bytes(signed.raw).signatures[0])
 
 
-def test_threshold_signed_spl_transfer_checked_executes() -> None:
+@pytest.mark.parametrize(
+    "program", [TOKEN_PROGRAM, TOKEN_2022_PROGRAM], ids=["token", "token-2022"]
+)
+def test_threshold_signed_spl_transfer_checked_executes(program: Pubkey) -> None:
     svm = LiteSVM()
     wallet = ThresholdWallet()
     me = Pubkey.from_bytes(wallet.public_key)
@@ -87,29 +91,29 @@ def test_threshold_signed_spl_transfer_checked_executes() -> None:
                 to_pubkey=mint.pubkey(),
                 lamports=rent,
                 space=82,
-                owner=TOKEN_PROGRAM,
+                owner=program,
             )
         ),
         initialize_mint2(
             InitializeMint2Params(
                 decimals=6,
-                program_id=TOKEN_PROGRAM,
+                program_id=program,
                 mint=mint.pubkey(),
                 mint_authority=admin.pubkey(),
             )
         ),
-        create_associated_token_account(admin.pubkey(), me, mint.pubkey()),
-        create_associated_token_account(admin.pubkey(), bob, mint.pubkey()),
+        create_associated_token_account(admin.pubkey(), me, mint.pubkey(), program),
+        create_associated_token_account(admin.pubkey(), bob, mint.pubkey(), program),
         signers=(mint,),
     )
-    mine = get_associated_token_address(me, mint.pubkey())
-    bobs = get_associated_token_address(bob, mint.pubkey())
+    mine = get_associated_token_address(me, mint.pubkey(), program)
+    bobs = get_associated_token_address(bob, mint.pubkey(), program)
     admin_tx(
         svm,
         admin,
         mint_to_checked(
             MintToCheckedParams(
-                program_id=TOKEN_PROGRAM,
+                program_id=program,
                 mint=mint.pubkey(),
                 dest=mine,
                 mint_authority=admin.pubkey(),
@@ -118,7 +122,7 @@ def test_threshold_signed_spl_transfer_checked_executes() -> None:
             )
         ),
     )
-    ix = token_transfer_checked(mine, mint.pubkey(), bobs, me, 250_000, 6)
+    ix = token_transfer_checked(mine, mint.pubkey(), bobs, me, 250_000, 6, program)
     raw = unsigned(me, [ix], svm.latest_blockhash(), version="0")
     parsed = SOLANA.parse(wallet.ref, raw)
     t = parsed.intent.transfers[0]
@@ -177,3 +181,26 @@ def test_fee_is_an_upper_bound_of_what_the_engine_charges_without_a_limit() -> N
     assert not isinstance(send(svm, signed.raw), FailedTransactionMetadata)
     charged = 2 * SOL - SOL - svm.get_balance(me)
     assert 5_000 < charged <= parsed.intent.fee
+
+
+def test_wallet_as_second_signer_then_fee_payer_signs() -> None:
+    """A multi-signer transaction: the wallet signs its slot (not the first), the fee payer signs
+    after; the engine accepts both signatures."""
+    svm = LiteSVM()
+    wallet = ThresholdWallet()
+    me = Pubkey.from_bytes(wallet.public_key)
+    payer, to = Keypair(), Pubkey.new_unique()
+    svm.airdrop(payer.pubkey(), SOL)
+    svm.airdrop(me, SOL)
+    raw = unsigned(payer.pubkey(), [system_transfer(me, to, SOL // 2)], svm.latest_blockhash())
+    parsed = SOLANA.parse(wallet.ref, raw)
+    assert parsed.intent.details["co_signers"] == str(payer.pubkey())
+    half = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
+    assert half.txid == ""
+    tx = VersionedTransaction.from_bytes(half.raw)
+    sigs = list(tx.signatures)
+    sigs[0] = payer.sign_message(parsed.targets[0].message)
+    result = svm.send_transaction(VersionedTransaction.populate(tx.message, sigs))
+    assert not isinstance(result, FailedTransactionMetadata), result
+    assert svm.get_balance(to) == SOL // 2
+    assert svm.get_balance(me) == SOL // 2  # the fee payer paid the fee

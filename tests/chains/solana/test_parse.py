@@ -408,3 +408,29 @@ def test_mutated_transactions_parse_or_chain_error(at: int, byte: int, cut: int)
     n = len(parsed.targets[0].message)
     assert mutated[-n:] == parsed.targets[0].message
     assert len(mutated) == n + 1 + 64 * int(parsed.intent.details["signer_count"])
+
+
+def test_durable_nonce_shown(key: Keypair, wallet: WalletRef) -> None:
+    from solders.system_program import AdvanceNonceAccountParams, advance_nonce_account
+
+    me, nonce = key.pubkey(), Pubkey.new_unique()
+    ixs = [
+        advance_nonce_account(AdvanceNonceAccountParams(nonce_pubkey=nonce, authorized_pubkey=me)),
+        system_transfer(me, Pubkey.new_unique(), 1),
+    ]
+    intent = SOLANA.parse(wallet, unsigned(me, ixs, BLOCKHASH)).intent
+    assert intent.details["durable_nonce_account"] == str(nonce)
+    assert intent.calls == () and len(intent.transfers) == 1
+    # Anywhere but first, AdvanceNonceAccount is an ordinary system-program call.
+    later = SOLANA.parse(wallet, unsigned(me, ixs[::-1], BLOCKHASH)).intent
+    assert "durable_nonce_account" not in later.details
+    assert [c.contract for c in later.calls] == ["11111111111111111111111111111111"]
+
+
+def test_precompile_signatures_are_fee_charged(key: Keypair, wallet: WalletRef) -> None:
+    me = key.pubkey()
+    ed25519_program = Pubkey.from_string("Ed25519SigVerify111111111111111111111111111")
+    ix = Instruction(ed25519_program, bytes([3, 0]), [])
+    intent = SOLANA.parse(wallet, unsigned(me, [ix], BLOCKHASH)).intent
+    assert intent.fee == 4 * 5000
+    assert [c.contract for c in intent.calls] == [str(ed25519_program)]
