@@ -3,7 +3,10 @@ Solana runtime with signature verification on): balances move; a tampered transa
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message
@@ -37,7 +40,9 @@ def send(svm: LiteSVM, raw: bytes) -> object:
     return svm.send_transaction(VersionedTransaction.from_bytes(raw))
 
 
-def admin_tx(svm: LiteSVM, admin: Keypair, *ixs: object, signers: tuple[Keypair, ...] = ()) -> None:
+def admin_tx(
+    svm: LiteSVM, admin: Keypair, *ixs: Instruction, signers: tuple[Keypair, ...] = ()
+) -> None:
     """Set-up transaction signed by ordinary keypairs (mint, token accounts)."""
     msg = Message.new_with_blockhash(list(ixs), admin.pubkey(), svm.latest_blockhash())
     tx = Transaction([admin, *signers], msg, svm.latest_blockhash())
@@ -46,7 +51,7 @@ def admin_tx(svm: LiteSVM, admin: Keypair, *ixs: object, signers: tuple[Keypair,
 
 
 @pytest.mark.parametrize("version", ["legacy", "0"])
-def test_threshold_signed_sol_transfer_executes(version: str) -> None:
+def test_threshold_signed_sol_transfer_executes(version: Literal["legacy", "0"]) -> None:
     svm = LiteSVM()
     wallet = ThresholdWallet()
     me = Pubkey.from_bytes(wallet.public_key)
@@ -59,7 +64,7 @@ def test_threshold_signed_sol_transfer_executes(version: str) -> None:
         version=version,
         compute_unit_limit=1_000,
         compute_unit_price=5_000,
-    )  # type: ignore[arg-type]
+    )
     parsed = SOLANA.parse(wallet.ref, raw)
     assert parsed.intent.transfers[0].amount == 1_234_567
     signed = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
@@ -179,7 +184,7 @@ def test_fee_is_an_upper_bound_of_what_the_engine_charges_without_a_limit() -> N
     assert parsed.intent.fee == 5_000 + 200_000
     signed = SOLANA.finalize(wallet.ref, raw, [wallet.sign(parsed.targets[0].message)])
     assert not isinstance(send(svm, signed.raw), FailedTransactionMetadata)
-    charged = 2 * SOL - SOL - svm.get_balance(me)
+    charged = 2 * SOL - SOL - (svm.get_balance(me) or 0)
     assert 5_000 < charged <= parsed.intent.fee
 
 
