@@ -25,7 +25,12 @@ from tholos.chains.solana import programs, wire
 
 NETWORKS = frozenset(("mainnet-beta", "devnet", "testnet", "localnet"))
 LAMPORTS_PER_SIGNATURE = 5000
+# Without SetComputeUnitLimit the runtime allots 200 000 units per instruction (3 000 per builtin
+# since the feature reserve_minimal_cus_for_builtin_instructions, compute-budget ones included);
+# the fee bound takes 200 000 for every other instruction and 3 000 per compute-budget one, which
+# bounds both rules.
 DEFAULT_INSTRUCTION_COMPUTE_UNITS = 200_000
+BUILTIN_INSTRUCTION_COMPUTE_UNITS = 3_000
 MAX_COMPUTE_UNITS = 1_400_000
 MICRO_LAMPORTS = 1_000_000
 
@@ -153,7 +158,11 @@ def intent(wallet: WalletRef, tx: wire.WireTransaction) -> DerivedIntent:
         else:
             calls.append(decoded)
     cu_limit = min(
-        budget.get("compute_unit_limit", DEFAULT_INSTRUCTION_COMPUTE_UNITS * non_budget),
+        budget.get(
+            "compute_unit_limit",
+            DEFAULT_INSTRUCTION_COMPUTE_UNITS * non_budget
+            + BUILTIN_INSTRUCTION_COMPUTE_UNITS * len(budget),
+        ),
         MAX_COMPUTE_UNITS,
     )
     cu_price = budget.get("compute_unit_price", 0)
