@@ -65,8 +65,11 @@ def refused(field: str, fn: object, *args: object) -> ChainError:
 
 
 def test_is_a_chain() -> None:
+    import tholos.chains.solana as package
+
     assert isinstance(SOLANA, Chain)
     assert SOLANA.name == "solana"
+    assert all(hasattr(package, name) for name in package.__all__)
 
 
 # -- addresses ---------------------------------------------------------------------------------
