@@ -9,11 +9,11 @@ import importlib
 from tholos.chains.base import Chain
 
 CHAINS: dict[str, str] = {
-    "bitcoin": "tholos.chains.bitcoin",
-    "ethereum": "tholos.chains.ethereum",
-    "solana": "tholos.chains.solana",
+    "bitcoin": "tholos.chains.bitcoin:BITCOIN",
+    "ethereum": "tholos.chains.ethereum:ETHEREUM",
+    "solana": "tholos.chains.solana:SOLANA",
 }
-"""Chain name -> module exposing `CHAIN`, an object implementing `tholos.chains.base.Chain`."""
+"""Chain name -> "module:object", the object implementing `tholos.chains.base.Chain`."""
 
 _loaded: dict[str, Chain] = {}
 
@@ -22,11 +22,12 @@ def chain_for(name: str) -> Chain | None:
     """The chain package for `name`, or None if tholos has none by that name."""
     chain = _loaded.get(name)
     if chain is None:
-        module = CHAINS.get(name)
-        if module is None:
+        where = CHAINS.get(name)
+        if where is None:
             return None
-        chain = importlib.import_module(module).CHAIN
+        module, _, attribute = where.partition(":")
+        chain = getattr(importlib.import_module(module), attribute)
         if not isinstance(chain, Chain):
-            raise TypeError(f"{module}.CHAIN does not implement the Chain interface")
+            raise TypeError(f"{where} does not implement the Chain interface")
         _loaded[name] = chain
     return chain

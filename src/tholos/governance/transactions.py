@@ -72,7 +72,7 @@ def parse_and_compare(
 def first_difference(derived: Any, declared: Any, path: str) -> str | None:
     """The path of the first field where two JSON-shaped values differ, or None."""
     if isinstance(derived, Mapping) and isinstance(declared, Mapping):
-        for name in sorted(set(derived) | set(declared)):
+        for name in sorted(set(derived) | set(declared), key=_field_order):
             if name not in derived or name not in declared:
                 return f"{path}.{name}"
             found = first_difference(derived[name], declared[name], f"{path}.{name}")
@@ -90,6 +90,14 @@ def first_difference(derived: Any, declared: Any, path: str) -> str | None:
     if type(derived) is not type(declared) or derived != declared:
         return path
     return None
+
+
+_FIRST = ("network", "kind", "transfers", "change", "calls", "fee", "fee_asset", "to", "amount")
+
+
+def _field_order(name: str) -> tuple[int, str]:
+    """Where money moves is reported before incidental details (nonce, gas, blockhash)."""
+    return (_FIRST.index(name) if name in _FIRST else len(_FIRST), name)
 
 
 @dataclass(frozen=True)
