@@ -387,7 +387,7 @@ def test_permit_decoded_as_an_allowance(tw: ThresholdWallet) -> None:
     assert parsed.intent.details["owner"] == me and parsed.intent.details["deadline"] == 2**40
     # A Permit with another layout is not shown as something else: refused.
     odd = _permit(1, me, MALLORY, 1)
-    odd["types"]["Permit"] = odd["types"]["Permit"][:4] + [{"name": "expiry", "type": "uint256"}]
+    odd["types"]["Permit"] = [*odd["types"]["Permit"][:4], {"name": "expiry", "type": "uint256"}]
     odd["message"]["expiry"] = odd["message"].pop("deadline")
     _refused(tw.wallet, typed_data_payload(odd, 0), "types.Permit")
 
