@@ -6,10 +6,19 @@ hardened path cannot be derived from the public side). See `wallet` for addresse
 strict loading, `chain` for the node's parse and the finalisation, `builder` for unsigned PSBTs.
 """
 
+from tholos.chains.bitcoin.approval import check_approved
 from tholos.chains.bitcoin.builder import Utxo, build_psbt
 from tholos.chains.bitcoin.chain import BitcoinChain
 from tholos.chains.bitcoin.wallet import address_of, script_of
 
 BITCOIN = BitcoinChain()
 
-__all__ = ["BITCOIN", "BitcoinChain", "Utxo", "address_of", "build_psbt", "script_of"]
+__all__ = [
+    "BITCOIN",
+    "BitcoinChain",
+    "Utxo",
+    "address_of",
+    "build_psbt",
+    "check_approved",
+    "script_of",
+]

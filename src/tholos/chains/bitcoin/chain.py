@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coincurve import PublicKey, PublicKeyXOnly
-from embit.script import Script, Witness
+from embit.script import Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput
 
 from tholos.chains.base import (
@@ -32,6 +32,7 @@ from tholos.chains.base import (
     WalletRef,
 )
 from tholos.chains.bitcoin.psbt import IN_REQUIRED_LOCKTIMES, TAP_KEY_SIG, load_psbt
+from tholos.chains.bitcoin.sighash import bip143_p2wpkh, bip341_key_path
 from tholos.chains.bitcoin.wallet import CHANGE, ChildKey, WalletKey, wallet_key
 from tholos.crypto.ecdsa.signature import HALF_N, EcdsaSignature
 from tholos.crypto.errors import InvalidInput
@@ -127,9 +128,9 @@ def _check_input(i: int, inp: Any, key: WalletKey, psbt_version: int) -> _Input:
             f"sighash type 0x{inp.sighash_type:02x} refused (only {want})",
             field=f"{name}.sighash_type",
         )
-    if not _derivations(inp, key):
+    if not any(der.fingerprint == key.fingerprint for _, der, _ in _derivations(inp, key)):
         raise ChainError(
-            f"no {'TAP_BIP32' if key.taproot else 'BIP32'} derivation field",
+            f"no {'TAP_BIP32' if key.taproot else 'BIP32'} derivation from the wallet's key",
             field=f"{name}.bip32_derivation",
         )
     owner = _owner(inp, key, script)
@@ -198,17 +199,14 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
     fee = total_in - total_out
     if fee < 0:
         raise ChainError(f"outputs exceed inputs by {-fee} sat", field="fee")
-    scripts = [Script(i.owner.script) for i in inputs]
-    values = [i.amount for i in inputs]
+    scripts = [i.owner.script for i in inputs]
+    amounts = [i.amount for i in inputs]
     targets = []
     for i, inp in enumerate(inputs):
         if key.taproot:
-            msg = tx.sighash_taproot(
-                i, script_pubkeys=scripts, values=values, sighash=SIGHASH.DEFAULT
-            )
+            msg = bip341_key_path(tx, i, scripts, amounts)
         else:
-            code = Script(b"\x76\xa9\x14" + inp.owner.script[2:] + b"\x88\xac")
-            msg = tx.sighash_segwit(i, code, inp.amount, sighash=SIGHASH.ALL)
+            msg = bip143_p2wpkh(tx, i, inp.owner.script[2:], inp.amount)
         targets.append(SigningTarget(message=bytes(msg), path=inp.owner.path, taproot=key.taproot))
     intent = DerivedIntent(
         chain="bitcoin",

@@ -137,12 +137,18 @@ def _child(key: bytes, chain_code: bytes, address_type: str, branch: int, index:
     public_key = node.key_bytes
     internal = public_key[1:]
     if address_type == "p2tr":
-        output = PublicKeyXOnly(internal)
-        output.tweak_add(taproot_tweak(internal, b"").to_bytes(32, "big"))
-        script = b"\x51\x20" + output.format()
+        script = taproot_script(internal)
     else:
         script = b"\x00\x14" + bip32.hash160(public_key)
     return ChildKey(branch, index, public_key, internal, script)
+
+
+def taproot_script(internal_key: bytes) -> bytes:
+    """P2TR scriptPubKey of an x-only internal key with no script tree: output key
+    Q = P + TapTweak(x(P))·G (BIP341, as BIP86 uses it)."""
+    output = PublicKeyXOnly(internal_key)
+    output.tweak_add(taproot_tweak(internal_key, b"").to_bytes(32, "big"))
+    return b"\x51\x20" + output.format()
 
 
 @lru_cache(maxsize=65536)
