@@ -33,7 +33,7 @@ def test_transfer_confirm_deposit_and_idempotence() -> None:
     assert rpc.broadcast(raw) == txid
     assert rpc.balance(str(to)) == 5_000_000
     assert rpc.status(txid).state == "pending"
-    rpc.fund(str(Pubkey.new_unique()), 1)  # another slot passes
+    rpc.advance()  # another slot passes
     status = rpc.status(txid)
     assert status.state == "confirmed" and status.confirmations == 2
     (deposit,) = rpc.deposits([str(to)], since=start)

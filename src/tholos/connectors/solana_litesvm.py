@@ -54,7 +54,8 @@ class SolanaLiteSvm:
     def height(self) -> int:
         return int(self.svm.get_clock().slot)
 
-    def _advance(self) -> int:
+    def advance(self) -> int:
+        """Let one slot pass (LiteSVM has no clock of its own); returns the new slot."""
         slot = self.height() + 1
         self.svm.warp_to_slot(slot)
         self.svm.expire_blockhash()
@@ -68,7 +69,7 @@ class SolanaLiteSvm:
         result = self.svm.airdrop(Pubkey.from_string(address), lamports)
         if isinstance(result, FailedTransactionMetadata):
             raise ConnectorError(f"airdrop failed: {result.err()}")
-        slot = self._advance()
+        slot = self.advance()
         self._landed[str(result.signature())] = _Landed(
             slot, True, "airdrop", ((address, lamports),)
         )
@@ -92,7 +93,7 @@ class SolanaLiteSvm:
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             raise ConnectorError(f"transaction refused by the runtime: {result.err()}")
-        slot = self._advance()
+        slot = self.advance()
         deposits = _system_transfers(tx)
         self._landed[txid] = _Landed(slot, True, "", deposits)
         return txid
