@@ -15,10 +15,10 @@ from tests.chains.bitcoin_support import (
     plain_wallet,
     threshold_wallet,
 )
-from tests.chains.regtest import SUBSIDY, Regtest
 from tholos.chains.base import ChainError
 from tholos.chains.bitcoin import BITCOIN, Utxo, build_psbt
 from tholos.chains.bitcoin.psbt import load_psbt
+from tholos.connectors.regtest_chain import SUBSIDY, Regtest
 
 ELSEWHERE = b"\x51"  # OP_TRUE: the other coinbases go to a script nobody here spends
 FEE = 2_000

@@ -1,4 +1,5 @@
-"""A regtest chain mined in Python and judged by Bitcoin Core's consensus engine (py-bitcoinkernel).
+"""A regtest chain mined in Python and judged by Bitcoin Core's consensus engine (py-bitcoinkernel:
+libbitcoinkernel in a wheel, since no `bitcoind` exists in the registries this project reaches).
 
 Blocks are built here (coinbase with the BIP34 height, witness commitment when a block carries
 witness transactions, merkle root, proof of work at regtest difficulty); only libbitcoinkernel
