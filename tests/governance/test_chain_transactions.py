@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
@@ -28,8 +29,10 @@ from tholos.governance import (
     Rule,
     SigningRequest,
     new_request,
+    public_key_hex,
 )
 from tholos.governance.requests import TransactionIntent
+from tholos.governance.screening import ScreeningAttestation, issue
 from tholos.governance.transactions import declare
 
 from .conftest import CLUSTER, NOW, Cluster, MemorySeen
@@ -237,3 +240,68 @@ def test_garbage_payload_is_refused_by_the_parser() -> None:
     )
     decision = evaluate(state, cluster, request(cluster, b"\x00garbage", declared), "tina")
     refused(decision, "payload", "refused by the node's parser")
+
+
+# -- counterparty screening -------------------------------------------------------------------
+
+SCREENER = Ed25519PrivateKey.generate()
+IMPOSTOR = Ed25519PrivateKey.generate()
+
+
+def screened_policy(max_score: int = 30) -> Policy:
+    return Policy(
+        rules=policy(max_risk_score=max_score).rules,
+        screening_services={"kyt": public_key_hex(SCREENER)},
+    )
+
+
+def attestation(
+    score: int, *, key: Ed25519PrivateKey = SCREENER, issued: int = NOW - 10, **kw: object
+) -> ScreeningAttestation:
+    fields: dict[str, object] = {"chain": "solana", "address": str(FRIEND), "risk_score": score}
+    fields.update(kw)
+    return issue("kyt", key, issued_at=issued, lifetime=600, **fields)  # type: ignore[arg-type]
+
+
+def screened(state: GovernanceState, cluster: Cluster, *atts: ScreeningAttestation) -> Decision:
+    req = request(cluster, transfer_tx(system_transfer(ME, FRIEND, 1)))
+    return Evaluator(ParserRegistry(), wallets=resolve).evaluate(
+        state,
+        req,
+        cluster.approvals(req, "tina"),
+        now=NOW,
+        seen=MemorySeen({req.intent.request_id: "pending"}),
+        velocity_entries=(),
+        screenings=atts,
+    )
+
+
+def test_screening_accepts_a_valid_low_score() -> None:
+    state, cluster = state_with(screened_policy())
+    assert isinstance(screened(state, cluster, attestation(10)), Accept)
+    # the highest of several valid scores counts
+    refused(screened(state, cluster, attestation(10), attestation(31)), "sol-out", "risk score 31")
+
+
+@pytest.mark.parametrize(
+    ("atts", "text"),
+    [
+        ((), "no valid screening attestation"),
+        ((lambda: attestation(50)), "risk score 50"),
+        ((lambda: attestation(1, key=IMPOSTOR)), "no valid screening"),  # forged
+        ((lambda: attestation(1, issued=NOW - 700)), "no valid screening"),  # expired
+        ((lambda: attestation(1, issued=NOW + 900)), "no valid screening"),  # from the future
+        ((lambda: attestation(1, address=str(STRANGER))), "no valid screening"),  # other address
+        ((lambda: attestation(1, chain="ethereum")), "no valid screening"),  # other chain
+    ],
+)
+def test_screening_fails_closed(atts: object, text: str) -> None:
+    state, cluster = state_with(screened_policy())
+    given = () if atts == () else (atts(),)  # type: ignore[operator]
+    refused(screened(state, cluster, *given), "sol-out", text)
+
+
+def test_an_unregistered_service_counts_for_nothing() -> None:
+    state, cluster = state_with(Policy(rules=policy(max_risk_score=30).rules))
+    refused(screened(state, cluster, attestation(1)), "sol-out", "no valid screening")
+    assert "screening_services" not in Policy().model_dump(mode="json")

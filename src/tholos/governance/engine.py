@@ -30,6 +30,7 @@ from tholos.governance.requests import (
     SigningRequest,
     request_digest,
 )
+from tholos.governance.screening import ScreeningAttestation, check_screening
 from tholos.governance.state import GovernanceState
 from tholos.governance.transactions import (
     PolicyItem,
@@ -213,6 +214,7 @@ class Evaluator:
         seen: SeenStore,
         velocity_entries: Sequence[JournalEntry],
         require_reservation: bool = True,
+        screenings: Sequence[ScreeningAttestation] = (),
     ) -> Decision:
         """Decide whether this node contributes to signing `request` now.
 
@@ -262,6 +264,20 @@ class Evaluator:
                     )
                 if item.action == "contract_call" and not _call_allowed(rule, item):
                     return Refuse(rule.rule_id, f"{where}contract call {item.call} not allowed")
+                if rule.max_risk_score is not None:
+                    refusal = check_screening(
+                        state.policy.screening_services or {},
+                        screenings,
+                        rule_id=rule.rule_id,
+                        max_risk_score=rule.max_risk_score,
+                        chain=intent.chain,
+                        destination=item.destination,
+                        where=where,
+                        now=now,
+                        max_clock_skew=state.policy.max_clock_skew,
+                    )
+                    if refusal is not None:
+                        return refusal
         approvers = None
         for rule in rules:
             if rule.max_fee is not None and fee is not None and fee > rule.max_fee:

@@ -102,15 +102,19 @@ class Rule(Model):
     time_windows: tuple[TimeWindow, ...] = ()
     velocity: tuple[VelocityLimit, ...] = ()
     approvals: tuple[ApprovalRequirement, ...] = ()
-    OMIT_WHEN_NONE = frozenset({"max_fee", "allowed_calls"})
+    OMIT_WHEN_NONE = frozenset({"max_fee", "allowed_calls", "max_risk_score"})
     max_fee: Amount | None = None
     """Fee cap for chain transactions (native base units: the most the transaction can pay)."""
     allowed_calls: StrSet | None = None
     """Contract calls this rule allows: "contract" (any selector) or "contract:0xselector"."""
+    max_risk_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Every destination needs a screening attestation scoring it at most this (screening.py)."""
 
 
 class Policy(Model):
     """The whole policy of a cluster, carried in every governance document."""
+
+    OMIT_WHEN_NONE = frozenset({"screening_services"})
 
     wallets: Mapping[Name, NameSet] = Field(default_factory=dict)
     deny_destinations: StrSet = ()
@@ -118,6 +122,10 @@ class Policy(Model):
     kill_switch_roles: NameSet = ("admin",)
     max_request_lifetime: Annotated[int, Field(ge=1)] = 7 * 86400
     max_clock_skew: Annotated[int, Field(ge=0)] = 300
+    screening_services: Mapping[Name, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = (
+        None
+    )
+    """Screening services trusted for `max_risk_score` rules: name -> Ed25519 public key (hex)."""
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
