@@ -32,7 +32,7 @@ from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance import Approval, SigningRequest
 from tholos.node.governance import quorums
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import SCHEMES, Scheme, SignerCommitment
+from tholos.schemes import SCHEMES, Scheme, SignerCommitment, as_frost
 from tholos.schemes import SigningRequest as SchemeRequest
 
 log = logging.getLogger("tholos.gateway")
@@ -705,7 +705,7 @@ class GovernedSigning:
                 t.request_id, key_id, messages[k], items[k].path, taproot, roots[k], cm
             )
             try:
-                sig = scheme.aggregate(public, row.meta, sreq, got)
+                sig = as_frost(scheme).aggregate(public, row.meta, sreq, got)
             except InvalidSignatureShare as exc:
                 for c in exc.culprits:
                     t.refusals[c] = {"rule_id": "node", "reason": "invalid signature share"}
