@@ -17,6 +17,7 @@ from tholos.crypto.errors import InvalidProof
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway.ecdsa_bls_dise import extra_for
 from tholos.gateway.store import KeyRow
+from tholos.node.scheme_protocols import for_service
 
 from .conftest import Cluster
 
@@ -40,7 +41,7 @@ async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
     ext = extra_for(cluster.gateway)
     assert await ext.presign(row.key_id, 6) == 6
     assert ext.pool_size(row.key_id) == 6
-    before = sum(s._extra_protocols.presigs.count() for s in cluster.services.values())
+    before = sum(for_service(s).presigs.count() for s in cluster.services.values())
     digest = hashlib.sha256(b"hello").digest()
     job = await _sign(cluster, row.key_id, digest)
     assert job.signature is not None and job.recovery_id in (0, 1), job.error
@@ -53,7 +54,7 @@ async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
     ecdsa_verify(bytes.fromhex(row.public_key), digest, sig)
     assert PublicKey(bytes.fromhex(row.public_key)).verify(sig.to_der(), digest, hasher=None)
     # 2t-1 = 3 signers consumed their rows of one presignature, durably.
-    after = sum(s._extra_protocols.presigs.count() for s in cluster.services.values())
+    after = sum(for_service(s).presigs.count() for s in cluster.services.values())
     assert before - after == 3
     # BIP32 non-hardened derivation.
     d = cluster.gateway.derive(row.key_id, "m/0/7")

@@ -40,7 +40,7 @@ from tholos.governance import (
     new_request,
     raw_payload,
 )
-from tholos.node.ecdsa_bls_dise import for_service
+from tholos.node.scheme_protocols import for_service
 from tholos.rpc import node_pb2 as pb
 
 CLUSTER = "tholos-governed-extra"

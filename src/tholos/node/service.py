@@ -8,10 +8,10 @@ import logging
 from collections.abc import Sequence
 
 from tholos import __version__
-from tholos.node.ecdsa_bls_dise import PROTOCOLS as EXTRA_PROTOCOLS
-from tholos.node.ecdsa_bls_dise import for_service as extra_for
 from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
+from tholos.node.scheme_protocols import PROTOCOLS as SCHEME_PROTOCOLS
+from tholos.node.scheme_protocols import for_service as scheme_protocols
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault, ShareResult, VaultError
 from tholos.rpc import node_pb2 as pb
@@ -128,8 +128,8 @@ class NodeService:
 
     def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         try:
-            if req.protocol in EXTRA_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
-                return extra_for(self).step(req)
+            if req.protocol in SCHEME_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
+                return scheme_protocols(self).step(req)
             return self.protocols.step(req)
         except ProtocolError as exc:
             log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)
