@@ -88,13 +88,14 @@ async def bench_governed(
 ) -> list[dict[str, Any]]:
     import aiohttp
 
-    from tholos.cluster.governance_init import DEMO_USERS, read_user_key, user_key_file
+    from tholos.cluster.governance_init import DEMO_USERS, user_key_file
     from tholos.governance import (
         ApprovalRequirement,
         GovernanceDocument,
         Policy,
         Rule,
         SignedDocument,
+        read_user_key,
         sign_document,
     )
 

@@ -30,6 +30,7 @@ from tholos.governance import (
     approve,
     new_request,
     raw_payload,
+    read_user_key,
     sign_document,
     sign_kill_switch,
 )
@@ -45,7 +46,7 @@ def _cli() -> Any:
 
 
 def _key(args: argparse.Namespace) -> tuple[str, Ed25519PrivateKey]:
-    from tholos.cluster.governance_init import read_user_key, user_key_file
+    from tholos.cluster.governance_init import user_key_file
 
     cli = _cli()
     who = getattr(args, "as_user", None)
@@ -152,7 +153,7 @@ def cmd_genesis(args: argparse.Namespace) -> dict[str, Any]:
     path = args.file or cli._cluster_dir(args) / gi.PROPOSAL_FILE
     if args.action == "show":
         return {"file": str(path), **gi.describe(gi.read_proposal(path))}
-    out = gi.sign_genesis(path, gi.read_user_key(args.key_file), args.as_user, args.digest)
+    out = gi.sign_genesis(path, read_user_key(args.key_file), args.as_user, args.digest)
     return {"file": str(path), **out}
 
 

@@ -95,10 +95,6 @@ def write_user_key(path: Path, key: Ed25519PrivateKey) -> None:
     write_private(path, raw.hex().encode())
 
 
-def read_user_key(path: Path) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip()))
-
-
 def user_key_file(root: Path, user: str) -> Path:
     return root / "users" / f"{user}.key"
 
