@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
 
-from tholos.cluster.layout import ClusterDir, ClusterError
+from tholos.cluster.directory import ClusterDir, ClusterError
 from tholos.governance import (
     ApprovalRequirement,
     GovernanceDocument,

@@ -33,11 +33,11 @@ from tholos.crypto.ecdsa.sign import sign_share
 from tholos.crypto.errors import CryptoError, CulpritError
 from tholos.crypto.groups.secp256k1 import N
 from tholos.crypto.keys import KeyShare
-from tholos.node.protocols import BatchState, ProtocolError, context, envelope_digest
+from tholos.node.protocols import BatchState, ProtocolError, envelope_digest
 from tholos.node.rounds import Checked, ItemSigner, NodeContext, SchemeProtocol
 from tholos.node.store import take_rows
 from tholos.rpc import node_pb2 as pb
-from tholos.transport.e2e import EnvelopeError
+from tholos.transport.e2e import EnvelopeError, context
 
 PRESIG_TABLE = "presigs"
 MAX_PRESIGS_PER_BATCH = 1000

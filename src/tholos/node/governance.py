@@ -509,8 +509,8 @@ class NodeGovernance:
                 ]
             )
             return plain
-        from tholos.node.service import RequestRefused
         from tholos.node.vault import ShareResult
+        from tholos.transport.refusal import RequestRefused
 
         plain = [it.request_id for it in items if not it.governance]
         if plain:
