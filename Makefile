@@ -31,19 +31,21 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider -m "not slow"
 
+## lint: ruff, mypy --strict, and the layer and no-circle contracts (pyproject [tool.importlinter])
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy --strict src/tholos/crypto src/tholos/governance src/tholos/audit \
 		src/tholos/node src/tholos/gateway src/tholos/transport src/tholos/cluster \
-		src/tholos/cli src/tholos/bench src/tholos/schemes.py src/tholos/schemes_ecdsa_bls_dise.py \
-		src/tholos/demo.py
+		src/tholos/cli src/tholos/bench src/tholos/schemes src/tholos/chains \
+		src/tholos/client.py src/tholos/demo.py
+	PYTHONPATH=src $(BIN)/lint-imports
 
 ## bench: per-operation costs of the threshold protocols, then the cluster benchmark
 bench: bench-crypto bench-cluster
 
 bench-crypto: $(STAMP)
-	$(BIN)/python bench/crypto_micro.py
+	$(BIN)/python -m tholos.bench.micro
 
 ## bench-cluster: real local clusters (n=4/t=2, n=7/t=3), all processes on this machine (~3 min)
 bench-cluster: $(STAMP)

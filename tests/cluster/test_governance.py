@@ -32,7 +32,7 @@ from tests.cluster.conftest import LocalCluster
 from tests.cluster.verify import verify
 from tholos.cli import main as cli_main
 from tholos.cli.governance_cmds import build_request
-from tholos.cluster.governance_init import read_user_key, user_key_file
+from tholos.cluster.governance_init import user_key_file
 from tholos.cluster.layout import ClusterDir, init_cluster
 from tholos.gateway.transport import GrpcNodeTransport, NodeRefused
 from tholos.governance import (
@@ -46,6 +46,7 @@ from tholos.governance import (
     TimeWindow,
     VelocityLimit,
     approve,
+    read_user_key,
     sign_document,
 )
 from tholos.rpc import node_pb2 as pb

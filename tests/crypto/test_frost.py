@@ -423,7 +423,7 @@ def test_nonce_consumption_is_atomic_across_threads() -> None:
 
 
 def test_bench_frost_runs() -> None:
-    from tholos.crypto.frost.bench import bench_frost, format_table
+    from tholos.bench.frost_micro import bench_frost, format_table
 
     rows = [bench_frost(s, 2, 3, 2) for s in SUITES]
     assert all(r["signatures_per_s_one_core"] > 0 for r in rows)

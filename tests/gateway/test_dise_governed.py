@@ -32,8 +32,8 @@ from tholos.crypto import dise
 from tholos.crypto.errors import InvalidInput
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.crypto.seal import public_bytes
-from tholos.gateway.ecdsa_bls_dise import extra_for
-from tholos.gateway.ecdsa_bls_dise_api import result
+from tholos.gateway.scheme_protocols import rounds_for
+from tholos.gateway.scheme_routes import result
 from tholos.governance import load_genesis
 from tholos.governance._keys import sign
 from tholos.governance.state import KillSwitch
@@ -78,7 +78,7 @@ class Governed:
     async def evaluate(
         self, key_id: str, req: dise.EvalRequest, auth: SignedDiseAuthorization, **kw: Any
     ) -> Any:
-        ext = extra_for(self.cluster.gateway)
+        ext = rounds_for(self.cluster.gateway)
         body = {
             "alpha": req.alpha.hex(),
             "encryptor": req.encryptor,
@@ -335,7 +335,7 @@ async def test_the_cli_names_a_bad_node_which_is_excluded_not_quarantined(
     write_user_key(key_file, governed.users["analyst"])
     args = argparse.Namespace(key_id=row.key_id, as_user="analyst", key_file=key_file)
     loop = asyncio.get_running_loop()
-    ext = extra_for(c.gateway)
+    ext = rounds_for(c.gateway)
 
     class Client:  # the CLI's HTTP client, answered by the in-memory gateway
         def __init__(self) -> None:

@@ -27,9 +27,10 @@ from tests.gateway.conftest import Cluster, governed_cluster
 from tholos.cli.governance_cmds import build_request
 from tholos.cluster.governance_init import DEMO_USERS, make_genesis
 from tholos.crypto.ecdsa.signature import EcdsaSignature
-from tholos.gateway.ecdsa_bls_dise import extra_for
-from tholos.gateway.requests import GovernedSigning, Tracked, attach
+from tholos.gateway.requests import GovernedSigning, attach
+from tholos.gateway.scheme_protocols import presignatures, rounds_for
 from tholos.gateway.service import GatewayError
+from tholos.gateway.tracked import Tracked
 from tholos.governance import (
     ApprovalRequirement,
     Policy,
@@ -40,7 +41,7 @@ from tholos.governance import (
     new_request,
     raw_payload,
 )
-from tholos.node.ecdsa_bls_dise import for_service
+from tholos.node.scheme_protocols import for_service
 from tholos.rpc import node_pb2 as pb
 
 CLUSTER = "tholos-governed-extra"
@@ -113,8 +114,8 @@ def _rules(t: Tracked) -> dict[int, str]:
 
 async def _ecdsa_key(g: Governed, presign: int = 4) -> tuple[str, bytes]:
     (row,) = await g.cluster.gateway.create_keys("ecdsa")
-    extra_for(g.cluster.gateway).auto_refill = False  # presignature counts stay exact
-    assert await extra_for(g.cluster.gateway).presign(row.key_id, presign) == presign
+    presignatures(g.cluster.gateway).auto_refill = False  # presignature counts stay exact
+    assert await presignatures(g.cluster.gateway).presign(row.key_id, presign) == presign
     return row.key_id, bytes.fromhex(row.public_key)
 
 
@@ -152,7 +153,7 @@ def _direct(g: Governed, protocol: str, item: dict[str, Any]) -> dict[int, Any]:
 async def test_governed_ecdsa_signs_after_approval(governed: Governed, path: str) -> None:
     g = governed
     key_id, root = await _ecdsa_key(g)
-    pool = extra_for(g.cluster.gateway).pool_size(key_id)
+    pool = presignatures(g.cluster.gateway).pool_size(key_id)
     before = g.presigs()
     digest = os.urandom(32)
     req = g.request(key_id, digest, path=path)
@@ -162,7 +163,7 @@ async def test_governed_ecdsa_signs_after_approval(governed: Governed, path: str
     assert all(_rules(t)[s] == "standard" for s in t.signers) and "approvals" in t.error
     # Refused on every signer before anything is consumed: no presignature is lost.
     assert g.presigs() == before
-    assert extra_for(g.cluster.gateway).pool_size(key_id) == pool
+    assert presignatures(g.cluster.gateway).pool_size(key_id) == pool
 
     t = await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
     assert t.status == "signed", t.summary()
@@ -227,7 +228,7 @@ async def test_payload_differing_from_the_intent_is_refused(governed: Governed) 
     assert t.status == "refused-by-policy" and not t.signature, t.summary()
     assert {_rules(t)[s] for s in t.signers} == {"payload"} and "amount differs" in t.error
     # A gateway sending another digest than the approved payload's: refused by every node.
-    pool = extra_for(g.cluster.gateway).pools[key_id]
+    pool = presignatures(g.cluster.gateway).pools[key_id]
     item = _item(good, pool[0].session, g.approvals(good), digest=os.urandom(32).hex())
     results = _direct(g, "ecdsa-sign", item)
     assert all(r["error"].startswith("PolicyRefused[payload]") for r in results.values()), results
@@ -259,7 +260,7 @@ async def test_a_request_id_is_never_signed_twice(governed: Governed) -> None:
     with pytest.raises(GatewayError, match="already"):
         await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
     # A gateway replaying the approved request to the same signers: each refuses, none consumes.
-    ext = extra_for(g.cluster.gateway)
+    ext = rounds_for(g.cluster.gateway)
     job = ext.job(key_id, bytes.fromhex(json.loads(req.payload_bytes())["data"]))
     job.request_id = req.intent.request_id
     job.governance = json.dumps(
@@ -282,7 +283,7 @@ async def test_plain_ecdsa_item_is_refused_by_every_node(governed: Governed) -> 
     g = governed
     key_id, _ = await _ecdsa_key(g)
     before = g.presigs()
-    pool = extra_for(g.cluster.gateway).pools[key_id]
+    pool = presignatures(g.cluster.gateway).pools[key_id]
     req = g.request(key_id, os.urandom(32))
     item = _item(req, pool[0].session, [], governance="")
     results = _direct(g, "ecdsa-sign", item)
@@ -295,8 +296,8 @@ async def test_plain_ecdsa_item_is_refused_by_every_node(governed: Governed) -> 
         assert decisions[-1]["request_id"] == req.intent.request_id
         assert not decisions[-1]["accepted"]
     # Same through the gateway's ungoverned path.
-    job = extra_for(g.cluster.gateway).job(key_id, os.urandom(32))
-    await extra_for(g.cluster.gateway).submit([job])
+    job = rounds_for(g.cluster.gateway).job(key_id, os.urandom(32))
+    await rounds_for(g.cluster.gateway).submit([job])
     assert job.signature is None and "PolicyRefused[governed]" in job.error
     assert g.presigs() == before
 
@@ -306,7 +307,7 @@ async def test_malformed_governed_items_change_nothing(governed: Governed) -> No
     g = governed
     key_id, _ = await _ecdsa_key(g)
     before = g.presigs()
-    pool = extra_for(g.cluster.gateway).pools[key_id]
+    pool = presignatures(g.cluster.gateway).pools[key_id]
     req = g.request(key_id, os.urandom(32))
     for bad in ({"digest": "00" * 31}, {"presig": "zz"}, {"governance": {"request": 1}}):
         item = _item(req, pool[0].session, g.approvals(req), **bad)
@@ -330,7 +331,7 @@ async def test_forged_items_are_refused_by_every_node(
     g = governed
     if protocol == "ecdsa-sign":
         key_id, _ = await _ecdsa_key(g)
-        presig = extra_for(g.cluster.gateway).pools[key_id][0].session
+        presig = presignatures(g.cluster.gateway).pools[key_id][0].session
     else:
         key_id, presig = (await g.cluster.gateway.create_keys("bls12381"))[0].key_id, b""
     before = g.presigs()

@@ -351,11 +351,11 @@ async def test_stale_node_refuses_bls_and_is_not_blamed(
 ) -> None:
     """BLS items carry the epoch: a node that missed a refresh commit refuses as stale (it is
     not quarantined as a liar) and the signature is made by the other holders."""
-    from tholos.gateway.ecdsa_bls_dise import extra_for
+    from tholos.gateway.scheme_protocols import rounds_for
 
     gw = cluster.gateway
     row = await _refresh_missing_commit_on_4(cluster, "bls12381", monkeypatch)
-    ext = extra_for(gw)
+    ext = rounds_for(gw)
     for i in (1, 2):
         gw.nodes.quarantine(i, "test: not a chosen signer")
     job = ext.job(row.key_id, b"d" * 32)
@@ -379,11 +379,11 @@ async def test_ecdsa_presigns_without_the_stale_node(
     it out (nobody is blamed), signs with the others, and refuses when too few remain."""
     from tholos.crypto.ecdsa.signature import EcdsaSignature
     from tholos.crypto.ecdsa.signature import verify as ecdsa_verify
-    from tholos.gateway.ecdsa_bls_dise import extra_for
+    from tholos.gateway.scheme_protocols import presignatures, rounds_for
 
     gw = cluster.gateway
     row = await _refresh_missing_commit_on_4(cluster, "ecdsa", monkeypatch)
-    ext = extra_for(gw)
+    ext = rounds_for(gw)
     digest = b"d" * 32
     job = ext.job(row.key_id, digest)
     await ext.submit([job])
@@ -397,7 +397,7 @@ async def test_ecdsa_presigns_without_the_stale_node(
     )
     ecdsa_verify(bytes.fromhex(row.public_key), digest, sig)  # raises if it does not hold
     gw.nodes.quarantine(1, "test")
-    ext.pools.clear()
+    presignatures(gw).pools.clear()
     job = ext.job(row.key_id, digest)
     await ext.submit([job])
     assert job.signature is None and "3 are needed" in job.error

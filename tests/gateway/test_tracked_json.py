@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.governance.conftest import Cluster
-from tholos.gateway.requests import Tracked
+from tholos.gateway.tracked import Tracked
 
 
 def test_request_and_approvals_json_follow_the_tracked_request() -> None:

@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tholos.cli import main as cli_main
 from tholos.cluster import governance_init as gi
 from tholos.cluster.layout import ClusterError, init_cluster
-from tholos.governance import DocumentSignature, SignedDocument, load_genesis, sign_document
+from tholos.governance import (
+    DocumentSignature,
+    SignedDocument,
+    load_genesis,
+    read_user_key,
+    sign_document,
+)
 from tholos.node.governance import Settings
 
 
@@ -60,7 +66,7 @@ def test_keygen_writes_a_private_key_0600_and_its_public_key(
     code, r = cli(capsys, "users", "keygen", "--out", str(out))
     assert code == 0, r
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    key = gi.read_user_key(out)
+    key = read_user_key(out)
     assert r["public_key"] == gi.public_key_hex(key) == pub(out)
     assert r["public_key_file"] == f"{out}.pub"
     assert out.read_text() not in json.dumps(r)  # the private key is never printed
@@ -175,7 +181,7 @@ def test_genesis_needs_a_quorum_of_valid_admin_signatures(
     # A signature forged into the file: by a non-admin, or bytes that do not verify.
     signed = gi.read_proposal(proposal)
     doc = signed.document
-    eve = sign_document(doc, "eve", gi.read_user_key(tmp_path / "eve.key"))
+    eve = sign_document(doc, "eve", read_user_key(tmp_path / "eve.key"))
     proposal.write_text(
         signed.model_copy(update={"signatures": (*signed.signatures, eve)}).model_dump_json()
     )
@@ -212,7 +218,7 @@ def test_tampered_genesis_is_refused(tmp_path: Path, keys: dict[str, Path]) -> N
     init(root, keys)
     proposal = root / gi.PROPOSAL_FILE
     for name in ("alice", "bob"):
-        gi.sign_genesis(proposal, gi.read_user_key(keys[name]))
+        gi.sign_genesis(proposal, read_user_key(keys[name]))
     signed = gi.read_proposal(proposal)
     # Quorum lowered to 1 after signing: not the proposed document.
     forged = signed.document.model_copy(update={"admin_quorum": 1})
@@ -232,14 +238,14 @@ def test_tampered_genesis_is_refused(tmp_path: Path, keys: dict[str, Path]) -> N
         gi.finalize_genesis(root)
     assert files(root) == before
     # An admin re-signing the tampered document sees its digest differ from the one init printed.
-    out = gi.sign_genesis(proposal, gi.read_user_key(keys["carol"]))
+    out = gi.sign_genesis(proposal, read_user_key(keys["carol"]))
     assert out["genesis_digest"] != signed.document.digest().hex()
 
 
 def test_demo_governance_without_admins_is_unchanged(tmp_path: Path) -> None:
     m = init_cluster(tmp_path / "c", 4, 2, governance=True)
     assert m["governance"]["mode"] == "governed"
-    key = gi.read_user_key(gi.user_key_file(tmp_path / "c", "admin-1"))
+    key = read_user_key(gi.user_key_file(tmp_path / "c", "admin-1"))
     assert isinstance(key, Ed25519PrivateKey)
     s = Settings.from_config(tmp_path / "c" / "node-1" / "node.json")
     assert s.genesis is not None

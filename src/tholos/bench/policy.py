@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tholos.bench import cpu
-from tholos.bench.ecdsa_bls_dise import Measure
+from tholos.bench.round_schemes import Measure
 
 MODE = "sign/policy"
 
@@ -45,8 +45,8 @@ def _prepare(
     cluster_id: str, key_id: str, keys: dict[str, Ed25519PrivateKey], count: int, lifetime: int
 ) -> list[bytes]:
     """`count` signed and approved requests, each as the JSON of one batch item."""
-    from tholos.cli.governance_cmds import build_request
     from tholos.governance import approve
+    from tholos.governance.request_builder import build_request
 
     out = []
     now = int(time.time())
@@ -88,13 +88,14 @@ async def bench_governed(
 ) -> list[dict[str, Any]]:
     import aiohttp
 
-    from tholos.cluster.governance_init import DEMO_USERS, read_user_key, user_key_file
+    from tholos.cluster.governance_init import DEMO_USERS, user_key_file
     from tholos.governance import (
         ApprovalRequirement,
         GovernanceDocument,
         Policy,
         Rule,
         SignedDocument,
+        read_user_key,
         sign_document,
     )
 

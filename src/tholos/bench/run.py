@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import cpu, ecdsa_bls_dise
+from tholos.bench import cpu, round_schemes
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="keygen/batch,keygen/single,keygen/latency,sign/batch,sign/single,sign/latency",
     )
     p.add_argument("--dir", type=Path, default=None, help="use this running cluster instead")
-    ecdsa_bls_dise.add_arguments(p)
+    round_schemes.add_arguments(p)
     policy_bench.add_arguments(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
 
@@ -150,8 +150,8 @@ async def bench_cluster(
                 return await r.json()
 
         for scheme in args.schemes.split(","):
-            if scheme in ecdsa_bls_dise.EXTRA_SCHEMES:  # ecdsa, bls12381, dise
-                out += await ecdsa_bls_dise.bench_scheme(post, get, args, n, t, scheme, measure)
+            if scheme in round_schemes.ROUND_SCHEMES:  # ecdsa, bls12381, dise
+                out += await round_schemes.bench_scheme(post, get, args, n, t, scheme, measure)
                 continue
             keys = (await post("/v1/keys", {"scheme": scheme, "count": 8}))["keys"]
             ids = [k["key_id"] for k in keys]
@@ -226,7 +226,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "",
         f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
         f"{REFERENCE['schnorr_keygen_ops']} op/s, sign {REFERENCE['schnorr_sign_ops']} op/s.",
-        ecdsa_bls_dise.reference_line(),
+        round_schemes.reference_line(),
     ]
     return "\n".join(lines)
 

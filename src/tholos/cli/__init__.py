@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tholos.cli.client import ApiError, Client
+from tholos.client import ApiError, Client
 from tholos.transport.tls import TlsFiles
 
 EXIT_USAGE = 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,18 +20,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tholos.audit import Checkpoint, cross_check, released_signatures, verify_chain
 from tholos.governance import (
     GovernanceDocument,
-    Intent,
     KillSwitchEngage,
     Policy,
     SignedDocument,
     SigningRequest,
     User,
     approve,
-    new_request,
-    raw_payload,
+    read_user_key,
     sign_document,
     sign_kill_switch,
 )
+from tholos.governance.request_builder import build_request
 
 Common = Callable[..., None]
 EXIT_AUDIT = 4
@@ -45,7 +43,7 @@ def _cli() -> Any:
 
 
 def _key(args: argparse.Namespace) -> tuple[str, Ed25519PrivateKey]:
-    from tholos.cluster.governance_init import read_user_key, user_key_file
+    from tholos.cluster.governance_init import user_key_file
 
     cli = _cli()
     who = getattr(args, "as_user", None)
@@ -152,7 +150,7 @@ def cmd_genesis(args: argparse.Namespace) -> dict[str, Any]:
     path = args.file or cli._cluster_dir(args) / gi.PROPOSAL_FILE
     if args.action == "show":
         return {"file": str(path), **gi.describe(gi.read_proposal(path))}
-    out = gi.sign_genesis(path, gi.read_user_key(args.key_file), args.as_user, args.digest)
+    out = gi.sign_genesis(path, read_user_key(args.key_file), args.as_user, args.digest)
     return {"file": str(path), **out}
 
 
@@ -216,45 +214,6 @@ def cmd_killswitch(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- requests ------------------------------------------------------------------------------------
-def build_request(
-    cluster_id: str,
-    initiator: str,
-    key: Ed25519PrivateKey,
-    *,
-    key_id: str,
-    chain: str,
-    asset: str,
-    destination: str,
-    amount: int,
-    data: bytes,
-    memo: str = "",
-    path: str = "m",
-    lifetime: int = 3600,
-    request_id: str | None = None,
-    now: int | None = None,
-    taproot: bool = False,
-    merkle_root: str | None = None,
-) -> SigningRequest:
-    now = int(time.time()) if now is None else now
-    intent = Intent(
-        request_id=request_id or secrets.token_hex(12),
-        initiator=initiator,
-        key_id=key_id,
-        derivation_path=path,
-        chain=chain,
-        asset=asset,
-        destination=destination,
-        amount=amount,
-        memo=memo,
-        created_at=now,
-        expires_at=now + lifetime,
-        taproot=taproot,
-        merkle_root=merkle_root,
-    )
-    payload = raw_payload(chain, asset, destination, amount, memo, data)
-    return new_request(cluster_id, intent, payload, key)
-
-
 def cmd_requests(args: argparse.Namespace) -> dict[str, Any]:
     c = _cli()._client(args)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from coincurve import PublicKeyXOnly
 
-from tholos.cli.client import Client
+from tholos.client import Client
 from tholos.cluster import procs
 from tholos.cluster.layout import ClusterDir, init_cluster
 

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
 
-from tholos.cluster.layout import ClusterDir, ClusterError
+from tholos.cluster.directory import ClusterDir, ClusterError
 from tholos.governance import (
     ApprovalRequirement,
     GovernanceDocument,
@@ -93,10 +93,6 @@ def default_policy() -> Policy:
 def write_user_key(path: Path, key: Ed25519PrivateKey) -> None:
     raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     write_private(path, raw.hex().encode())
-
-
-def read_user_key(path: Path) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip()))
 
 
 def user_key_file(root: Path, user: str) -> Path:

@@ -17,62 +17,19 @@ import json
 import secrets
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tholos.cluster.directory import ClusterDir as ClusterDir
+from tholos.cluster.directory import ClusterError as ClusterError
 from tholos.transport.e2e import Identity, generate_identity_secret
 from tholos.transport.pki import CertificateAuthority, write_private
-from tholos.transport.tls import TlsFiles
-
-
-class ClusterError(Exception):
-    pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class ClusterDir:
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "cluster.json"
-
-    def load(self) -> dict[str, Any]:
-        if not self.manifest.exists():
-            raise ClusterError(
-                f"no cluster at {self.root} (run `tholos cluster init --dir {self.root}`)"
-            )
-        d: dict[str, Any] = json.loads(self.manifest.read_text())
-        return d
-
-    def node_dir(self, i: int) -> Path:
-        return self.root / f"node-{i}"
-
-    def node_config(self, i: int) -> Path:
-        return self.node_dir(i) / "node.json"
-
-    @property
-    def gateway_config(self) -> Path:
-        return self.root / "gateway" / "gateway.json"
-
-    @property
-    def client_tls(self) -> TlsFiles:
-        return TlsFiles(
-            self.root / "ca" / "ca.pem",
-            self.root / "client" / "client.pem",
-            self.root / "client" / "client.key",
-        )
-
-    @property
-    def run_dir(self) -> Path:
-        return self.root / "run"
 
 
 def init_cluster(

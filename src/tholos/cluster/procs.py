@@ -79,7 +79,7 @@ def status(cd: ClusterDir) -> dict[str, Any]:
 def up(
     cd: ClusterDir, wait: float = 30.0, extra_env: dict[str, dict[str, str]] | None = None
 ) -> dict[str, Any]:
-    from tholos.cli.client import Client
+    from tholos.client import Client
 
     m = cd.load()
     started: dict[str, subprocess.Popen[bytes]] = {}

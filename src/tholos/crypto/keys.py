@@ -25,13 +25,16 @@ _GROUPS: dict[str, Group[Any]] = {SECP256K1.name: SECP256K1, ED25519.name: ED255
 
 
 def register_group(group: Group[Any]) -> None:
-    """Make a group known to deserialization (BLS12-381 G1 registers itself on import)."""
+    """Make a group known to deserialization (BLS12-381 is added on first use, below)."""
     _GROUPS[group.name] = group
 
 
 def group_by_name(name: str) -> Group[Any]:
     if name not in _GROUPS and name.startswith("bls12_381"):
-        import tholos.crypto.groups.bls12381  # noqa: F401  (registers itself; loads blst lazily)
+        from tholos.crypto.groups.bls12381 import BLS12_381_G1, BLS12_381_G2  # loads blst lazily
+
+        register_group(BLS12_381_G1)
+        register_group(BLS12_381_G2)
     try:
         return _GROUPS[name]
     except KeyError:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos import __version__
-from tholos.gateway import ecdsa_bls_dise_api, repair
+from tholos.gateway import repair, scheme_routes
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.signing import SignJob, job_result
 from tholos.schemes import MAX_MESSAGE
@@ -198,7 +198,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         return {**row.summary(), "refreshed": True, "uncommitted": repair.waiting(row)}
 
     def _job(key_id: str, body: SignBody) -> SignJob:
-        if ecdsa_bls_dise_api.is_extra(gw(), _key_id(key_id)):
+        if scheme_routes.is_round_key(gw(), _key_id(key_id)):
             raise GatewayError(
                 400, "unsupported", "ecdsa, bls12381 and dise keys: use POST /v1/keys/{id}/..."
             )
@@ -211,11 +211,9 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
 
     @app.post("/v1/keys/{key_id}/sign")
     async def sign(key_id: str, body: SignBody) -> JSONResponse:
-        if ecdsa_bls_dise_api.is_extra(
-            gw(), _key_id(key_id)
-        ):  # ecdsa, bls12381 (gateway/ecdsa_bls_dise.py)
+        if scheme_routes.is_round_key(gw(), _key_id(key_id)):  # ecdsa, bls12381 (and dise)
             msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
-            return await ecdsa_bls_dise_api.sign(gw(), key_id, msg, body.path)
+            return await scheme_routes.sign(gw(), key_id, msg, body.path)
         job = _job(key_id, body)
         await gw().sign([job])
         res = _result(job)
@@ -238,7 +236,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         await gw().sign(jobs)
         return {"results": [_result(j) for j in jobs]}
 
-    ecdsa_bls_dise_api.register(app, gw, _key_id)
+    scheme_routes.register(app, gw, _key_id)
 
     @app.get("/v1/requests/{request_id}")
     async def get_request(request_id: str) -> dict[str, Any]:

@@ -18,9 +18,8 @@ from typing import Any
 
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
-from tholos.node.protocols import context
 from tholos.rpc import node_pb2 as pb
-from tholos.transport.e2e import EnvelopeError, Identity, PeerIdentity
+from tholos.transport.e2e import EnvelopeError, Identity, PeerIdentity, context
 
 log = logging.getLogger("tholos.gateway")
 PHASES: dict[str, tuple[str, ...]] = {

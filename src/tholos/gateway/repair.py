@@ -31,9 +31,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
-from tholos.node.protocols import context
 from tholos.rpc import node_pb2 as pb
-from tholos.transport.e2e import EnvelopeError
+from tholos.transport.e2e import EnvelopeError, context
 
 if TYPE_CHECKING:
     from tholos.gateway.service import Gateway
@@ -44,7 +43,7 @@ PHASES = ("round1", "round2", "finish")
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Exception:
-    from tholos.gateway.service import GatewayError
+    from tholos.gateway.errors import GatewayError
 
     return GatewayError(status, code, message, **extra)
 

@@ -16,28 +16,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tholos.audit import KIND_GOVERNANCE, KIND_SIGNATURE_RELEASED, AuditLog
-from tholos.crypto.errors import CryptoError, InvalidSignatureShare
+from tholos.audit import KIND_GOVERNANCE, AuditLog
+from tholos.gateway import governed_rounds
+from tholos.gateway.governed_frost import GOVERNANCE_TIMEOUT, GovernedFrost
+from tholos.gateway.scheme_protocols import is_round_signed
 from tholos.gateway.service import Gateway, GatewayError
-from tholos.gateway.signing import MAX_ATTEMPTS
-from tholos.gateway.store import KeyRow
+from tholos.gateway.tracked import Tracked, is_pending, refusal
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
-from tholos.governance import Approval, SigningRequest
-from tholos.node.governance import quorums
+from tholos.governance import Approval, SigningRequest, read_user_key
+from tholos.governance.quorum import quorums
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import SCHEMES, Scheme, SignerCommitment
-from tholos.schemes import SigningRequest as SchemeRequest
 
 log = logging.getLogger("tholos.gateway")
-_POLICY_RE = re.compile(r"^PolicyRefused\[([^\]]*)\]: (.*)$", re.S)
-GOVERNANCE_TIMEOUT = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signing_requests (
@@ -58,92 +53,6 @@ CREATE TABLE IF NOT EXISTS governance_proposals (
     created REAL NOT NULL
 );
 """
-
-
-@dataclass
-class Tracked:
-    """A governed request as the gateway tracks it through the three steps."""
-
-    request: SigningRequest
-    approvals: list[Approval]
-    status: str = "created"
-    receipts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    refusals: dict[int, dict[str, str]] = field(default_factory=dict)
-    signers: list[int] = field(default_factory=list)
-    signature: str = ""
-    public_key: str = ""
-    error: str = ""
-
-    _digest: str = ""
-    _request_json: str = ""
-    _approvals_json: str = ""
-    _approvals_of: tuple[Approval, ...] = ()
-
-    @property
-    def request_id(self) -> str:
-        return self.request.intent.request_id
-
-    def request_json(self) -> str:
-        """The request's JSON, encoded once (stored, and sent to every signer)."""
-        if not self._request_json:
-            self._request_json = self.request.model_dump_json()
-        return self._request_json
-
-    def approvals_json(self) -> str:
-        """The approvals as a JSON array, re-encoded only when the approvals change."""
-        if (
-            not self._approvals_json
-            or len(self._approvals_of) != len(self.approvals)
-            or any(a is not b for a, b in zip(self._approvals_of, self.approvals, strict=True))
-        ):
-            self._approvals_of = tuple(self.approvals)
-            self._approvals_json = "[" + ",".join(a.model_dump_json() for a in self.approvals) + "]"
-        return self._approvals_json
-
-    @property
-    def digest(self) -> str:
-        if not self._digest:
-            self._digest = self.request.digest().hex()
-        return self._digest
-
-    def brief(self) -> dict[str, Any]:
-        """What a batch call returns per request."""
-        out: dict[str, Any] = {"request_id": self.request_id, "status": self.status}
-        if self.signature:
-            out.update(signature=self.signature, public_key=self.public_key, signers=self.signers)
-        else:
-            out.update(refusals={str(k): v for k, v in sorted(self.refusals.items())})
-            out["error"] = self.error
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "request_id": self.request_id,
-            "status": self.status,
-            "intent": self.request.intent.model_dump(mode="json"),
-            "digest": self.digest,
-            "approvals": [a.approver for a in self.approvals],
-            "reserved_on": sorted(i for i, r in self.receipts.items() if _pending(r)),
-            "refusals": {str(k): v for k, v in sorted(self.refusals.items())},
-            "signers": self.signers,
-        }
-        if self.signature:
-            out["signature"] = self.signature
-            out["public_key"] = self.public_key
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-def _pending(receipt: dict[str, Any]) -> bool:
-    return bool(receipt.get("entry", {}).get("status") == "pending")
-
-
-def _refusal(reason: str) -> dict[str, str]:
-    m = _POLICY_RE.match(reason)
-    if m:
-        return {"rule_id": m.group(1), "reason": m.group(2)}
-    return {"rule_id": "node", "reason": reason}
 
 
 class GovernedSigning:
@@ -361,10 +270,8 @@ class GovernedSigning:
             row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
             if request.intent.taproot and row.scheme != "bip340":
                 raise GatewayError(400, "bad_request", "the taproot tweak is for bip340 keys only")
-            if row.scheme in ("ecdsa", "bls12381"):  # threshold ECDSA/BLS: gateway/governed_extra
-                from tholos.gateway.governed_extra import check_request
-
-                check_request(self.gw, row, request)  # 400 for a message the key cannot sign
+            if is_round_signed(row.scheme):  # ECDSA, BLS: gateway/governed_rounds.py
+                governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
         fresh = [t for t in tracked if t.status == "created"]
         tried: set[int] = set()  # signed directly in this call, with retries on other signers
@@ -456,7 +363,7 @@ class GovernedSigning:
         for i, rep in replies.items():
             if "error" in rep:
                 for t in tracked:
-                    t.refusals[i] = _refusal(str(rep["error"]))
+                    t.refusals[i] = refusal(str(rep["error"]))
                 continue
             for t, res in zip(tracked, rep["results"], strict=True):
                 if "receipt" in res:
@@ -465,7 +372,7 @@ class GovernedSigning:
                     t.refusals[i] = res["refused"]
         aborted = []
         for t in tracked:
-            pending = [i for i, r in t.receipts.items() if _pending(r)]
+            pending = [i for i, r in t.receipts.items() if is_pending(r)]
             if len(pending) >= self.write_q:
                 t.status = "reserved"
             else:
@@ -482,6 +389,21 @@ class GovernedSigning:
                 nodes,
             )
 
+    async def _sign(
+        self,
+        key_id: str,
+        nodes: list[int],
+        tracked: list[Tracked],
+        snapshots: list[list[dict[str, Any]]],
+    ) -> None:
+        """Step 3 for the requests of one key, on signers among `nodes` (those holding the
+        reservation): FROST keys by `GovernedFrost`, round-signed ones by `governed_rounds`."""
+        row = self.gw.key(key_id)
+        if is_round_signed(row.scheme):
+            await governed_rounds.sign(self.gw, self.audit, row, nodes, tracked, snapshots)
+        else:
+            await GovernedFrost(self.gw, self.audit).sign(row, nodes, tracked, snapshots)
+
     def _holders(self, t: Tracked) -> list[int]:
         row = self.gw.key(t.request.intent.key_id)
         return sorted(int(i) for i in row.package["verifying_shares"])
@@ -495,7 +417,7 @@ class GovernedSigning:
         for t in tracked:
             if not t.receipts:
                 continue
-            pending = [i for i, r in t.receipts.items() if _pending(r)]
+            pending = [i for i, r in t.receipts.items() if is_pending(r)]
             by_nodes[tuple(sorted(pending))].append(t)
         for pending_nodes, group in by_nodes.items():
             await self._execute_group(list(pending_nodes), group)
@@ -550,218 +472,6 @@ class GovernedSigning:
             for t in over:
                 t.status = "refused"
 
-    async def _sign(
-        self,
-        key_id: str,
-        nodes: list[int],
-        tracked: list[Tracked],
-        snapshots: list[list[dict[str, Any]]],
-    ) -> None:
-        """Step 3 for the requests of one key, on `t` usable signers among `nodes` (those holding
-        the reservation). A signer that fails (unreachable, timed out, or refusing for a reason
-        other than policy) is named in the request's refusals and the requests retried on other
-        nodes, as the ungoverned path does. The nodes of a failed attempt are not asked again for
-        those requests: their journals refuse a second sign of a request id, and a retry on a new
-        signer set is a fresh FROST session (fresh nonces), so no request is signed twice."""
-        row = self.gw.key(key_id)
-        if row.scheme in ("ecdsa", "bls12381"):  # threshold ECDSA/BLS: gateway/governed_extra
-            from tholos.gateway.governed_extra import sign_extra
-
-            return await sign_extra(self, row, nodes, tracked, snapshots)
-        scheme = SCHEMES[row.scheme]
-        public = self.gw._public(row)
-        holders = [i for i in nodes if str(i) in row.package["verifying_shares"]]
-        t_key = int(row.package["threshold"])
-        snaps = {t.request_id: s for t, s in zip(tracked, snapshots, strict=True)}
-        spent: set[int] = set()  # failed signers, and the others of their attempts
-        pending = list(tracked)
-        for _ in range(MAX_ATTEMPTS):
-            candidates = [i for i in holders if i not in spent]
-            signers = await self.gw.nodes.choose_signers(candidates, t_key)
-            if len(signers) < t_key:
-                break
-            pending, used = await self._attempt(scheme, row, public, signers, pending, snaps)
-            if not pending:
-                return
-            spent.update(used)
-        for t in pending:
-            failed = "; ".join(f"node {s}: {v['reason']}" for s, v in sorted(t.refusals.items()))
-            t.status = "reserved"
-            t.error = f"fewer than {t_key} usable reserved signers left" + (
-                f" ({failed})" if failed else ""
-            )
-
-    async def _attempt(
-        self,
-        scheme: Scheme,
-        row: KeyRow,
-        public: Any,
-        signers: list[int],
-        tracked: list[Tracked],
-        snaps: dict[str, list[dict[str, Any]]],
-    ) -> tuple[list[Tracked], list[int]]:
-        """One signing session of `tracked` on `signers`: the requests to retry, and the nodes
-        not to ask again for them (the failed one, or every signer once shares were asked)."""
-        key_id = row.key_id
-        try:
-            comms = {
-                s: await self.gw.nodes.take_commitments(s, scheme.pool, len(tracked))
-                for s in signers
-            }
-        except (NodeUnavailable, NodeRefused) as exc:
-            self._failed(exc.node_id, exc, tracked)
-            return tracked, [exc.node_id]
-        messages = [_message(t.request) for t in tracked]
-        roots = [_merkle_root(t.request) for t in tracked]
-        items = []
-        for k, t in enumerate(tracked):
-            # Pydantic's serializer and string joins: this runs once per request per batch.
-            receipts = [t.receipts[i] for i in sorted(t.receipts)]
-            snapshots = snaps[t.request_id]
-            blob = (
-                '{"request":'
-                + t.request_json()
-                + ',"approvals":'
-                + t.approvals_json()
-                + ',"receipts":'
-                + (json.dumps(receipts) if receipts else "[]")
-                + ',"snapshots":'
-                + (json.dumps(snapshots) if snapshots else "[]")
-                + "}"
-            )
-            items.append(
-                pb.SignItem(
-                    request_id=t.request_id,
-                    key_id=key_id,
-                    message=messages[k],
-                    path=""
-                    if t.request.intent.derivation_path == "m"
-                    else t.request.intent.derivation_path,
-                    commitments=[
-                        pb.SignerCommitment(
-                            signer=s,
-                            nonce_id=comms[s][k].nonce_id,
-                            hiding=comms[s][k].hiding,
-                            binding=comms[s][k].binding,
-                        )
-                        for s in signers
-                    ],
-                    governance=blob.encode(),
-                    taproot=t.request.intent.taproot,
-                    merkle_root=roots[k] or b"",
-                )
-            )
-        request = pb.SignBatchRequest(items=items)
-        replies = await asyncio.gather(
-            *(self.gw.nodes.transport(s).sign_batch(request, GOVERNANCE_TIMEOUT) for s in signers),
-            return_exceptions=True,
-        )
-        shares: dict[int, dict[str, pb.SignResult]] = {}
-        retry: list[Tracked] = []
-        for s, rep in zip(signers, replies, strict=True):
-            if isinstance(rep, BaseException):
-                self._failed(s, rep, tracked)
-            else:
-                self.gw.nodes.mark_ok(s)
-                shares[s] = {r.request_id: r for r in rep.results}
-        released: list[tuple[str, dict[str, Any]]] = []
-        for k, t in enumerate(tracked):
-            t.signers = signers
-            got: dict[int, bytes] = {}
-            policy = False
-            for s in signers:
-                r = shares.get(s, {}).get(t.request_id)
-                if r is None:
-                    continue
-                if not r.error:
-                    got[s] = r.share
-                elif _POLICY_RE.match(r.error):
-                    t.refusals[s] = _refusal(r.error)
-                    policy = True
-                else:  # a fault of that node (its nonce store...): retried elsewhere
-                    t.refusals[s] = {"rule_id": "node", "reason": r.error[:300]}
-            if policy:
-                t.status = "refused-by-policy"
-                t.error = "; ".join(
-                    f"node {s}: [{v['rule_id']}] {v['reason']}"
-                    for s, v in sorted(t.refusals.items())
-                    if s in signers
-                )
-                continue
-            if not got and all(s in shares and t.request_id in shares[s] for s in signers):
-                # Every signer answered with a fault for this request: the request, not a node.
-                t.status = "failed"
-                t.error = "; ".join(f"node {s}: {t.refusals[s]['reason']}" for s in signers)
-                continue
-            if len(got) < len(signers):
-                retry.append(t)
-                continue
-            cm = {
-                s: SignerCommitment(comms[s][k].nonce_id, comms[s][k].hiding, comms[s][k].binding)
-                for s in signers
-            }
-            taproot = t.request.intent.taproot
-            sreq = SchemeRequest(
-                t.request_id, key_id, messages[k], items[k].path, taproot, roots[k], cm
-            )
-            try:
-                sig = scheme.aggregate(public, row.meta, sreq, got)
-            except InvalidSignatureShare as exc:
-                for c in exc.culprits:
-                    t.refusals[c] = {"rule_id": "node", "reason": "invalid signature share"}
-                    self.gw.nodes.quarantine(c, f"invalid signature share for {t.request_id}")
-                retry.append(t)
-                continue
-            except CryptoError as exc:
-                t.status, t.error = "failed", f"aggregation failed: {exc}"
-                continue
-            tweak = scheme.tweak(public, row.meta, items[k].path)
-            t.signature, t.status, t.error = sig.hex(), "signed", ""
-            root = scheme.merkle_root(taproot, roots[k])
-            t.public_key = scheme.public_key(public, tweak, root).hex()
-            released.append(
-                (
-                    KIND_SIGNATURE_RELEASED,
-                    {"request_id": t.request_id, "digest": t.digest},
-                )
-            )
-        if self.audit is not None and released:
-            self.audit.append_many(released)
-        return retry, signers
-
-    def _failed(self, node: int, exc: BaseException, tracked: list[Tracked]) -> None:
-        """A signer failed for the whole batch: name it in every request; a node that did not
-        answer is marked down (and slow on a timeout) so that later batches avoid it."""
-        if isinstance(exc, NodeRefused):
-            reason = f"refused: {exc.reason}"
-        elif isinstance(exc, NodeUnavailable):
-            self.gw.nodes.mark_down(node, str(exc))
-            reason = f"unavailable: {exc}"
-        else:
-            log.error("node %d: unexpected %r", node, exc)
-            reason = f"error: {type(exc).__name__}"
-        log.warning("governed signing: node %d failed, retrying elsewhere: %s", node, reason)
-        for t in tracked:
-            t.refusals[node] = {"rule_id": "node", "reason": reason[:300]}
-
-
-def _message(request: SigningRequest) -> bytes:
-    """The message signers sign: what the chain's parser derives (raw payloads: `data`).
-
-    A plain parse: every node parses the payload strictly (canonical form, fields bound to the
-    intent) and refuses a message that differs from it, so the gateway need not check twice."""
-    try:
-        obj = json.loads(request.payload_bytes())
-        return bytes.fromhex(str(obj["data"]))
-    except (ValueError, KeyError, TypeError):
-        return b""
-
-
-def _merkle_root(request: SigningRequest) -> bytes | None:
-    """The BIP341 script tree root of a taproot intent (None: key-path only or no tweak)."""
-    root = request.intent.merkle_root
-    return bytes.fromhex(root) if root else None
-
 
 _BY_GATEWAY: dict[int, GovernedSigning] = {}
 
@@ -771,8 +481,6 @@ def attach(gw: Gateway, audit_dir: Path | None) -> GovernedSigning:
     gateway's audit key `audit.key` written by cluster init), or nowhere (unit tests)."""
     audit = None
     if audit_dir is not None and (audit_dir / "audit.key").exists():
-        from tholos.cluster.governance_init import read_user_key
-
         key = read_user_key(audit_dir / "audit.key")
         audit = AuditLog(audit_dir / "audit.db", "gateway", key, checkpoint_every=64)
     g = GovernedSigning(gw, audit)

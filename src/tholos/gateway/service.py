@@ -15,25 +15,17 @@ from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import repair
 from tholos.gateway.batcher import Batcher
+from tholos.gateway.errors import GatewayError as GatewayError
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.protocols import ProtocolDriver, ProtocolFailed
 from tholos.gateway.signing import SigningCoordinator, SignJob, job_record
 from tholos.gateway.store import GatewayStore, KeyRow
 from tholos.gateway.transport import NodeRefused, NodeTransport, NodeUnavailable
-from tholos.node.protocols import context
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES, Scheme
-from tholos.transport.e2e import EnvelopeError, PeerIdentity
+from tholos.transport.e2e import EnvelopeError, PeerIdentity, context
 
 log = logging.getLogger("tholos.gateway")
-
-
-class GatewayError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        self.status = status
-        self.code = code
-        self.extra = extra
-        super().__init__(message)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import Scheme, SignerCommitment, SigningRequest
+from tholos.schemes import Scheme, SignerCommitment, SigningRequest, as_frost
 
 log = logging.getLogger("tholos.gateway")
 MAX_ATTEMPTS = 6
@@ -226,7 +226,7 @@ class SigningCoordinator:
                 for s in signers
             }
             try:
-                j.signature = j.scheme.aggregate(j.public, j.meta, j.request(cm), got)
+                j.signature = as_frost(j.scheme).aggregate(j.public, j.meta, j.request(cm), got)
                 j.error = ""
             except InvalidSignatureShare as exc:
                 for c in exc.culprits:

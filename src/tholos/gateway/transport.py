@@ -119,7 +119,7 @@ class InMemoryNodeTransport:
         self.down = False
 
     async def _call(self, fn: Any, req: Any) -> Any:
-        from tholos.node.service import RequestRefused
+        from tholos.transport.refusal import RequestRefused
 
         await asyncio.sleep(0)
         if self.down:

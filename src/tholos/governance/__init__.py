@@ -14,7 +14,7 @@ See velocity.py for why this order keeps velocity limits across the cluster.
 """
 
 from tholos.governance._canonical import canonical_json, parse_canonical_json, tagged_digest
-from tholos.governance._keys import public_key_hex
+from tholos.governance._keys import public_key_hex, read_user_key
 from tholos.governance.approvals import quorum_met, verify_approvals
 from tholos.governance.decision import Accept, Decision, Refuse, decision_record
 from tholos.governance.documents import (
@@ -144,6 +144,7 @@ __all__ = [
     "public_key_hex",
     "quorum_met",
     "raw_payload",
+    "read_user_key",
     "receipts_digest",
     "replay",
     "request_digest",

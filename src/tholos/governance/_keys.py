@@ -8,6 +8,7 @@ Signing helpers (used by clients and tests) take `cryptography` private keys.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -34,6 +35,11 @@ def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     """Hex of the raw 32-byte public key."""
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return pub.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def read_user_key(path: Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a file holding its 32 raw bytes in hex (user and audit keys)."""
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip()))
 
 
 def verify(public_key: PublicKey, signature_hex: str, message: bytes, who: str) -> None:

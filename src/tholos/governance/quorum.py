@@ -202,3 +202,9 @@ def verify_quorum_read(
     if len(views) < read_quorum:
         return Refuse("read-quorum", f"{len(views)} journal snapshots, need {read_quorum}")
     return merge_quorum(views, read_quorum, refusal_quorum)
+
+
+def quorums(n: int, t: int) -> tuple[int, int, int]:
+    """(write, read, refusal) quorums for n nodes, threshold t: W + R > n, refusal n - t + 1."""
+    w = n // 2 + 1
+    return w, n - w + 1, n - t + 1

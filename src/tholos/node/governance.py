@@ -68,6 +68,7 @@ from tholos.governance import (
 )
 from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
+from tholos.governance.quorum import quorums
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SigningRequest as SchemeRequest
 from tholos.transport.e2e import Identity, PeerIdentity
@@ -88,12 +89,6 @@ class GovernanceRefused(Exception):
 def node_name(node_id: int) -> str:
     """The node id as governance objects name it (receipts, snapshots, audit chains)."""
     return f"node-{node_id}"
-
-
-def quorums(n: int, t: int) -> tuple[int, int, int]:
-    """(write, read, refusal) quorums for n nodes, threshold t: W + R > n, refusal n - t + 1."""
-    w = n // 2 + 1
-    return w, n - w + 1, n - t + 1
 
 
 def audit_export_message(cluster_id: str, issued_at: int) -> bytes:
@@ -514,8 +509,8 @@ class NodeGovernance:
                 ]
             )
             return plain
-        from tholos.node.service import RequestRefused
         from tholos.node.vault import ShareResult
+        from tholos.transport.refusal import RequestRefused
 
         plain = [it.request_id for it in items if not it.governance]
         if plain:

@@ -33,7 +33,7 @@ from tholos.crypto.keys import KeyShare
 from tholos.node.vault import KeyRecord, KeyVault
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES, Scheme
-from tholos.transport.e2e import EnvelopeError, Identity, open_sealed
+from tholos.transport.e2e import EnvelopeError, Identity, context, open_sealed
 
 STATE_TTL = 120.0
 EVIDENCE_CONTEXT = b"vss-round2-evidence"
@@ -50,10 +50,6 @@ class ProtocolError(Exception):
     def __init__(self, message: str, culprits: Sequence[int] = ()) -> None:
         self.culprits = tuple(sorted(set(culprits)))
         super().__init__(message)
-
-
-def context(protocol: str, phase: str, batch: str, recipient: int = 0) -> bytes:
-    return f"{protocol}|{phase}|{batch}|{recipient}".encode()
 
 
 def envelope_digest(envelopes: Sequence[pb.Envelope]) -> str:
@@ -172,12 +168,6 @@ class ProtocolRunner:
             return pb.ProtocolReply(envelope=self._import(batch, body))
         if req.protocol == "refresh" and req.phase == "commit":
             return pb.ProtocolReply(envelope=self._commit(batch, body, req.envelopes))
-        if req.protocol == "repair":
-            from tholos.node.repair import step as repair_step
-
-            return pb.ProtocolReply(
-                envelope=repair_step(self, req.phase, batch, body, req.envelopes)
-            )
         if req.protocol not in ("dkg", "refresh"):
             raise ProtocolError(f"unknown protocol {req.protocol!r}")
         if req.phase == "round1":

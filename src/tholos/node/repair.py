@@ -38,13 +38,12 @@ from tholos.node.protocols import (
     BatchState,
     ProtocolError,
     ProtocolRunner,
-    context,
     envelope_digest,
 )
 from tholos.node.vault import VaultError
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES
-from tholos.transport.e2e import EnvelopeError
+from tholos.transport.e2e import EnvelopeError, context
 
 MAX_KEYS = 4096
 PHASES = {"round2": "round1", "finish": "round2"}  # phase -> phase it must follow

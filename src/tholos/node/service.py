@@ -8,30 +8,21 @@ import logging
 from collections.abc import Sequence
 
 from tholos import __version__
-from tholos.node.ecdsa_bls_dise import PROTOCOLS as EXTRA_PROTOCOLS
-from tholos.node.ecdsa_bls_dise import for_service as extra_for
+from tholos.node import repair
 from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
+from tholos.node.scheme_protocols import PROTOCOLS as SCHEME_PROTOCOLS
+from tholos.node.scheme_protocols import for_service as scheme_protocols
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault, ShareResult, VaultError
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import GROUP_NAMES, SignerCommitment, SigningRequest
 from tholos.transport.e2e import Identity
+from tholos.transport.refusal import RequestRefused
 
 log = logging.getLogger("tholos.node")
 MAX_COMMITMENTS_PER_CALL = 10_000
 MAX_SIGN_ITEMS = 10_000
-
-
-class RequestRefused(Exception):
-    """A request this node refuses; `culprits` names nodes proven to have misbehaved."""
-
-    def __init__(self, message: str, culprits: tuple[int, ...] = ()) -> None:
-        self.culprits = culprits
-        super().__init__(message)
-
-    def details(self) -> str:
-        return json.dumps({"error": str(self), "culprits": list(self.culprits)})
 
 
 class NodeService:
@@ -128,8 +119,10 @@ class NodeService:
 
     def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         try:
-            if req.protocol in EXTRA_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
-                return extra_for(self).step(req)
+            if req.protocol in SCHEME_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
+                return scheme_protocols(self).step(req)
+            if req.protocol == "repair":
+                return self._repair(req)
             return self.protocols.step(req)
         except ProtocolError as exc:
             log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)
@@ -137,3 +130,17 @@ class NodeService:
         except (VaultError, KeyError, ValueError, TypeError) as exc:
             log.warning("%s/%s refused: %s", req.protocol, req.phase, exc)
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
+
+    def _repair(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
+        """One phase of a share repair (node/repair.py), on the DKG runner's batch state."""
+        self.protocols._expire()
+        body = json.loads(req.payload or b"{}")
+        batch = str(body.get("batch", ""))
+        if not batch:
+            raise ProtocolError("missing batch id")
+        return pb.ProtocolReply(
+            envelope=repair.step(self.protocols, req.phase, batch, body, req.envelopes)
+        )
+
+
+__all__ = ["NodeService", "RequestRefused"]

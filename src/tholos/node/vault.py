@@ -15,7 +15,7 @@ from typing import Any
 from tholos.crypto.keys import KeyShare
 from tholos.node.barrier import Barrier
 from tholos.node.store import NodeStore
-from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest
+from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest, as_frost
 
 KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
@@ -228,9 +228,10 @@ class KeyVault:
                 if group != rec.scheme.pool:
                     raise VaultError("nonce belongs to another scheme's pool")
                 secret = self._barrier.open(NONCE_TABLE, nid, sealed)
-                share = rec.scheme.sign_share(rec.share, req, secret, rec.meta)
+                frost = as_frost(rec.scheme)
+                share = frost.sign_share(rec.share, req, secret, rec.meta)
                 if self.fault == "corrupt-shares":
-                    share = rec.scheme.corrupt_share(share)
+                    share = frost.corrupt_share(share)
                 results[req.request_id] = ShareResult(req.request_id, share=share)
             except Exception as exc:
                 results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))

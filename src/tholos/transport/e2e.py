@@ -176,3 +176,8 @@ def open_sealed(identity: Identity, context: bytes, box: dict[str, str]) -> byte
         )
     except (KeyError, ValueError, InvalidTag):
         raise EnvelopeError("sealed box does not open", 0) from None
+
+
+def context(protocol: str, phase: str, batch: str, recipient: int = 0) -> bytes:
+    """The associated data of one protocol step's envelope or encrypted share."""
+    return f"{protocol}|{phase}|{batch}|{recipient}".encode()

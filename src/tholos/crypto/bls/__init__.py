@@ -9,7 +9,6 @@ from tholos.crypto.bls.basic import (
     verify,
 )
 from tholos.crypto.bls.basic import sign as sign_single
-from tholos.crypto.bls.bench import bench_bls
 from tholos.crypto.bls.threshold import (
     BATCH_COEFFICIENT_BITS,
     SCHEME,
@@ -36,7 +35,6 @@ __all__ = [
     "CombineResult",
     "PartialSignature",
     "batch_holds",
-    "bench_bls",
     "combine",
     "combine_pop",
     "combine_robust",

@@ -6,7 +6,7 @@ the generators are parsed from their standard compressed encodings (draft-irtf-c
 membership but accepts the identity, which `deserialize_element` refuses as RFC 9591 requires.
 
 Scalars are 32-byte big-endian, as in the BLS signature draft (I2OSP(SK, 32)) and Ethereum.
-`BLS12_381_G1` registers itself with `tholos.crypto.keys` so that key packages over G1 deserialize.
+`tholos.crypto.keys.group_by_name` adds both groups on first use, so key packages over G1 deserialize.
 """
 
 from __future__ import annotations
@@ -135,14 +135,3 @@ class Bls12381G2Group(_BlstGroup[BlstP2Element]):
 
 BLS12_381_G1 = Bls12381G1Group()
 BLS12_381_G2 = Bls12381G2Group()
-
-
-def _register() -> None:
-    # Imported here: keys imports tholos.crypto.groups, which does not import this module.
-    from tholos.crypto.keys import register_group
-
-    register_group(BLS12_381_G1)
-    register_group(BLS12_381_G2)
-
-
-_register()

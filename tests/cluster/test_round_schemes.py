@@ -63,7 +63,7 @@ def _eip1559(c: LocalCluster, key_id: str, address: str) -> None:
     assert Account.recover_transaction(signed.encode()) == address
 
 
-def test_ecdsa_bls_dise_end_to_end(make_cluster: Make, tmp_path: Path) -> None:
+def test_round_schemes_end_to_end(make_cluster: Make, tmp_path: Path) -> None:
     from coincurve import PrivateKey, PublicKey
     from eth_keys import keys as eth_keys
     from py_ecc.bls import G2ProofOfPossession
@@ -159,7 +159,7 @@ def _der(sig: bytes) -> bytes:
     ).to_der()
 
 
-def test_corrupt_node_named_ecdsa_bls_dise(make_cluster: Make, tmp_path: Path) -> None:
+def test_corrupt_node_named_round_schemes(make_cluster: Make, tmp_path: Path) -> None:
     c = make_cluster()
     c.configure_gateway(quarantine_seconds=1.0)
     c.start(node_args={2: ["--fault", "corrupt-shares"]})

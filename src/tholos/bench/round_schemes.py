@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from tholos.bench import cpu
 
 PAPER = {"bls_keygen_ops": 7.69, "bls_sign_ops": 12.23, "encrypt_ops": 17.7}
-EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
+ROUND_SCHEMES = ("ecdsa", "bls12381", "dise")
 
 Post = Callable[[str, dict[str, Any]], Awaitable[Any]]
 

@@ -1,6 +1,6 @@
 """Micro-benchmark of FROST per-operation costs (`make bench` prints the table).
 
-Run directly: `python -m tholos.crypto.frost.bench [iterations]`.
+Run directly: `python -m tholos.bench.frost_micro [iterations]`.
 Key material comes from a trusted-dealer Shamir sharing (benchmark only).
 """
 

@@ -1,9 +1,9 @@
-"""Governed threshold ECDSA and BLS signing at the gateway (`GovernedSigning._sign` routes here).
+"""Step 3 of governed signing for round-signed keys (ECDSA, BLS; `GovernedSigning` routes here).
 
 After the same reservation steps as a FROST request (gateway/requests.py), a request for an `ecdsa`
-or `bls12381` key goes to the ECDSA/BLS machinery (gateway/ecdsa_bls_dise.py: presignature pools,
-2t-1 ECDSA signers or t BLS signers, share checks naming culprits) as an `ExtraJob` carrying the
-same governance blob as a FROST `SignItem`; every signer checks it itself (node/governed_extra.py).
+or `bls12381` key goes to `RoundSigning` (gateway/scheme_protocols.py: presignature pools, 2t-1
+ECDSA signers or t BLS signers, share checks naming culprits) as a `SchemeJob` carrying the
+same governance blob as a FROST `SignItem`; every signer checks it itself (node/governed_signing.py).
 The message is the raw payload's `data`: for ECDSA the 32-byte digest (any other length is refused
 when the request is created), for BLS the message itself.
 
@@ -14,19 +14,18 @@ Released signatures: ECDSA r||s||v (65 bytes, low-S, v the recovery id 0/1), BLS
 
 from __future__ import annotations
 
-import json
 import weakref
 from typing import Any
 
-from tholos.audit import KIND_SIGNATURE_RELEASED
-from tholos.gateway.ecdsa_bls_dise import ExtraGateway, ExtraJob, extra_for
-from tholos.gateway.requests import GovernedSigning, Tracked, _message, _refusal
+from tholos.audit import KIND_SIGNATURE_RELEASED, AuditLog
+from tholos.gateway.rounds import SchemeJob
+from tholos.gateway.scheme_protocols import RoundSigning, rounds_for
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.store import KeyRow
+from tholos.gateway.tracked import Tracked, governance_blob, refusal, request_message
 from tholos.governance import SigningRequest
 
-SCHEMES = frozenset({"ecdsa", "bls12381"})
-_BUSY: weakref.WeakKeyDictionary[GovernedSigning, set[str]] = weakref.WeakKeyDictionary()
+_BUSY: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
 """Request ids being signed, per gateway: a concurrent call leaves them to the first one."""
 
 
@@ -35,8 +34,8 @@ def check_request(gw: Gateway, row: KeyRow, request: SigningRequest) -> None:
     _job(gw, row, request)
 
 
-def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> ExtraJob:
-    message = _message(request)
+def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
+    message = request_message(request)
     if row.scheme == "ecdsa" and len(message) != 32:
         raise GatewayError(
             400,
@@ -44,29 +43,14 @@ def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> ExtraJob:
             f"an ecdsa request signs a 32-byte digest: the payload's data is {len(message)} bytes",
         )
     path = request.intent.derivation_path
-    job = extra_for(gw).job(row.key_id, message, "" if path == "m" else path)
+    job = rounds_for(gw).job(row.key_id, message, "" if path == "m" else path)
     job.request_id = request.intent.request_id
     return job
 
 
-def _blob(t: Tracked, snapshots: list[dict[str, Any]]) -> str:
-    """The governance field, as for a FROST sign item: request, approvals, receipts, snapshots."""
-    receipts = [t.receipts[i] for i in sorted(t.receipts)]
-    return (
-        '{"request":'
-        + t.request_json()
-        + ',"approvals":'
-        + t.approvals_json()
-        + ',"receipts":'
-        + json.dumps(receipts)
-        + ',"snapshots":'
-        + json.dumps(snapshots)
-        + "}"
-    )
-
-
-async def sign_extra(
-    gs: GovernedSigning,
+async def sign(
+    gw: Gateway,
+    audit: AuditLog | None,
     row: KeyRow,
     nodes: list[int],
     tracked: list[Tracked],
@@ -74,18 +58,18 @@ async def sign_extra(
 ) -> None:
     """Step 3 for the requests of one ecdsa or bls12381 key, on signers among `nodes` (those
     holding the reservation); updates each request's status, signature and refusals."""
-    ext = extra_for(gs.gw)
-    busy = _BUSY.setdefault(gs, set())
-    work: list[tuple[Tracked, ExtraJob]] = []
+    ext = rounds_for(gw)
+    busy = _BUSY.setdefault(gw, set())
+    work: list[tuple[Tracked, SchemeJob]] = []
     for t, snaps in zip(tracked, snapshots, strict=True):
         if t.request_id in busy:
             continue
         try:
-            job = _job(gs.gw, row, t.request)
+            job = _job(gw, row, t.request)
         except GatewayError as exc:
             t.status, t.error = "failed", str(exc)
             continue
-        job.governance = _blob(t, snaps)
+        job.governance = governance_blob(t, snaps)
         job.avoid = tuple(i for i in job.public.identifiers if i not in nodes)
         work.append((t, job))
     rids = {t.request_id for t, _ in work}
@@ -100,15 +84,15 @@ async def sign_extra(
             released.append(
                 (KIND_SIGNATURE_RELEASED, {"request_id": t.request_id, "digest": t.digest})
             )
-    if gs.audit is not None and released:
-        gs.audit.append_many(released)
+    if audit is not None and released:
+        audit.append_many(released)
 
 
-def _outcome(ext: ExtraGateway, t: Tracked, j: ExtraJob, nodes: list[int]) -> bool:
+def _outcome(ext: RoundSigning, t: Tracked, j: SchemeJob, nodes: list[int]) -> bool:
     """Copy the job's outcome into the request; True if a signature was released."""
     t.signers = j.signers
     for s, why in j.excluded.items():
-        t.refusals[s] = _refusal(why)
+        t.refusals[s] = refusal(why)
     if j.signature is not None:
         sig = j.signature
         if j.kind == "ecdsa":

@@ -15,8 +15,9 @@ from tholos.crypto.ecdsa.signature import EcdsaSignature
 from tholos.crypto.ecdsa.signature import verify as ecdsa_verify
 from tholos.crypto.errors import InvalidProof
 from tholos.crypto.keys import PublicKeyPackage
-from tholos.gateway.ecdsa_bls_dise import extra_for
+from tholos.gateway.scheme_protocols import presignatures, rounds_for
 from tholos.gateway.store import KeyRow
+from tholos.node.scheme_protocols import for_service
 
 from .conftest import Cluster
 
@@ -28,7 +29,7 @@ async def _key(c: Cluster, scheme: str) -> KeyRow:
 
 
 async def _sign(c: Cluster, key_id: str, msg: bytes, path: str = "") -> Any:
-    ext = extra_for(c.gateway)
+    ext = rounds_for(c.gateway)
     job = ext.job(key_id, msg, path)
     await ext.submit([job])
     return job
@@ -37,10 +38,9 @@ async def _sign(c: Cluster, key_id: str, msg: bytes, path: str = "") -> Any:
 async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
     row = await _key(cluster, "ecdsa")
     assert len(bytes.fromhex(row.public_key)) == 33
-    ext = extra_for(cluster.gateway)
-    assert await ext.presign(row.key_id, 6) == 6
-    assert ext.pool_size(row.key_id) == 6
-    before = sum(s._extra_protocols.presigs.count() for s in cluster.services.values())
+    assert await presignatures(cluster.gateway).presign(row.key_id, 6) == 6
+    assert presignatures(cluster.gateway).pool_size(row.key_id) == 6
+    before = sum(for_service(s).presigs.count() for s in cluster.services.values())
     digest = hashlib.sha256(b"hello").digest()
     job = await _sign(cluster, row.key_id, digest)
     assert job.signature is not None and job.recovery_id in (0, 1), job.error
@@ -53,7 +53,7 @@ async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
     ecdsa_verify(bytes.fromhex(row.public_key), digest, sig)
     assert PublicKey(bytes.fromhex(row.public_key)).verify(sig.to_der(), digest, hasher=None)
     # 2t-1 = 3 signers consumed their rows of one presignature, durably.
-    after = sum(s._extra_protocols.presigs.count() for s in cluster.services.values())
+    after = sum(for_service(s).presigs.count() for s in cluster.services.values())
     assert before - after == 3
     # BIP32 non-hardened derivation.
     d = cluster.gateway.derive(row.key_id, "m/0/7")
@@ -69,11 +69,11 @@ async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
 
 async def test_ecdsa_corrupt_node_named_and_signing_completes(cluster: Cluster) -> None:
     row = await _key(cluster, "ecdsa")
-    await extra_for(cluster.gateway).presign(row.key_id, 10)
+    await presignatures(cluster.gateway).presign(row.key_id, 10)
     cluster.services[2].vault.fault = "corrupt-shares"
     digests = [os.urandom(32) for _ in range(4)]
-    jobs = [extra_for(cluster.gateway).job(row.key_id, d) for d in digests]
-    await extra_for(cluster.gateway).submit(jobs)
+    jobs = [rounds_for(cluster.gateway).job(row.key_id, d) for d in digests]
+    await rounds_for(cluster.gateway).submit(jobs)
     for j, d in zip(jobs, digests, strict=True):
         assert j.signature is not None, j.error
         sig = EcdsaSignature(
@@ -128,8 +128,8 @@ async def test_bls_sign_and_culprit(cluster: Cluster) -> None:
     assert job.signature is not None and len(job.signature) == 96, job.error
     bls_basic.verify(bytes.fromhex(row.public_key), b"attestation", job.signature)
     cluster.services[3].vault.fault = "corrupt-shares"
-    jobs = [extra_for(cluster.gateway).job(row.key_id, b"m%d" % i) for i in range(4)]
-    await extra_for(cluster.gateway).submit(jobs)
+    jobs = [rounds_for(cluster.gateway).job(row.key_id, b"m%d" % i) for i in range(4)]
+    await rounds_for(cluster.gateway).submit(jobs)
     for i, j in enumerate(jobs):
         assert j.signature is not None, j.error
         bls_basic.verify(bytes.fromhex(row.public_key), b"m%d" % i, j.signature)
@@ -137,7 +137,7 @@ async def test_bls_sign_and_culprit(cluster: Cluster) -> None:
 
 
 async def _evaluate(c: Cluster, key_id: str, req: dise.EvalRequest, verify: bool = True) -> Any:
-    ext = extra_for(c.gateway)
+    ext = rounds_for(c.gateway)
     job = ext.job(
         key_id,
         b"",

@@ -1,4 +1,5 @@
-"""REST routes for ECDSA presignature pools, ECDSA/BLS signing and DiSE evaluation.
+"""REST routes of the round-signed schemes (gateway/scheme_protocols.py): ECDSA presignature
+pools, ECDSA/BLS signing and DiSE evaluation.
 
 - `POST /v1/keys/{id}/sign` for an `ecdsa` or `bls12381` key (dispatched from api.py):
   ECDSA -> `{"signature": r||s hex (low-S), "recovery_id": 0|1, "public_key", ...}` (message: a
@@ -19,11 +20,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tholos.gateway.ecdsa_bls_dise import KIND_PROTOCOL, ExtraJob, extra_for
+from tholos.gateway.rounds import SchemeJob
+from tholos.gateway.scheme_protocols import is_round_signed, presignatures, rounds_for
 from tholos.gateway.signing import job_result
-from tholos.schemes import SCHEMES
-
-EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
 
 
 class _Strict(BaseModel):
@@ -59,8 +58,9 @@ class EvaluateBody(_Strict):
 _KIND_CACHE: dict[str, bool] = {}
 
 
-def is_extra(gw: Any, key_id: str) -> bool:
-    """Whether the key is ecdsa/bls12381/dise (cached: a key's scheme never changes)."""
+def is_round_key(gw: Any, key_id: str) -> bool:
+    """Whether the key's scheme is round-signed (ECDSA, BLS, DiSE), cached: a key's scheme
+    never changes."""
     hit = _KIND_CACHE.get(key_id)
     if hit is not None:
         return hit
@@ -69,12 +69,12 @@ def is_extra(gw: Any, key_id: str) -> bool:
         return False
     if len(_KIND_CACHE) > 200_000:
         _KIND_CACHE.clear()
-    _KIND_CACHE[key_id] = getattr(SCHEMES[row.scheme], "kind", "") in KIND_PROTOCOL
+    _KIND_CACHE[key_id] = is_round_signed(row.scheme)
     return _KIND_CACHE[key_id]
 
 
-def result(gw: Any, j: ExtraJob) -> dict[str, Any]:
-    out = job_result(j, extra_for(gw).public_key_for)
+def result(gw: Any, j: SchemeJob) -> dict[str, Any]:
+    out = job_result(j, rounds_for(gw).public_key_for)
     if j.signature is not None and j.recovery_id is not None:
         out["recovery_id"] = j.recovery_id
     elif j.signature is None and j.partials:
@@ -83,7 +83,7 @@ def result(gw: Any, j: ExtraJob) -> dict[str, Any]:
     return out
 
 
-def response(gw: Any, j: ExtraJob) -> JSONResponse:
+def response(gw: Any, j: SchemeJob) -> JSONResponse:
     res = result(gw, j)
     if "error" in res:
         return JSONResponse(
@@ -96,29 +96,29 @@ def response(gw: Any, j: ExtraJob) -> JSONResponse:
 
 
 async def sign(gw: Any, key_id: str, message: bytes, path: str) -> JSONResponse:
-    ext = extra_for(gw)
-    job = ext.job(key_id, message, path)
-    await ext.submit([job])
+    rounds = rounds_for(gw)
+    job = rounds.job(key_id, message, path)
+    await rounds.submit([job])
     return response(gw, job)
 
 
 def register(app: FastAPI, gw: Callable[[], Any], check_key: Callable[[str], str]) -> None:
     @app.post("/v1/keys/{key_id}/presign")
     async def presign(key_id: str, body: PresignBody) -> dict[str, Any]:
-        ext = extra_for(gw())
-        added = await ext.presign(check_key(key_id), body.count)
-        return {"key_id": key_id, "added": added, "available": ext.pool_size(key_id)}
+        pools = presignatures(gw())
+        added = await pools.presign(check_key(key_id), body.count)
+        return {"key_id": key_id, "added": added, "available": pools.pool_size(key_id)}
 
     @app.get("/v1/keys/{key_id}/presign")
     async def presign_status(key_id: str) -> dict[str, Any]:
         g = gw()
         row = g.key(check_key(key_id))
-        return {"key_id": key_id, "available": extra_for(g).pool_size(key_id, g._public(row))}
+        return {"key_id": key_id, "available": presignatures(g).pool_size(key_id, g._public(row))}
 
     @app.post("/v1/keys/{key_id}/evaluate")
     async def evaluate(key_id: str, body: EvaluateBody) -> JSONResponse:
         g = gw()
-        ext = extra_for(g)
-        job = ext.job(check_key(key_id), b"", "", body.model_dump())
-        await ext.submit([job])
+        rounds = rounds_for(g)
+        job = rounds.job(check_key(key_id), b"", "", body.model_dump())
+        await rounds.submit([job])
         return response(g, job)

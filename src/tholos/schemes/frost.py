@@ -1,150 +1,41 @@
-"""The three signing schemes tholos serves, as the node and the gateway see them.
-
-One small adapter per scheme over `tholos.crypto` (FROST suites, DKG): encodings, nonce pools,
-signature shares, aggregation, and the DKG/refresh state machines. Node and gateway code import
-only this module, never the hazmat layer.
+"""The three FROST schemes (RFC 9591 suites): nonce pools, signature shares, aggregation.
 
 | scheme    | FROST suite                 | public key              | signature           |
 |-----------|-----------------------------|-------------------------|---------------------|
 | bip340    | FROST-BIP340-v1             | x-only, 32 bytes        | BIP340, 64 bytes    |
 | ed25519   | FROST-ED25519-SHA512-v1     | 32 bytes                | RFC 8032, 64 bytes  |
 | secp256k1 | FROST-secp256k1-SHA256-v1   | compressed, 33 bytes    | R (33) || z (32)    |
+
+Signed by the node's `SignBatch` RPC (node/vault.py) and the gateway's `SigningCoordinator`
+(gateway/signing.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from tholos.crypto.errors import InvalidInput
 from tholos.crypto.frost.aggregate import aggregate
-from tholos.crypto.frost.bip340 import FROST_BIP340
 from tholos.crypto.frost.ciphersuite import Ciphersuite
 from tholos.crypto.frost.round1 import SigningCommitments, SigningNonces
 from tholos.crypto.frost.round2 import SignatureShare, sign
 from tholos.crypto.frost.signing_package import SigningPackage
-from tholos.crypto.frost.suites import FROST_ED25519_SHA512, FROST_SECP256K1_SHA256
 from tholos.crypto.groups import ED25519
-from tholos.crypto.groups.base import Group
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.crypto.secret import SecretScalar
-
-MAX_MESSAGE = 64 * 1024
-
-
-@dataclass(frozen=True)
-class SignerCommitment:
-    nonce_id: bytes
-    hiding: bytes
-    binding: bytes
+from tholos.schemes.base import MAX_MESSAGE, Scheme, SignerCommitment, SigningRequest, parse_path
 
 
-@dataclass(frozen=True)
-class SigningRequest:
-    """What a signer receives: the message, derivation, and every signer's commitments."""
+class FrostScheme(Scheme):
+    """Adapter of one FROST suite; its nonces are hedged with a per-process pool secret."""
 
-    request_id: str
-    key_id: str
-    message: bytes
-    path: str = ""
-    taproot: bool = False
-    merkle_root: bytes | None = None
-    commitments: dict[int, SignerCommitment] = field(default_factory=dict)
-
-
-def parse_path(path: str) -> list[int]:
-    """'m/0/1' -> [0, 1]. Only non-hardened (public) derivation: a hardened step needs the secret."""
-    if path in ("", "m"):
-        return []
-    parts = path.split("/")
-    if parts[0] != "m":
-        raise InvalidInput("derivation path must start with 'm'")
-    out = []
-    for p in parts[1:]:
-        if p.endswith(("'", "h", "H")):
-            raise InvalidInput("hardened derivation is impossible for a threshold key")
-        if not p.isdigit() or int(p) >= 2**31:
-            raise InvalidInput(f"bad derivation step {p!r}")
-        out.append(int(p))
-    if len(out) > 255:
-        raise InvalidInput("derivation path too deep")
-    return out
-
-
-class Scheme:
-    """Adapter of one FROST suite. Stateless apart from a cache of derivation tweaks."""
+    kind = "frost"
 
     def __init__(self, name: str, suite: Ciphersuite[Any], public_key_length: int) -> None:
-        self.name = name
-        self.suite = suite
-        self.group: Group[Any] = suite.group
-        self.pool = suite.name  # nonces are tied to a suite: one pool per suite
-        self.public_key_length = public_key_length
-        self.signature_length = suite.signature_length
+        super().__init__(name, suite, public_key_length)
         self._pool_secret = secrets.randbelow(self.group.order - 1) + 1
-        self._tweaks: dict[tuple[str, str], int] = {}
-
-    def __repr__(self) -> str:
-        return f"<Scheme {self.name}>"
-
-    @property
-    def supports_derivation(self) -> bool:
-        return self.group.name == "secp256k1"
-
-    # -- keys and derivation ---------------------------------------------------------------------
-    def tweak(self, public: PublicKeyPackage[Any], meta: Mapping[str, Any], path: str) -> int:
-        """The additive BIP32 tweak of a non-hardened path (0 for none). Cached."""
-        steps = parse_path(path)
-        if not steps:
-            return 0
-        if not self.supports_derivation:
-            raise InvalidInput(f"{self.name} keys do not support BIP32 derivation")
-        pk_hex = self.group.serialize_element(public.group_public_key).hex()
-        ck = (pk_hex, path)
-        t = self._tweaks.get(ck)
-        if t is None:
-            t = self.derive(public, meta, path)[0]
-            if len(self._tweaks) > 100_000:
-                self._tweaks.clear()
-            self._tweaks[ck] = t
-        return t
-
-    def derive(
-        self, public: PublicKeyPackage[Any], meta: Mapping[str, Any], path: str
-    ) -> tuple[int, str]:
-        """(tweak, xpub) of a non-hardened BIP32 path from the group key and its chain code."""
-        from tholos.crypto import bip32
-
-        if not self.supports_derivation:
-            raise InvalidInput(f"{self.name} keys do not support BIP32 derivation")
-        parse_path(path)
-        if meta.get("xpub"):
-            root = bip32.ExtendedPublicKey.from_xpub(str(meta["xpub"]))
-            if not self.group.eq(root.public_key, public.group_public_key):
-                raise InvalidInput("stored xpub does not match the key")
-        else:
-            root = bip32.ExtendedPublicKey.from_public_package(public, chain_code_for(public))
-        derived = bip32.derive(root, path or "m")
-        return derived.tweak, derived.xpub
-
-    def merkle_root(self, taproot: bool, merkle_root: bytes | None) -> bytes | None:
-        if not taproot:
-            if merkle_root:
-                raise InvalidInput("a merkle root needs --taproot-tweak")
-            return None
-        if self.name != "bip340":
-            raise InvalidInput("the taproot tweak is for bip340 keys only")
-        return merkle_root or b""
-
-    def public_key(
-        self, public: PublicKeyPackage[Any], tweak: int = 0, merkle_root: bytes | None = None
-    ) -> bytes:
-        return self.suite.effective_key(
-            public.group_public_key, tweak, merkle_root
-        ).public_key_bytes
 
     # -- nonces ----------------------------------------------------------------------------------
     def new_nonces(self, count: int) -> list[tuple[bytes, bytes, bytes]]:
@@ -299,56 +190,3 @@ class Scheme:
             tweak=tweak,
             merkle_root=root,
         )
-
-    def verify(self, message: bytes, signature: bytes, public_key: bytes) -> None:
-        self.suite.verify(message, signature, public_key)
-
-    # -- DKG and refresh state machines -------------------------------------------------------------
-    def dkg_participant(
-        self,
-        identifier: int,
-        threshold: int,
-        participants: list[int],
-        context: bytes,
-        evidence_verifier: Callable[[Any], bool] | None = None,
-    ) -> Any:
-        from tholos.crypto.dkg import DkgParticipant
-
-        return DkgParticipant(
-            self.group,
-            identifier,
-            threshold,
-            participants,
-            context,
-            evidence_verifier=evidence_verifier,
-        )
-
-    def refresh_participant(
-        self,
-        share: KeyShare[Any],
-        participants: list[int],
-        context: bytes,
-        evidence_verifier: Callable[[Any], bool] | None = None,
-    ) -> Any:
-        from tholos.crypto.refresh import RefreshParticipant
-
-        return RefreshParticipant(share, context, participants, evidence_verifier=evidence_verifier)
-
-
-def chain_code_for(public: PublicKeyPackage[Any]) -> bytes:
-    """BIP32 chain code of a DKG key (no seed exists): SHA-256 of a tag and the group key, so that
-    every party derives the same xpub. Imported xprv keys keep their own chain code instead."""
-    enc = public.group.serialize_element(public.group_public_key)
-    return hashlib.sha256(b"tholos-bip32-chain-code-v1" + enc).digest()
-
-
-SCHEMES: dict[str, Scheme] = {
-    "bip340": Scheme("bip340", FROST_BIP340, 32),
-    "ed25519": Scheme("ed25519", FROST_ED25519_SHA512, 32),
-    "secp256k1": Scheme("secp256k1", FROST_SECP256K1_SHA256, 33),
-}
-POOLS: dict[str, Scheme] = {s.pool: s for s in SCHEMES.values()}
-GROUP_NAMES = frozenset(POOLS)
-
-# ECDSA, BLS and DiSE adapters register themselves into SCHEMES (not into POOLS: no FROST nonces).
-import tholos.schemes_ecdsa_bls_dise  # noqa: E402, F401

@@ -3,7 +3,7 @@
 4 nodes (t=2) and the gateway with its REST app, nodes reached through an in-memory transport
 that still serialises every protobuf message: the work of `tholos bench` without sockets, TLS or
 scheduling noise. Reports process CPU per signature, split by component:
-  python bench/governed_cpu.py [--batches 20] [--batch 128] [--only governed] [--profile]
+  python src/tholos/bench/governed_cpu.py [--batches 20] [--batch 128] [--only governed] [--profile]
 (--profile prints cProfile tables, PFILTER=regex restricts the first). To compare with another
 tree, run it with PYTHONPATH=OTHER/src, alternating runs: CPU time still moves with the load.
 """

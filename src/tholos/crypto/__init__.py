@@ -1,0 +1,1 @@
+"""Threshold cryptography: groups, FROST, DKG, refresh/reshare/repair, ECDSA, BLS, DiSE (no I/O)."""

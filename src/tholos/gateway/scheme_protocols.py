@@ -1,0 +1,233 @@
+"""The gateway's registry of round-signed schemes (kind -> `RoundScheme`, gateway/rounds.py) and
+`RoundSigning`, which runs their jobs: per scheme a `Batcher`, then for each batch the signers
+(the scheme's `signers_needed`), one `Protocol` round, the scheme's `combine`, and retries on other
+signers when a node fails, refuses or sends a bad contribution (quarantined).
+
+Adding a scheme means adding its module (gateway/<scheme>.py) and listing it in `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from tholos.crypto.errors import CryptoError, InvalidSignatureShare
+from tholos.gateway.batcher import Batcher
+from tholos.gateway.bls import BlsRounds
+from tholos.gateway.dise import DiseRounds
+from tholos.gateway.ecdsa import EcdsaRounds
+from tholos.gateway.repair import epoch
+from tholos.gateway.rounds import RoundScheme, SchemeJob
+from tholos.gateway.signing import holders_with_share, job_record
+from tholos.rpc import node_pb2 as pb
+from tholos.schemes import SCHEMES
+
+log = logging.getLogger("tholos.gateway")
+MAX_ATTEMPTS = 6
+REGISTRY: dict[str, type[RoundScheme]] = {s.kind: s for s in (EcdsaRounds, BlsRounds, DiseRounds)}
+"""Round-signed schemes by `Scheme.kind`."""
+
+
+def is_round_signed(scheme: str) -> bool:
+    """Whether keys of this scheme are signed here (else by the FROST `SigningCoordinator`)."""
+    return SCHEMES[scheme].kind in REGISTRY
+
+
+class RoundSigning:
+    """One gateway's round-signed schemes and their batchers."""
+
+    def __init__(self, gw: Any) -> None:
+        self.gw = gw
+        self.nodes = gw.nodes
+        self.schemes: dict[str, RoundScheme] = {k: cls(gw) for k, cls in REGISTRY.items()}
+        self.batchers: dict[str, Batcher[SchemeJob]] = {
+            k: Batcher(self._run, max_batch=512, max_inflight=3, **s.linger)
+            for k, s in self.schemes.items()
+        }
+
+    async def close(self) -> None:
+        for s in self.schemes.values():
+            await s.close()
+        for b in self.batchers.values():
+            await b.stop()
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def job(
+        self,
+        key_id: str,
+        message: bytes,
+        path: str = "",
+        eval_request: dict[str, Any] | None = None,
+    ) -> SchemeJob:
+        """A checked job for one key (GatewayError 400 for input the key cannot take)."""
+        from tholos.gateway.service import GatewayError
+
+        row = self.gw.key(key_id)
+        sch = SCHEMES[row.scheme]
+        handler = self.schemes.get(sch.kind)
+        if handler is None:
+            raise GatewayError(400, "unsupported", f"{row.scheme} keys are not handled here")
+        job = SchemeJob(sch.kind, row, self.gw._public(row), message, path)
+        try:
+            handler.prepare(job, sch, eval_request)
+        except (CryptoError, ValueError, KeyError) as exc:
+            raise GatewayError(400, "bad_request", f"{type(exc).__name__}: {exc}") from None
+        return job
+
+    async def submit(self, jobs: list[SchemeJob]) -> list[SchemeJob]:
+        by: dict[str, list[SchemeJob]] = defaultdict(list)
+        for j in jobs:
+            by[j.kind].append(j)
+        await asyncio.gather(*(self.batchers[k].submit(js) for k, js in by.items()))
+        return jobs
+
+    def public_key_for(self, job: SchemeJob) -> bytes:
+        return SCHEMES[job.row.scheme].public_key(job.public, job.tweak)
+
+    # -- attempts ----------------------------------------------------------------------------------
+    async def _run(self, jobs: list[SchemeJob]) -> None:
+        pending = list(jobs)
+        for _attempt in range(MAX_ATTEMPTS):
+            if not pending:
+                break
+            groups: dict[tuple[str, tuple[int, ...], int], list[SchemeJob]] = defaultdict(list)
+            for j in pending:
+                stale = self.schemes[j.kind].left_out(j)
+                holders = holders_with_share(j.public.identifiers, j.excluded, [*stale, *j.avoid])
+                groups[(j.kind, holders, j.public.threshold)].append(j)
+            results = await asyncio.gather(
+                *(self._attempt(k, list(h), t, js) for (k, h, t), js in groups.items())
+            )
+            pending = [j for r in results for j in r]
+        for j in pending:
+            if not j.error:
+                j.error, j.status = "did not complete after retries", 503
+        self.gw.store.record_requests(job_record(j, self.schemes[j.kind].protocol) for j in jobs)
+
+    async def _attempt(
+        self, kind: str, holders: list[int], t: int, jobs: list[SchemeJob]
+    ) -> list[SchemeJob]:
+        scheme = self.schemes[kind]
+        need = SCHEMES[jobs[0].row.scheme].signers_needed(t)
+        signers = await self.nodes.choose_signers(holders, need)
+        if len(signers) < need:
+            for j in jobs:
+                j.error = f"only {len(signers)} usable nodes hold this key, {need} are needed"
+                j.status = 503
+            return []
+        items: list[dict[str, Any]] = []
+        active: list[tuple[SchemeJob, Any]] = []
+        for j in jobs:
+            j.signers = signers
+            item: dict[str, Any] = {
+                "request_id": j.request_id,
+                "key_id": j.key_id,
+                "epoch": epoch(j.row),  # a node that missed a refresh refuses, not lies
+            }
+            fields = await scheme.item(j, signers)
+            if fields is None:
+                continue
+            item.update(fields[0])
+            if j.governance:
+                item["governance"] = j.governance
+            items.append(item)
+            active.append((j, fields[1]))
+        if not items:
+            return []
+        payload = json.dumps({"batch": uuid.uuid4().hex, "items": items}).encode()
+        req = pb.ProtocolRequest(protocol=scheme.protocol, phase=scheme.phase, payload=payload)
+        replies = await asyncio.gather(
+            *(self.nodes.transport(s).protocol(req, self.gw.signing.rpc_timeout) for s in signers),
+            return_exceptions=True,
+        )
+        replied, failed = self.nodes.sort_replies(
+            signers,
+            replies,
+            lambda s, rep: "" if rep.envelope.sender == s else "answered for another node",
+        )
+        answers: dict[int, dict[str, Any]] = {
+            s: json.loads(rep.envelope.payload).get("results", {}) for s, rep in replied.items()
+        }
+        if failed:
+            for j, _ in active:
+                for s, why in failed.items():
+                    j.excluded.setdefault(s, why)
+                self._spent(j, signers)
+            return [j for j, _ in active]
+        retry: list[SchemeJob] = []
+        for j, pre in active:
+            got: dict[int, dict[str, Any]] = {}
+            errors: dict[int, str] = {}
+            for s in signers:
+                r = answers[s].get(j.request_id)
+                if not isinstance(r, dict) or r.get("error"):
+                    errors[s] = str(r.get("error")) if isinstance(r, dict) else "missing result"
+                else:
+                    got[s] = r
+            if errors:
+                if j.governance and self._refused(j, pre, errors, len(signers)):
+                    continue
+                if len(errors) == len(signers) and not any(
+                    "presignature" in e for e in errors.values()
+                ):
+                    j.error, j.status = next(iter(errors.values())), 400  # a bad request
+                    continue
+                for s, e in errors.items():
+                    j.excluded.setdefault(s, f"refused: {e}")
+                self._spent(j, signers)
+                retry.append(j)
+                continue
+            try:
+                culprits = scheme.combine(j, pre, got)
+            except InvalidSignatureShare as exc:
+                culprits = list(exc.culprits)
+                self._spent(j, signers)
+                retry.append(j)
+            except (CryptoError, KeyError, ValueError, TypeError) as exc:
+                j.error, j.status = f"combination failed: {type(exc).__name__}: {exc}", 502
+                continue
+            for c in culprits:
+                what = scheme.culprit
+                j.excluded[c] = what
+                self.nodes.quarantine(c, f"{what} for request {j.request_id}")
+        return retry
+
+    @staticmethod
+    def _spent(j: SchemeJob, signers: list[int]) -> None:
+        """A governed request is marked signed in the journal of every node that accepted it, so
+        a retry goes to other nodes only (these would refuse it as a replay)."""
+        if j.governance:
+            j.avoid = (*j.avoid, *signers)
+
+    def _refused(self, j: SchemeJob, pre: Any, errors: dict[int, str], n: int) -> bool:
+        """A governed request refused by policy on a signer is final (not retried elsewhere). If
+        all `n` signers refused, none used the presignature: it goes back to the pool."""
+        policy = {s: e for s, e in errors.items() if e.startswith("PolicyRefused[")}
+        if not policy:
+            return False
+        j.excluded.update(policy)
+        j.error = "; ".join(f"node {s}: {e}" for s, e in sorted(policy.items()))
+        j.status = 403
+        if len(policy) == n:
+            self.schemes[j.kind].give_back(j, pre)
+        return True
+
+
+def rounds_for(gw: Any) -> RoundSigning:
+    """The gateway's RoundSigning, created on first use."""
+    found = getattr(gw, "_round_signing", None)
+    if found is None:
+        found = RoundSigning(gw)
+        gw._round_signing = found
+    return found
+
+
+def presignatures(gw: Any) -> EcdsaRounds:
+    """The gateway's ECDSA presignature pools."""
+    ecdsa = rounds_for(gw).schemes["ecdsa"]
+    assert isinstance(ecdsa, EcdsaRounds)
+    return ecdsa
