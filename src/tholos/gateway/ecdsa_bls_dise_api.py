@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -27,7 +27,7 @@ EXTRA_SCHEMES = ("ecdsa", "bls12381", "dise")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PresignBody(_Strict):
@@ -35,8 +35,10 @@ class PresignBody(_Strict):
 
 
 class EvaluateBody(_Strict):
-    alpha: str = Field(max_length=64, description="hex, 32 bytes: the DiSE commitment")
-    encryptor: str = Field(max_length=255, min_length=1)
+    alpha: str = Field(
+        pattern="^[0-9a-fA-F]{64}$", description="hex, 32 bytes: the DiSE commitment"
+    )
+    encryptor: str = Field(max_length=255, min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")
     purpose: Literal["encrypt", "decrypt"]
     verify: bool = Field(
         default=False,
@@ -48,7 +50,7 @@ class EvaluateBody(_Strict):
         description="governed clusters: the user's signed DiSE authorization, relayed untouched; "
         "each node then returns its partial sealed to the client key named in it",
     )
-    exclude: list[int] = Field(
+    exclude: list[Annotated[int, Field(ge=1, le=64)]] = Field(
         default_factory=list,
         max_length=64,
         description="nodes the client found misbehaving: left out of this request (not "
