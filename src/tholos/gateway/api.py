@@ -24,6 +24,7 @@ from tholos.gateway import ecdsa_bls_dise_api, http_errors, openapi, repair
 from tholos.gateway.access import ClientGate, authorize, charge_keys
 from tholos.gateway.http_errors import responses
 from tholos.gateway.identities import ApiClients
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
 from tholos.gateway.request_body import BodyGuard
 from tholos.gateway.service import Gateway, GatewayError
@@ -48,7 +49,8 @@ Label = Annotated[
         description="letters, digits, space and ._:@/+#()=,- (no control or markup characters)",
     ),
 ]
-PATH_SCHEMA: JsonDict = {"pattern": r"^(m(/[0-9]{1,10}){0,16})?$"}
+PATH_SCHEMA: JsonDict = {"pattern": r"^(m(/[0-9]{1,9}){0,16})?$"}
+DERIVE_PATH = r"^m(/[0-9]{1,9}){0,16}$"
 MESSAGE_SCHEMA: JsonDict = {"pattern": HEX.pattern}
 
 
@@ -59,7 +61,7 @@ class Strict(BaseModel):
 class CreateKey(Strict):
     scheme: Scheme
     label: Label | None = None
-    count: int = Field(
+    count: JsonInt = Field(
         default=1, ge=1, le=1000, description="keys to create in one call (batched DKG)"
     )
 
@@ -136,7 +138,7 @@ def _path(path: str) -> str:
 
 
 KeyIdParam = Annotated[str, openapi.key_id_param()]
-ERRORS = responses(400, 403, 413, 415, 429, 500)
+ERRORS = responses(400, 403, 404, 409, 413, 415, 429, 500, 503)
 KEY_ERRORS = responses(404, 409, 503)
 
 
@@ -240,6 +242,17 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
             "next_offset": nxt if nxt < page.total else None,
         }
 
+    @app.get("/v1/keys/import", include_in_schema=False)
+    async def import_is_post() -> None:
+        """Without this, GET /v1/keys/import would look for a key called "import" (404)."""
+        raise GatewayError(
+            405,
+            "method_not_allowed",
+            "GET is not allowed on /v1/keys/import",
+            allowed=["POST"],
+            headers={"Allow": "POST"},
+        )
+
     @app.get("/v1/keys/{key_id}", responses=responses(404))
     async def show_key(key_id: KeyIdParam) -> dict[str, Any]:
         row = gw().key(_key_id(key_id))
@@ -254,7 +267,7 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
     @app.get("/v1/keys/{key_id}/derive", responses=responses(404))
     async def derive(
         key_id: KeyIdParam,
-        path: Annotated[str, Query(max_length=512, pattern=PATH_SCHEMA["pattern"])],
+        path: Annotated[str, Query(max_length=512, pattern=DERIVE_PATH)],
     ) -> dict[str, Any]:
         return gw().derive(_key_id(key_id), _path(path))
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.gateway.ecdsa_bls_dise import KIND_PROTOCOL, ExtraJob, extra_for
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.signing import job_result
 from tholos.schemes import SCHEMES
 
@@ -31,7 +32,7 @@ class _Strict(BaseModel):
 
 
 class PresignBody(_Strict):
-    count: int = Field(default=100, ge=1, le=20_000)
+    count: JsonInt = Field(default=100, ge=1, le=20_000)
 
 
 class EvaluateBody(_Strict):
@@ -50,7 +51,7 @@ class EvaluateBody(_Strict):
         description="governed clusters: the user's signed DiSE authorization, relayed untouched; "
         "each node then returns its partial sealed to the client key named in it",
     )
-    exclude: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+    exclude: list[Annotated[JsonInt, Field(ge=1, le=64)]] = Field(
         default_factory=list,
         max_length=64,
         description="nodes the client found misbehaving: left out of this request (not "

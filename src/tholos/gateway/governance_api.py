@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
 from tholos.gateway.http_errors import responses
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.requests import GovernedSigning, governed
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.governance import Approval, SigningRequest
@@ -52,7 +53,7 @@ class SignatureBody(_Body):
 
 class AuditBody(_Body):
     user: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]{1,64}$")
-    issued_at: int = Field(ge=0, le=2**40)
+    issued_at: JsonInt = Field(ge=0, le=2**40)
     signature: str = Field(pattern="^[0-9a-f]{128}$", description="Ed25519, hex")
 
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from tholos.gateway.service import GatewayError
 
@@ -100,6 +101,8 @@ def install(app: FastAPI) -> None:
             message = f"no such route: {request.method} {request.url.path[:200]}"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path[:200]}"
+            allow = allowed_methods(request)
+            return envelope(405, code, message, {"Allow": ", ".join(allow)}, allowed=allow)
         else:
             message = code.replace("_", " ")
         return envelope(exc.status_code, code, message, dict(exc.headers or {}) or None)
@@ -108,6 +111,20 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path[:200])
         return envelope(500, "internal", "internal error (logged at the gateway)")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    matched = [
+        r
+        for r in request.app.routes
+        if getattr(r, "methods", None)
+        and getattr(r, "include_in_schema", True)
+        and r.matches({**request.scope, "method": "GET"})[0] != Match.NONE
+    ]
+    literal = [r for r in matched if "{" not in r.path]  # /v1/keys/import, not /v1/keys/{key_id}
+    out: set[str] = {m for r in (literal or matched) for m in r.methods}
+    return sorted(out - {"HEAD"})
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.node.protocols import context
@@ -363,7 +364,7 @@ def share_health(gw: Gateway) -> dict[str, Any]:
 router = APIRouter()
 
 
-NodeId = Annotated[int, Field(ge=1, le=64, strict=True)]
+NodeId = Annotated[JsonInt, Field(ge=1, le=64)]
 
 
 class RepairBody(BaseModel):
