@@ -216,7 +216,7 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
 
     @app.get("/v1/keys")
     async def list_keys(
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="keys per page")] = 100,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="keys per page")] = MAX_PAGE,
         offset: Annotated[int, Query(ge=0, le=2**31, description="keys to skip")] = 0,
         scheme: Scheme | None = None,
         label: Annotated[str | None, Query(max_length=200)] = None,
