@@ -1,14 +1,15 @@
-"""The strict-JSON depth scan that runs before any parse (gateway/request_body.py)."""
+"""Strict JSON before any parse (gateway/request_body.py): limits hold on any document."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tholos.gateway import request_body
+from tholos.gateway.request_body import MAX_DEPTH, BadJson, check_json
 
 
 def _nesting(v: Any) -> int:
@@ -22,18 +23,43 @@ def _nesting(v: Any) -> int:
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
     ),
-    max_leaves=40,
+    max_leaves=60,
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(JSON_VALUES)
-def test_depth_counts_nesting_not_brackets_in_strings(value: Any) -> None:
-    """The pre-parse depth scan agrees with the parsed document (brackets in strings ignored)."""
-    text = json.dumps(value)
-    assert request_body.depth(text) == _nesting(value) or (
-        _nesting(value) <= request_body.MAX_DEPTH
-        and request_body.depth(text) <= request_body.MAX_DEPTH
+def test_depth_limit_follows_nesting_not_brackets_in_strings(value: Any) -> None:
+    body = json.dumps(value).encode()
+    if _nesting(value) > MAX_DEPTH:
+        with pytest.raises(BadJson):
+            check_json(body)
+    else:
+        check_json(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[" * 33 + b"]" * 33,
+        b'{"a": 1, "a": 2}',
+        b"1" * 101,
+        b"[NaN]",
+        b"[1e999]",
+        b'"\xff"',
+        b"{",
+    ],
+)
+def test_refused(body: bytes) -> None:
+    with pytest.raises(BadJson):
+        check_json(body)
+
+
+def test_accepted() -> None:
+    check_json(b"[" * 32 + b"]" * 32)
+    check_json(
+        b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "b": 1.5, "c": ' + b"9" * 100 + b"}"
     )

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import pydantic_core
 
 from tholos.gateway.http_errors import envelope
 
@@ -34,19 +35,6 @@ class BadJson(ValueError):
     pass
 
 
-def _number(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        if len(text) > MAX_DIGITS:
-            raise BadJson(f"a number has more than {MAX_DIGITS} characters")
-        return kind(text)
-
-    return parse
-
-
-def _no_constant(text: str) -> Any:
-    raise BadJson(f"{text} is not JSON")
-
-
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
@@ -54,36 +42,30 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
-
-def depth(text: str) -> int:
-    """Deepest nesting of `text`, brackets inside strings not counted (before any parse: a deep
-    document must never reach the recursive parser)."""
-    brackets = NOT_BRACKET.sub("", STRING.sub("", text))
-    if len(brackets) <= 2 * MAX_DEPTH:
-        return len(brackets) // 2
-    return max(itertools.accumulate(STEP[c] for c in brackets))
+BIG = 10**MAX_DIGITS
 
 
 def check_json(body: bytes) -> None:
-    """Raise BadJson unless `body` is strict JSON within the limits above."""
+    """Raise BadJson unless `body` is strict JSON within the limits above. The first parse is
+    jiter's (Rust, its own recursion limit): a deep document never reaches a recursive parser
+    in C, whose stack depends on the interpreter's recursion limit."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadJson("body is not UTF-8") from None
-    if depth(text) > MAX_DEPTH:
-        raise BadJson(f"nested deeper than {MAX_DEPTH}")
-    try:
-        json.loads(
-            text,
-            parse_int=_number(int),
-            parse_float=_number(float),
-            parse_constant=_no_constant,
-            object_pairs_hook=_pairs,
-        )
+        value = pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise BadJson(f"not JSON: {str(exc)[:200]}") from None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, level = stack.pop()
+        if isinstance(v, dict | list):
+            if level > MAX_DEPTH:
+                raise BadJson(f"nested deeper than {MAX_DEPTH}")
+            stack.extend((c, level + 1) for c in (v.values() if isinstance(v, dict) else v))
+        elif isinstance(v, int) and not isinstance(v, bool) and not -BIG < v < BIG:
+            raise BadJson(f"a number has more than {MAX_DIGITS} digits")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise BadJson("a number is out of range")
+    try:  # duplicate keys: jiter keeps the last one silently
+        json.loads(body, object_pairs_hook=_pairs)
     except json.JSONDecodeError as exc:
         raise BadJson(f"not JSON: {exc.msg} at position {exc.pos}") from None
 
