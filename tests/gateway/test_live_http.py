@@ -166,6 +166,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
             ],
             capture_output=True,
             text=True,
+            cwd=tmp_path,  # its example cache (.schemathesis/) stays out of the repository
             timeout=1500,
             check=False,
         )
