@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN_DIR ?= run/local
 
-.PHONY: run stop test test-fast lint bench bench-crypto bench-cluster venv clean
+.PHONY: run stop test test-fast lint bench bench-crypto bench-cluster venv clean openapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ bench-cluster: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+
+## openapi: rewrite docs/openapi.json from the live app (a test fails when it is stale)
+openapi: $(STAMP)
+	$(BIN)/python -m tholos.gateway.openapi

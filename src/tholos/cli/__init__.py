@@ -133,6 +133,25 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+LIST_FILTERS = ("scheme", "label", "public_key", "created_after", "created_before")
+
+
+def _list_keys(c: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """`keys list`: every matching key, page by page (or one page with --limit/--offset)."""
+    params: dict[str, Any] = {f: getattr(args, f) for f in LIST_FILTERS if getattr(args, f)}
+    if args.limit is not None or args.offset:
+        params.update(limit=args.limit or 100, offset=args.offset)
+        return c.get("/v1/keys", params)  # type: ignore[no-any-return]
+    keys: list[Any] = []
+    offset: int | None = 0
+    total = 0
+    while offset is not None:
+        page = c.get("/v1/keys", {**params, "limit": 1000, "offset": offset})
+        keys += page["keys"]
+        total, offset = page["total"], page["next_offset"]
+    return {"keys": keys, "total": total}
+
+
 def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
     c = _client(args)
     try:
@@ -145,7 +164,7 @@ def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
                 "label": r["label"],
             }
         if args.action == "list":
-            return c.get("/v1/keys")  # type: ignore[no-any-return]
+            return _list_keys(c, args)
         if args.action == "show":
             return c.get(f"/v1/keys/{args.key_id}")  # type: ignore[no-any-return]
         if args.action == "derive":
@@ -314,7 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--roster", type=Path, help="cluster.json of a remote cluster (node identity keys)"
     )
-    _common(ksub.add_parser("list"))
+    p = ksub.add_parser("list", help="all keys (every page), or one page with --limit/--offset")
+    _common(p)
+    p.add_argument(
+        "--scheme", choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"]
+    )
+    p.add_argument("--label", help="exactly this label")
+    p.add_argument("--public-key", dest="public_key", help="exactly this public key (hex)")
+    p.add_argument("--created-after", dest="created_after", type=float, help="unix time")
+    p.add_argument("--created-before", dest="created_before", type=float, help="unix time")
+    p.add_argument("--limit", type=int, help="one page of at most this many keys (1-1000)")
+    p.add_argument("--offset", type=int, default=0, help="with --limit: keys to skip")
     for a in ("show", "refresh"):
         p = ksub.add_parser(a)
         _common(p)
@@ -393,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import httpx
 
-            err = {"code": "error", "message": f"{type(exc).__name__}: {exc}"}
+            err = {"code": "invalid_input", "message": str(exc)}
+            if isinstance(exc, OSError):
+                err["code"] = "os_error"
             if isinstance(exc, httpx.TransportError):
                 err["code"] = "unreachable"
         if getattr(args, "json", False):

@@ -255,12 +255,26 @@ def cmd_encrypt(
 def cmd_decrypt(
     args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]
 ) -> dict[str, Any]:
+    from tholos.cli import CliError
     from tholos.crypto import dise
 
     ct = Path(args.infile).read_bytes()
 
     def begin(public: Any, user: str | None) -> tuple[Any, Callable[[list[Any]], bytes]]:
-        return dise.decrypt_begin(public, ct), lambda ps: dise.decrypt_finish(public, ct, ps)
+        try:
+            started = dise.decrypt_begin(public, ct)
+        except ValueError as exc:
+            raise CliError(f"not a DiSE ciphertext of this key: {exc}", "bad_ciphertext") from None
+
+        def finish(ps: list[Any]) -> bytes:
+            try:
+                return bytes(dise.decrypt_finish(public, ct, ps))
+            except ValueError as exc:
+                raise CliError(
+                    f"the ciphertext does not authenticate: {exc}", "bad_ciphertext"
+                ) from None
+
+        return started, finish
 
     data, r = _run(args, client, begin)
     Path(args.outfile).write_bytes(data)

@@ -2,7 +2,8 @@
 
 D/cluster.json            public description: n, t, gateway URL, node addresses, identity roster
 D/ca/ca.pem, ca.key       the cluster CA (ca.key 0600; keep it offline in production)
-D/client/client.pem|key   the admin/CLI client certificate
+D/client/client.pem|key   the CLI's API client certificate: API client "admin", role admin
+D/clients/NAME/client.pem|key  least-privilege API clients: reader (read-only), signer, operator
 D/node-i/node.json        node config; tls.pem|key; identity.key (0600; tls.key and identity.key are
                           sealed in place under the passphrase at the node's first start);
                           passphrase (0600, demo only)
@@ -22,8 +23,13 @@ from typing import Any
 
 from tholos.cluster.directory import ClusterDir as ClusterDir
 from tholos.cluster.directory import ClusterError as ClusterError
+from tholos.gateway.identities import UNLIMITED, fingerprint_pem
 from tholos.transport.e2e import Identity, generate_identity_secret
 from tholos.transport.pki import CertificateAuthority, write_private
+
+
+# API clients that `cluster init` issues besides "admin" (name -> role); see gateway/identities.py
+API_CLIENTS = {"reader": "read-only", "signer": "signer", "operator": "operator"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,6 +78,21 @@ def init_cluster(
     (root / "client").mkdir(exist_ok=True)
     (root / "client" / "client.pem").write_bytes(client.cert_pem)
     write_private(root / "client" / "client.key", client.key_pem)
+    # the CLI's client (make run, benchmarks) is an unlimited admin; the others get the defaults
+    api_clients: dict[str, Any] = {
+        "admin": {
+            "fingerprint": fingerprint_pem(client.cert_pem.decode()),
+            "role": "admin",
+            "limits": UNLIMITED.to_dict(),
+        }
+    }
+    for name, role in API_CLIENTS.items():
+        issued = ca.issue(name, server=False, client=True)
+        d = root / "clients" / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "client.pem").write_bytes(issued.cert_pem)
+        write_private(d / "client.key", issued.key_pem)
+        api_clients[name] = {"fingerprint": fingerprint_pem(issued.cert_pem.decode()), "role": role}
 
     ids = list(range(1, n + 1))
     secrets_ = {i: generate_identity_secret() for i in ids}
@@ -115,6 +136,8 @@ def init_cluster(
         "node_tls": {"ca": "../ca/ca.pem", "cert": "node-client.pem", "key": "node-client.key"},
         "api_tls": {"ca": "../ca/ca.pem", "cert": "api.pem", "key": "api.key"},
         "db": "gateway.db",
+        # the gateway's node-client certificate is NOT an API client: it is not listed here
+        "api_clients": api_clients,
     }
     (g / "gateway.json").write_text(json.dumps(gcfg, indent=2))
     manifest = {

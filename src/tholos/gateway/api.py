@@ -1,5 +1,10 @@
-"""The gateway's REST API (FastAPI; OpenAPI at /docs). Every error is a JSON object
-`{"error": {"code", "message", ...}}` with a 4xx/5xx status; bad requests change nothing."""
+"""The gateway's REST API (FastAPI; OpenAPI at /docs, checked in as docs/openapi.json). Every
+error is the envelope of gateway/http_errors.py with a 4xx/5xx status; bad requests change nothing.
+
+Input limits: JSON bodies are strict (gateway/request_body.py); fields are strictly typed (no
+"2" for 2, no true for 1); labels are 1-200 characters of letters, digits, space and
+`._:@/+#()=,-` (no control, format or markup characters); messages are non-empty hex without a
+0x prefix, at most 64 KiB; derivation paths are at most 16 levels deep."""
 
 from __future__ import annotations
 
@@ -7,33 +12,56 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from tholos import __version__
-from tholos.gateway import repair, scheme_routes
+from tholos.gateway import http_errors, openapi, repair, scheme_routes
+from tholos.gateway.access import ClientGate, authorize, charge_keys
+from tholos.gateway.http_errors import responses
+from tholos.gateway.identities import ApiClients
+from tholos.gateway.json_number import JsonInt
+from tholos.gateway.limits import Limiter
+from tholos.gateway.request_body import BodyGuard
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.signing import SignJob, job_result
+from tholos.gateway.store import KeyFilter
 from tholos.schemes import MAX_MESSAGE
 
 log = logging.getLogger("tholos.gateway")
 Scheme = Literal["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"]
 KEY_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_BATCH = 4096
+MAX_PAGE = 1000
+MAX_PATH_DEPTH = 16
+HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+LABEL_PATTERN = r"^[\w .:@/+#()=,-]{1,200}$"
+Label = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=LABEL_PATTERN,
+        description="letters, digits, space and ._:@/+#()=,- (no control or markup characters)",
+    ),
+]
+PATH_SCHEMA: JsonDict = {"pattern": r"^(m(/[0-9]{1,9}){0,16})?$"}
+DERIVE_PATH = r"^m(/[0-9]{1,9}){0,16}$"
+MESSAGE_SCHEMA: JsonDict = {"pattern": HEX.pattern}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateKey(Strict):
     scheme: Scheme
-    label: str | None = Field(default=None, max_length=200)
-    count: int = Field(
+    label: Label | None = None
+    count: JsonInt = Field(
         default=1, ge=1, le=1000, description="keys to create in one call (batched DKG)"
     )
 
@@ -45,21 +73,34 @@ class SealedShare(Strict):
 
 class ImportKey(Strict):
     scheme: Scheme
-    label: str | None = Field(default=None, max_length=200)
+    label: Label | None = None
     public: dict[str, Any]
     meta: dict[str, str] = Field(default_factory=dict)
     sealed: dict[str, SealedShare]
 
 
 class SignBody(Strict):
-    message: str = Field(description="hex", max_length=2 * MAX_MESSAGE + 2)
-    path: str = Field(default="", max_length=512, description="BIP32 non-hardened path, e.g. m/0/1")
+    message: str = Field(
+        description="hex, 1 byte to 64 KiB, no 0x prefix",
+        max_length=2 * MAX_MESSAGE,
+        json_schema_extra=MESSAGE_SCHEMA,
+    )
+    path: str = Field(
+        default="",
+        max_length=512,
+        description="BIP32 non-hardened path, e.g. m/0/1 (at most 16 levels)",
+        json_schema_extra=PATH_SCHEMA,
+    )
     taproot_tweak: bool = False
-    merkle_root: str | None = Field(default=None, description="hex, 32 bytes (BIP341 script tree)")
+    merkle_root: str | None = Field(
+        default=None,
+        description="hex, 32 bytes (BIP341 script tree)",
+        json_schema_extra={"pattern": "^[0-9a-fA-F]{64}$"},
+    )
 
 
 class BatchItem(SignBody):
-    key_id: str
+    key_id: str = Field(json_schema_extra={"pattern": KEY_ID.pattern})
 
 
 class BatchSign(Strict):
@@ -67,13 +108,15 @@ class BatchSign(Strict):
 
 
 def _hex(value: str, what: str, *, max_len: int | None = None, exact: int | None = None) -> bytes:
-    v = value[2:] if value.startswith(("0x", "0X")) else value
-    if max_len is not None and len(v) > 2 * max_len:
+    if max_len is not None and len(value) > 2 * max_len:
         raise GatewayError(413, "too_large", f"{what} longer than {max_len} bytes")
-    try:
-        b = bytes.fromhex(v)
-    except ValueError:
-        raise GatewayError(400, "malformed_hex", f"{what} is not valid hex") from None
+    if not value:
+        raise GatewayError(400, "bad_length", f"{what} is empty")
+    if not HEX.match(value):
+        raise GatewayError(
+            400, "malformed_hex", f"{what} is not hex (pairs of 0-9a-f, no 0x prefix)"
+        )
+    b = bytes.fromhex(value)
     if exact is not None and len(b) != exact:
         raise GatewayError(400, "bad_length", f"{what} must be {exact} bytes, got {len(b)}")
     return b
@@ -85,7 +128,23 @@ def _key_id(key_id: str) -> str:
     return key_id
 
 
-def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
+def _path(path: str) -> str:
+    """Refuse derivation paths deeper than MAX_PATH_DEPTH (the nodes check the rest)."""
+    if path.count("/") > MAX_PATH_DEPTH:
+        raise GatewayError(
+            400, "bad_request", f"derivation path deeper than {MAX_PATH_DEPTH} levels"
+        )
+    return path
+
+
+KeyIdParam = Annotated[str, openapi.key_id_param()]
+ERRORS = responses(400, 403, 404, 409, 413, 415, 429, 500, 503)
+KEY_ERRORS = responses(404, 409, 503)
+
+
+def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None = None) -> FastAPI:
+    """`clients`: who may call the API (gateway/identities.py); None: open access, for
+    plain-HTTP test gateways only."""
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
@@ -102,35 +161,16 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         version=__version__,
         description="Distributed HSM: threshold key generation and signing across independent nodes.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+        responses=ERRORS,
     )
+    app.state.limiter = Limiter()
+    app.add_middleware(BodyGuard)
+    app.add_middleware(ClientGate, clients=clients or ApiClients.open(), limiter=app.state.limiter)
+    http_errors.install(app)
 
     def gw() -> Gateway:
         return state["gw"]
-
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.status,
-            content={"error": {"code": exc.code, "message": str(exc), **exc.extra}},
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = [
-            {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg"))}
-            for e in exc.errors()
-        ]
-        too_large = any("at most" in e["msg"] and "message" in e["loc"] for e in errs)
-        return JSONResponse(
-            status_code=413 if too_large else 400,
-            content={
-                "error": {
-                    "code": "too_large" if too_large else "invalid_request",
-                    "message": "request validation failed",
-                    "details": errs,
-                }
-            },
-        )
 
     @app.get("/v1/health")
     async def health() -> dict[str, Any]:
@@ -154,15 +194,17 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             "keys": g.store.count_keys(),
         }
 
-    @app.post("/v1/keys", status_code=201)
-    async def create_key(body: CreateKey) -> dict[str, Any]:
+    @app.post("/v1/keys", status_code=201, responses=responses(503))
+    async def create_key(body: CreateKey, request: Request) -> dict[str, Any]:
+        charge_keys(request, body.count)
         rows = await gw().create_keys(body.scheme, body.count, body.label)
         if body.count == 1:
             return rows[0].summary()
         return {"keys": [r.summary() for r in rows]}
 
-    @app.post("/v1/keys/import", status_code=201)
-    async def import_key(body: ImportKey) -> dict[str, Any]:
+    @app.post("/v1/keys/import", status_code=201, responses=responses(409, 503))
+    async def import_key(body: ImportKey, request: Request) -> dict[str, Any]:
+        charge_keys(request, 1)
         try:
             sealed = {int(k): v.model_dump() for k, v in body.sealed.items()}
         except ValueError:
@@ -173,12 +215,46 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
         return row.summary()
 
     @app.get("/v1/keys")
-    async def list_keys(limit: int = 1000, offset: int = 0) -> dict[str, Any]:
-        limit = max(1, min(limit, 10_000))
-        return {"keys": [r.summary() for r in gw().store.list_keys(limit, max(0, offset))]}
+    async def list_keys(
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="keys per page")] = MAX_PAGE,
+        offset: Annotated[int, Query(ge=0, le=2**31, description="keys to skip")] = 0,
+        scheme: Scheme | None = None,
+        label: Annotated[str | None, Query(max_length=200)] = None,
+        public_key: Annotated[str | None, Query(max_length=200, pattern=HEX.pattern)] = None,
+        created_after: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+        created_before: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+    ) -> dict[str, Any]:
+        """One page of keys (oldest first) matching every filter given, with the total that
+        match: `next_offset` is the offset of the next page, null on the last one."""
+        page = gw().store.page_keys(
+            limit,
+            offset,
+            KeyFilter(
+                scheme, label, public_key and public_key.lower(), created_after, created_before
+            ),
+        )
+        nxt = offset + len(page.rows)
+        return {
+            "keys": [r.summary() for r in page.rows],
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": nxt if nxt < page.total else None,
+        }
 
-    @app.get("/v1/keys/{key_id}")
-    async def show_key(key_id: str) -> dict[str, Any]:
+    @app.get("/v1/keys/import", include_in_schema=False)
+    async def import_is_post() -> None:
+        """Without this, GET /v1/keys/import would look for a key called "import" (404)."""
+        raise GatewayError(
+            405,
+            "method_not_allowed",
+            "GET is not allowed on /v1/keys/import",
+            allowed=["POST"],
+            headers={"Allow": "POST"},
+        )
+
+    @app.get("/v1/keys/{key_id}", responses=responses(404))
+    async def show_key(key_id: KeyIdParam) -> dict[str, Any]:
         row = gw().key(_key_id(key_id))
         return {
             **row.summary(),
@@ -188,12 +264,15 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             "uncommitted": repair.waiting(row),  # nodes that missed the last refresh commit
         }
 
-    @app.get("/v1/keys/{key_id}/derive")
-    async def derive(key_id: str, path: str) -> dict[str, Any]:
-        return gw().derive(_key_id(key_id), path)
+    @app.get("/v1/keys/{key_id}/derive", responses=responses(404))
+    async def derive(
+        key_id: KeyIdParam,
+        path: Annotated[str, Query(max_length=512, pattern=DERIVE_PATH)],
+    ) -> dict[str, Any]:
+        return gw().derive(_key_id(key_id), _path(path))
 
-    @app.post("/v1/keys/{key_id}/refresh")
-    async def refresh(key_id: str) -> dict[str, Any]:
+    @app.post("/v1/keys/{key_id}/refresh", responses=KEY_ERRORS)
+    async def refresh(key_id: KeyIdParam) -> dict[str, Any]:
         row = await gw().refresh(_key_id(key_id))
         return {**row.summary(), "refreshed": True, "uncommitted": repair.waiting(row)}
 
@@ -204,16 +283,16 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             )
         msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
         root = _hex(body.merkle_root, "merkle_root", exact=32) if body.merkle_root else None
-        return gw().sign_job(_key_id(key_id), msg, body.path, body.taproot_tweak, root)
+        return gw().sign_job(_key_id(key_id), msg, _path(body.path), body.taproot_tweak, root)
 
     def _result(j: SignJob) -> dict[str, Any]:
         return job_result(j, gw().public_key_for)
 
-    @app.post("/v1/keys/{key_id}/sign")
-    async def sign(key_id: str, body: SignBody) -> JSONResponse:
+    @app.post("/v1/keys/{key_id}/sign", responses=KEY_ERRORS)
+    async def sign(key_id: KeyIdParam, body: SignBody) -> JSONResponse:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):  # ecdsa, bls12381 (and dise)
             msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
-            return await scheme_routes.sign(gw(), key_id, msg, body.path)
+            return await scheme_routes.sign(gw(), key_id, msg, _path(body.path))
         job = _job(key_id, body)
         await gw().sign([job])
         res = _result(job)
@@ -230,7 +309,7 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
             )
         return JSONResponse(content=res)
 
-    @app.post("/v1/sign")
+    @app.post("/v1/sign", responses=responses(404, 503))
     async def sign_batch(body: BatchSign) -> dict[str, Any]:
         jobs = [_job(it.key_id, it) for it in body.requests]
         await gw().sign(jobs)
@@ -238,8 +317,10 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
 
     scheme_routes.register(app, gw, _key_id)
 
-    @app.get("/v1/requests/{request_id}")
-    async def get_request(request_id: str) -> dict[str, Any]:
+    @app.get("/v1/requests/{request_id}", responses=responses(404))
+    async def get_request(
+        request_id: Annotated[str, openapi.id_param("request id")],
+    ) -> dict[str, Any]:
         r = gw().store.get_request(request_id[:64])
         if r is None:
             raise GatewayError(404, "unknown_request", "unknown request")
@@ -248,5 +329,6 @@ def create_app(make_gateway: Callable[[], Gateway]) -> FastAPI:
     from tholos.gateway.governance_api import router as governance_router
 
     app.include_router(governance_router)
-    app.include_router(repair.router)
+    app.include_router(repair.router, responses=KEY_ERRORS)
+    openapi.install(app)
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tholos.gateway.identities import ApiClients
 from tholos.transport.e2e import PeerIdentity
 from tholos.transport.tls import TlsFiles
 
@@ -26,6 +27,7 @@ class GatewayConfig:
     quarantine_seconds: float = 60.0
     pool_batch: int = 2048
     recommit_seconds: float | None = 5.0  # re-send missed refresh commits; None: only by repair
+    api_clients: ApiClients | None = None  # None: no client certificate is an API client
 
     @property
     def url(self) -> str:
@@ -60,4 +62,22 @@ class GatewayConfig:
             recommit_seconds=None
             if d.get("recommit_seconds", 5.0) is None
             else float(d.get("recommit_seconds", 5.0)),
+            # "api_clients": {name: {"fingerprint": sha256 hex, "role", "limits"?: {...}}}
+            # "api_limits": the default limits of every client (gateway/identities.py)
+            api_clients=ApiClients.from_config(
+                d["api_clients"] if "api_clients" in d else _legacy_clients(base),
+                d.get("api_limits", {}),
+            ),
         )
+
+
+def _legacy_clients(base: Path) -> dict[str, Any]:
+    """A cluster directory from before named API clients: its CLI certificate (D/client) is the
+    one admin, so `make run` keeps working on it; no other certificate is an API client."""
+    from tholos.gateway.identities import UNLIMITED, fingerprint_pem
+
+    pem = base.parent / "client" / "client.pem"
+    if not pem.exists():
+        return {}
+    fp = fingerprint_pem(pem.read_text())
+    return {"admin": {"fingerprint": fp, "role": "admin", "limits": UNLIMITED.to_dict()}}

@@ -24,11 +24,12 @@ import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
@@ -362,9 +363,12 @@ def share_health(gw: Gateway) -> dict[str, Any]:
 router = APIRouter()
 
 
+NodeId = Annotated[JsonInt, Field(ge=1, le=64)]
+
+
 class RepairBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    node: int
+    model_config = ConfigDict(extra="forbid", strict=True)
+    node: NodeId
 
 
 def _gw(request: Request) -> Gateway:
@@ -378,5 +382,7 @@ async def repair_key(key_id: str, body: RepairBody, request: Request) -> dict[st
 
 
 @router.post("/v1/nodes/{node_id}/repair")
-async def repair_all(node_id: int, request: Request) -> dict[str, Any]:
+async def repair_all(
+    node_id: Annotated[int, Path(ge=1, le=64)], request: Request
+) -> dict[str, Any]:
     return await repair_node(_gw(request), node_id)

@@ -14,28 +14,31 @@ pools, ECDSA/BLS signing and DiSE evaluation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tholos.gateway.json_number import JsonInt
 from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.scheme_protocols import is_round_signed, presignatures, rounds_for
 from tholos.gateway.signing import job_result
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PresignBody(_Strict):
-    count: int = Field(default=100, ge=1, le=20_000)
+    count: JsonInt = Field(default=100, ge=1, le=20_000)
 
 
 class EvaluateBody(_Strict):
-    alpha: str = Field(max_length=64, description="hex, 32 bytes: the DiSE commitment")
-    encryptor: str = Field(max_length=255, min_length=1)
+    alpha: str = Field(
+        pattern="^[0-9a-fA-F]{64}$", description="hex, 32 bytes: the DiSE commitment"
+    )
+    encryptor: str = Field(max_length=255, min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")
     purpose: Literal["encrypt", "decrypt"]
     verify: bool = Field(
         default=False,
@@ -47,7 +50,7 @@ class EvaluateBody(_Strict):
         description="governed clusters: the user's signed DiSE authorization, relayed untouched; "
         "each node then returns its partial sealed to the client key named in it",
     )
-    exclude: list[int] = Field(
+    exclude: list[Annotated[JsonInt, Field(ge=1, le=64)]] = Field(
         default_factory=list,
         max_length=64,
         description="nodes the client found misbehaving: left out of this request (not "

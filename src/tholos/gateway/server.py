@@ -13,6 +13,7 @@ import uvicorn
 
 from tholos.gateway.api import create_app
 from tholos.gateway.config import GatewayConfig
+from tholos.gateway.identities import ApiClients, TlsClientProtocol
 from tholos.gateway.service import Gateway
 from tholos.gateway.store import GatewayStore
 from tholos.gateway.transport import GrpcNodeTransport, NodeTransport
@@ -54,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"tholos gateway: bad config: {exc}", file=sys.stderr)
         return 2
-    app = create_app(lambda: build_gateway(cfg))
+    if cfg.api_tls is None:
+        log.warning("plain HTTP, no client certificates: every caller is an unlimited admin")
+    clients = None if cfg.api_tls is None else (cfg.api_clients or ApiClients({}))
+    if clients is not None and not clients.by_fingerprint:
+        log.warning("no api_clients in %s: every API call will be refused", args.config)
+    app = create_app(lambda: build_gateway(cfg), clients)
     kw: dict[str, object] = {}
     if cfg.api_tls is not None:
         kw = {
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         access_log=False,
         loop=loop,
-        http="httptools",
+        http=TlsClientProtocol,  # httptools, plus the client certificate in each request
         timeout_graceful_shutdown=2,
         **kw,  # type: ignore[arg-type]
     )

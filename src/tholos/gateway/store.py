@@ -56,6 +56,37 @@ class KeyRow:
         }
 
 
+@dataclass(frozen=True)
+class KeyFilter:
+    """Keys listed must match every field that is not None (label and public key exactly)."""
+
+    scheme: str | None = None
+    label: str | None = None
+    public_key: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        terms, args = [], []
+        for column, op, value in (
+            ("scheme", "=", self.scheme),
+            ("label", "=", self.label),
+            ("public_key", "=", self.public_key),
+            ("created", ">", self.created_after),
+            ("created", "<", self.created_before),
+        ):
+            if value is not None:
+                terms.append(f"{column} {op} ?")
+                args.append(value)
+        return (" WHERE " + " AND ".join(terms)) if terms else "", args
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    rows: list[KeyRow]
+    total: int  # keys matching the filter, on every page
+
+
 class GatewayStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,12 +133,25 @@ class GatewayStore:
         return r
 
     def list_keys(self, limit: int = 1000, offset: int = 0) -> list[KeyRow]:
+        return self.page_keys(limit, offset).rows
+
+    def page_keys(self, limit: int, offset: int = 0, where: KeyFilter | None = None) -> KeyPage:
+        """One page, oldest first; `limit` and `offset` are bounded by the caller (the API)."""
+        if not (1 <= limit <= 10_000 and 0 <= offset < 2**62):
+            raise ValueError("limit must be in [1, 10000] and offset in [0, 2**62)")
+        sql, args = (where or KeyFilter()).where()
+        total = int(self.db.execute("SELECT COUNT(*) FROM keys" + sql, args).fetchone()[0])
         rows = self.db.execute(
-            "SELECT * FROM keys ORDER BY created, key_id LIMIT ? OFFSET ?", (limit, offset)
+            "SELECT * FROM keys" + sql + " ORDER BY created, key_id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
         ).fetchall()
-        return [
-            KeyRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6]) for r in rows
-        ]
+        return KeyPage(
+            [
+                KeyRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6])
+                for r in rows
+            ],
+            total,
+        )
 
     def count_keys(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
