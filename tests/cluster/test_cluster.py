@@ -248,7 +248,7 @@ def test_wrong_passphrase_keeps_node_down(make_cluster: Make) -> None:
     c.start()
     c.create_key("ed25519")
     c.kill("node-4", signal.SIGTERM)
-    pf = c.cd.node_dir(4) / "passphrase"
+    pf = c.cd.passphrase_file(4)
     good = pf.read_bytes()
     pf.write_bytes(b"not the passphrase")
     p = subprocess.run(
