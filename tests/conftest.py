@@ -13,13 +13,21 @@ ROOT = Path(__file__).resolve().parent.parent
 VECTORS_DIR = Path(os.environ.get("THOLOS_VECTORS", ROOT.parent / "shared" / "vectors"))
 
 
+def in_ci() -> bool:
+    """True under a CI runner (`CI=true`, as GitHub Actions, GitLab and most others set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def vector_path(*parts: str) -> Path:
-    """Path of a public vector file; skips the calling test, naming the folder, when it is absent."""
+    """Path of a public vector file. When it is absent the calling test is skipped with a message
+    naming the folder, except under CI (`CI=true`), where it fails: a CI run without the vectors
+    must not be green with every published-vector test skipped."""
     path = VECTORS_DIR.joinpath(*parts)
     if not path.exists():
-        pytest.skip(
-            f"test vectors not found: {path} (expected ../shared/vectors beside the checkout)"
-        )
+        why = f"test vectors not found: {path} (expected ../shared/vectors beside the checkout)"
+        if in_ci():
+            pytest.fail(f"{why}; CI=true, so a missing vector is a failure", pytrace=False)
+        pytest.skip(why)
     return path
 
 

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tests.crypto.helpers import INDEPENDENT_VERIFIERS
 from tholos.crypto.frost import (
     FROST_BIP340,
     FROST_ED25519_SHA512,
@@ -30,7 +31,8 @@ SUITES_BY_GROUP: dict[str, list[Any]] = {
 def frost_sign(
     suite: Any, shares: Sequence[KeyShare[Any]], message: bytes, *, tweak: int = 0
 ) -> bytes:
-    """Sign with exactly these shares through the FROST safe API and verify the result."""
+    """Sign with exactly these shares through the FROST safe API and verify the result, by our
+    verifier and an independent one."""
     commitments = {}
     nonces = {}
     for ks in shares:
@@ -43,7 +45,10 @@ def frost_sign(
     }
     public = shares[0].public
     sig = aggregate(suite, package, sig_shares, public, tweak=tweak)
-    suite.verify(message, sig, signing_public_key(suite, public, tweak=tweak))
+    pk = signing_public_key(suite, public, tweak=tweak)
+    suite.verify(message, sig, pk)
+    # ... and by a verifier we did not write (libsodium, libsecp256k1 via coincurve).
+    INDEPENDENT_VERIFIERS[suite.name](message, bytes(sig), bytes(pk))
     return bytes(sig)
 
 

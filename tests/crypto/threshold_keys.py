@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
+from tholos.crypto import dkg
 from tholos.crypto.groups.base import Group
 from tholos.crypto.hazmat.dealer import deal_key_shares
 from tholos.crypto.hazmat.shamir import split
@@ -49,15 +48,12 @@ def refreshed(shares: Sequence[KeyShare[Any]]) -> list[KeyShare[Any]]:
 
 
 def dkg_shares(group: Group[Any], t: int, n: int) -> list[KeyShare[Any]]:
-    """Key shares from the generic DKG's in-memory driver; skips while it is not written yet."""
-    try:
-        from tholos.crypto.dkg import run_dkg  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        pytest.skip("tholos.crypto.dkg.run_dkg not available yet")
-    result = run_dkg(group, t, list(range(1, n + 1)), b"tholos-test")
-    if isinstance(result, dict):
-        result = list(result.values())
-    shares = [r for r in result if isinstance(r, KeyShare)]
-    if len(shares) != n:
-        pytest.skip(f"run_dkg returned {type(result).__name__}; adapt dkg_shares()")
+    """Key shares from the generic DKG's in-memory driver, one per participant 1..n. A change in
+    what `run_dkg` returns fails here (it must never turn the tests that use it into skips)."""
+    result = dkg.run_dkg(group, t, list(range(1, n + 1)), b"tholos-test")
+    assert isinstance(result, dict), f"run_dkg returned {type(result).__name__}, not a dict"
+    assert sorted(result) == list(range(1, n + 1)), f"run_dkg gave shares for {sorted(result)}"
+    shares = [result[i] for i in range(1, n + 1)]
+    assert all(isinstance(ks, KeyShare) for ks in shares), "run_dkg values are not KeyShares"
+    assert all(ks.identifier == i for i, ks in enumerate(shares, start=1))
     return shares

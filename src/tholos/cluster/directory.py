@@ -33,6 +33,10 @@ class ClusterDir:
     def node_dir(self, i: int) -> Path:
         return self.root / f"node-{i}"
 
+    def passphrase_file(self, i: int) -> Path:
+        """Development only: node i's unsealing passphrase, kept outside the node's directory."""
+        return self.root / "secrets" / f"node-{i}.passphrase"
+
     def node_config(self, i: int) -> Path:
         return self.node_dir(i) / "node.json"
 

@@ -5,8 +5,11 @@ D/ca/ca.pem, ca.key       the cluster CA (ca.key 0600; keep it offline in produc
 D/client/client.pem|key   the CLI's API client certificate: API client "admin", role admin
 D/clients/NAME/client.pem|key  least-privilege API clients: reader (read-only), signer, operator
 D/node-i/node.json        node config; tls.pem|key; identity.key (0600; tls.key and identity.key are
-                          sealed in place under the passphrase at the node's first start);
-                          passphrase (0600, demo only)
+                          sealed in place under the passphrase at the node's first start)
+D/secrets/node-i.passphrase  DEVELOPMENT ONLY (so `make run` needs no prompt): each node's
+                          unsealing passphrase, 0600 in a 0700 directory outside every node
+                          directory. In production delete it and give THOLOS_PASSPHRASE instead.
+Every directory is 0700 and every private file 0600; nodes and the gateway run with umask 077.
 D/gateway/gateway.json    gateway config; api.pem|key (REST server); node-client.pem|key (gRPC client)
 D/genesis.json            governed: the admin-signed genesis (a copy in every node-i/)
 D/genesis.proposal.json   with --admins: the genesis awaiting its admins' signatures
@@ -15,6 +18,7 @@ D/genesis.proposal.json   with --admins: the genesis awaiting its admins' signat
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 from collections.abc import Mapping
@@ -27,7 +31,6 @@ from tholos.gateway.identities import UNLIMITED, fingerprint_pem
 from tholos.transport.e2e import Identity, generate_identity_secret
 from tholos.transport.pki import CertificateAuthority, write_private
 
-
 # API clients that `cluster init` issues besides "admin" (name -> role); see gateway/identities.py
 API_CLIENTS = {"reader": "read-only", "signer": "signer", "operator": "operator"}
 
@@ -38,7 +41,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def init_cluster(
+def init_cluster(root: Path, n: int, t: int, **options: Any) -> dict[str, Any]:
+    """Writes the cluster directory (see `_write_cluster`) with umask 077: owner-only files."""
+    old = os.umask(0o077)
+    try:
+        return _write_cluster(root, n, t, **options)
+    finally:
+        os.umask(old)
+
+
+def _write_cluster(
     root: Path,
     n: int,
     t: int,
@@ -70,12 +82,12 @@ def init_cluster(
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)
     ca = CertificateAuthority.create()
-    (root / "ca").mkdir(exist_ok=True)
+    (root / "ca").mkdir(mode=0o700, exist_ok=True)
     (root / "ca" / "ca.pem").write_bytes(ca.cert_pem)
     write_private(root / "ca" / "ca.key", ca.key_pem)
 
     client = ca.issue("admin", server=False, client=True)
-    (root / "client").mkdir(exist_ok=True)
+    (root / "client").mkdir(mode=0o700, exist_ok=True)
     (root / "client" / "client.pem").write_bytes(client.cert_pem)
     write_private(root / "client" / "client.key", client.key_pem)
     # the CLI's client (make run, benchmarks) is an unlimited admin; the others get the defaults
@@ -98,28 +110,32 @@ def init_cluster(
     secrets_ = {i: generate_identity_secret() for i in ids}
     roster = [Identity(i, s).public.to_dict() for i, s in secrets_.items()]
     addrs = {i: f"{host}:{free_port(host)}" for i in ids}
+    (root / "secrets").mkdir(mode=0o700, exist_ok=True)
+    (root / "secrets").chmod(0o700)
     for i in ids:
         d = cd.node_dir(i)
-        d.mkdir(exist_ok=True)
+        d.mkdir(mode=0o700, exist_ok=True)
+        d.chmod(0o700)
         cert = ca.issue(f"node-{i}", server=True, client=False, hosts=(host,))
         (d / "tls.pem").write_bytes(cert.cert_pem)
         write_private(d / "tls.key", cert.key_pem)
         write_private(d / "identity.key", secrets_[i].hex().encode())
-        write_private(d / "passphrase", secrets.token_urlsafe(24).encode())
+        write_private(cd.passphrase_file(i), secrets.token_urlsafe(24).encode())
         cfg = {
             "node_id": i,
             "listen": addrs[i],
             "db": "node.db",
             "tls": {"ca": "../ca/ca.pem", "cert": "tls.pem", "key": "tls.key"},
             "identity_file": "identity.key",
-            "passphrase_file": "passphrase",
+            "passphrase_file": f"../secrets/node-{i}.passphrase",  # development only
             "min_threshold": t,
             "roster": roster,
         }
         (d / "node.json").write_text(json.dumps(cfg, indent=2))
 
     g = root / "gateway"
-    g.mkdir(exist_ok=True)
+    g.mkdir(mode=0o700, exist_ok=True)
+    g.chmod(0o700)
     api = ca.issue("gateway", server=True, client=False, hosts=(host, "localhost"))
     (g / "api.pem").write_bytes(api.cert_pem)
     write_private(g / "api.key", api.key_pem)

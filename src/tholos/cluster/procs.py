@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,30 +118,85 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def stop_process(
-    cd: ClusterDir, name: str, cfg: Path, sig: int = signal.SIGTERM, wait: float = 10.0
-) -> bool:
+def _exited(pid: int) -> bool:
+    """No thread of process `pid` runs any more (it is gone, or a zombie left for its parent to
+    reap). Not `_alive`: once the main thread has exited its command line reads empty while the
+    process's other threads may still hold the node's port and database open."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state in ("Z", "X") and threads <= 1
+
+
+def _wait_exited(pids: list[int], wait: float) -> list[int]:
+    """Waits up to `wait` seconds for every process of `pids` to exit; returns those still running."""
+    deadline = time.monotonic() + wait
+    running = [p for p in pids if not _exited(p)]
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = [p for p in running if not _exited(p)]
+    return running
+
+
+def _signal(cd: ClusterDir, name: str, cfg: Path, sig: int) -> int | None:
+    """Sends `sig` to process `name` if it runs and is ours; its pid, or None."""
     pid = _read_pid(cd, name)
     if pid is None or not _alive(pid, str(cfg)):
         _pid_file(cd, name).unlink(missing_ok=True)
-        return False
-    os.kill(pid, sig)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and _alive(pid, str(cfg)):
-        time.sleep(0.05)
-    if _alive(pid, str(cfg)):
-        os.kill(pid, signal.SIGKILL)
-    _pid_file(cd, name).unlink(missing_ok=True)
-    return True
+        return None
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return None
+    return pid
 
 
-def down(cd: ClusterDir) -> dict[str, Any]:
-    stopped = []
+def _stop(
+    cd: ClusterDir, names: dict[str, Path], sig: int, wait: float
+) -> tuple[list[str], list[str]]:
+    """Signals the processes `names` (name -> config), waits until every one has exited, killing
+    those still running after `wait` seconds. Returns (stopped, killed); raises ClusterError if a
+    killed process still runs (its pid file is then kept)."""
+    pids = {n: pid for n, cfg in names.items() if (pid := _signal(cd, n, cfg, sig)) is not None}
+    killed = [n for n, p in pids.items() if p in _wait_exited(list(pids.values()), wait)]
+    for n in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pids[n], signal.SIGKILL)
+    stuck = [n for n in killed if pids[n] in _wait_exited([pids[k] for k in killed], 5.0)]
+    for n in pids:
+        if n not in stuck:
+            _pid_file(cd, n).unlink(missing_ok=True)
+    if stuck:
+        raise ClusterError(f"still running after SIGKILL: {', '.join(stuck)}")
+    return list(pids), killed
+
+
+def stop_process(
+    cd: ClusterDir, name: str, cfg: Path, sig: int = signal.SIGTERM, wait: float = 10.0
+) -> bool:
+    """Stops one process and returns once it has exited (SIGKILL after `wait` seconds); False
+    if it was not running."""
+    stopped, _killed = _stop(cd, {name: cfg}, sig, wait)
+    return bool(stopped)
+
+
+def down(cd: ClusterDir, wait: float = 10.0) -> dict[str, Any]:
+    """Stops the gateway, then every node, and returns only once all of them have exited: a
+    process still running `wait` seconds after SIGTERM is killed (and listed under "killed")."""
     procs = processes(cd)
-    for name in ["gateway", *[n for n in procs if n != "gateway"]]:
-        if stop_process(cd, name, procs[name][1]):
-            stopped.append(name)
-    return {"stopped": stopped}
+    stopped, killed = _stop(cd, {"gateway": procs["gateway"][1]}, signal.SIGTERM, wait)
+    nodes = {n: cfg for n, (_argv, cfg) in procs.items() if n != "gateway"}
+    more, more_killed = _stop(cd, nodes, signal.SIGTERM, wait)
+    return {"stopped": stopped + more, "killed": killed + more_killed}
 
 
 __all__ = ["down", "json", "status", "up"]

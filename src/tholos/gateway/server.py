@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tholos gateway", description="Run the tholos gateway.")
     ap.add_argument("--config", required=True, type=Path)
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the database, its -wal/-shm and the audit log: owner only
     logging.basicConfig(
         level=os.environ.get("THOLOS_LOG", "INFO"),
         format="%(asctime)s gateway %(levelname)s %(message)s",

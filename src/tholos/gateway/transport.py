@@ -64,10 +64,23 @@ class GrpcNodeTransport:
     def __init__(self, node_id: int, address: str, tls: TlsFiles) -> None:
         self.node_id = node_id
         self.address = address
+        self.tls = tls
+        self._connect()
+
+    def _connect(self) -> None:
         opts = [o for o in GRPC_OPTIONS if o[0] != "grpc.ssl_target_name_override"]
-        opts.append(("grpc.ssl_target_name_override", f"node-{node_id}"))
-        self.channel = grpc.aio.secure_channel(address, grpc_channel_credentials(tls), options=opts)
+        opts.append(("grpc.ssl_target_name_override", f"node-{self.node_id}"))
+        creds = grpc_channel_credentials(self.tls)
+        self.channel = grpc.aio.secure_channel(self.address, creds, options=opts)
         self.stub = node_pb2_grpc.NodeStub(self.channel)  # type: ignore[no-untyped-call]
+
+    async def _reconnect(self) -> None:
+        """A fresh channel: the old one, after failing to connect, waits out gRPC's reconnect
+        backoff (up to seconds) before it tries again, so a restarted node would stay "down"
+        that long after it listens. Health probes call this after a failure."""
+        old = self.channel
+        self._connect()
+        await old.close(grace=None)
 
     async def _call(self, method: Any, req: Any, timeout: float) -> Any:
         try:
@@ -87,7 +100,12 @@ class GrpcNodeTransport:
             raise
 
     async def info(self, timeout: float) -> pb.InfoReply:
-        r: pb.InfoReply = await self._call(self.stub.Info, pb.InfoRequest(), timeout)
+        """The node's health answer; after a failure the next probe starts a new connection."""
+        try:
+            r: pb.InfoReply = await self._call(self.stub.Info, pb.InfoRequest(), timeout)
+        except NodeUnavailable:
+            await self._reconnect()
+            raise
         return r
 
     async def commitments(self, req: pb.CommitmentsRequest, timeout: float) -> pb.CommitmentsReply:

@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--fault", choices=FAULTS, default="", help="test-only fault injection")
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the database, its -wal/-shm and the audit log: owner only
     logging.basicConfig(
         level=os.environ.get("THOLOS_LOG", "INFO"),
         format="%(asctime)s node %(name)s %(levelname)s %(message)s",
