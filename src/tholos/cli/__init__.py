@@ -87,6 +87,8 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
             governance=args.governance,
             admins=admins,
             admin_quorum=args.admin_quorum,
+            recovery_officers=args.recovery_officers,
+            recovery_threshold=args.recovery_threshold,
         )
         res: dict[str, Any] = {
             "dir": str(cd.root),
@@ -308,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         "or @FILE from `tholos users keygen`); writes a genesis proposal for them to sign",
     )
     p.add_argument("--admin-quorum", type=int, help="admin signatures needed (default: majority)")
+    p.add_argument(
+        "--recovery-officers", type=int, default=0, metavar="M", help="officers per node"
+    )
+    p.add_argument("--recovery-threshold", type=int, default=0, metavar="K", help="of M to restore")
     p = clsub.add_parser("up")
     _common(p)
     p.add_argument("--wait", type=float, default=60.0)
@@ -377,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.governance_cmds import add_commands as add_governance_commands
 
     add_governance_commands(sub, _common)
+
+    from tholos.cli.backup_cmds import add_parsers as add_backup_parsers
+
+    add_backup_parsers(sub, _common, _cluster_dir)
 
     p = sub.add_parser("bench", help="benchmark local clusters")
     _common(p, cluster=False)

@@ -13,6 +13,8 @@ Every directory is 0700 and every private file 0600; nodes and the gateway run w
 D/gateway/gateway.json    gateway config; api.pem|key (REST server); node-client.pem|key (gRPC client)
 D/genesis.json            governed: the admin-signed genesis (a copy in every node-i/)
 D/genesis.proposal.json   with --admins: the genesis awaiting its admins' signatures
+D/recovery/node-i/officer-j.json  with --recovery-officers: node i's recovery-key shares, one per
+                          officer (0600, hand each to its officer); node-i/recovery.json: recipient
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def _write_cluster(
     governance: bool = False,
     admins: Mapping[str, str] | None = None,
     admin_quorum: int | None = None,
+    recovery_officers: int = 0,
+    recovery_threshold: int = 0,
 ) -> dict[str, Any]:
     """`governance`: write a genesis and demo user keys (see cluster/governance_init.py); without
     it every node runs in the loudly logged no-governance development mode. `admins` (name ->
@@ -165,5 +169,12 @@ def _write_cluster(
         "roster": roster,
     }
     manifest.update(governance_init.setup(root, n, t, governance, proposal))
+    if recovery_officers:
+        from tholos.backup.manifest import cluster_id
+        from tholos.backup.recovery import write_recovery
+
+        k = recovery_threshold or recovery_officers
+        write_recovery(root, cluster_id(manifest), ids, recovery_officers, k)
+        manifest["recovery"] = {"officers": recovery_officers, "threshold": k}
     cd.manifest.write_text(json.dumps(manifest, indent=2))
     return manifest
