@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_governance_commands(sub, _common)
 
+    from tholos.cli.release_cmds import add_commands as add_release_commands
+
+    add_release_commands(sub, _common)
+
     p = sub.add_parser("bench", help="benchmark local clusters")
     _common(p, cluster=False)
     from tholos.bench.run import add_arguments
