@@ -387,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.backup_cmds import add_parsers as add_backup_parsers
 
     add_backup_parsers(sub, _common, _cluster_dir)
+    from tholos.cli.release_cmds import add_commands as add_release_commands
+
+    add_release_commands(sub, _common)
 
     p = sub.add_parser("bench", help="benchmark local clusters")
     _common(p, cluster=False)
