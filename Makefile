@@ -88,4 +88,4 @@ clean:
 
 ## openapi: rewrite docs/openapi.json from the live app (a test fails when it is stale)
 openapi: $(STAMP)
-	$(BIN)/python -m tholos.gateway.openapi
+	$(BIN)/python -m tholos.gateway.api

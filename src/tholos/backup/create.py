@@ -24,7 +24,6 @@ from pyrage import x25519
 from tholos.backup import archive, manifest
 from tholos.backup.errors import BackupError
 from tholos.backup.recovery import read_recipient
-from tholos.cluster.layout import ClusterDir
 from tholos.node.config import NodeConfig
 from tholos.node.server import StartupError, load_identity, open_secret, unseal
 from tholos.node.store import NodeStore
@@ -105,10 +104,31 @@ def node_payload(cfg: NodeConfig, node_dir: Path) -> tuple[bytes, dict[str, Any]
     return archive.pack(json.dumps(body).encode(), files), info, identity.secret
 
 
+class _ClusterFiles:
+    """The parts of a cluster directory (tholos.cluster.directory) a backup reads. Kept here so
+    that backup sits below cluster in the layers (cluster init writes the recovery files)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def load(self) -> dict[str, Any]:
+        path = self.root / "cluster.json"
+        if not path.exists():
+            raise BackupError(f"no cluster at {self.root}")
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+
+    def node_dir(self, i: int) -> Path:
+        return self.root / f"node-{i}"
+
+    def node_config(self, i: int) -> Path:
+        return self.node_dir(i) / "node.json"
+
+
 def create_backup(cluster_root: Path, out: Path) -> dict[str, Any]:
     """Back up every node of the cluster at `cluster_root` into `out` (which must be new or
     empty). The nodes must be stopped (offline backup)."""
-    cd = ClusterDir(cluster_root)
+    cd = _ClusterFiles(cluster_root)
     m = cd.load()
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty: give a new directory for the backup")

@@ -73,17 +73,3 @@ def install(app: FastAPI) -> None:
 
 def render(app: FastAPI) -> str:
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
-
-
-def main() -> None:
-    """`make openapi`: write docs/openapi.json from the live app."""
-    from tholos.gateway.api import create_app
-
-    app = create_app(lambda: None)  # type: ignore[arg-type,return-value]
-    SPEC_FILE.parent.mkdir(exist_ok=True)
-    SPEC_FILE.write_text(render(app))
-    print(f"wrote {SPEC_FILE}")
-
-
-if __name__ == "__main__":
-    main()
