@@ -1,8 +1,7 @@
 """Chain engines nobody here wrote, found or skipped with a message saying how to install them.
 
-anvil (revm) comes from npm: `.ci/run` installs it into `.tools/anvil`; by hand:
-`npm install --prefix .tools/anvil @foundry-rs/anvil@1.7.1`. Under CI=true a missing engine
-fails instead of skipping.
+anvil (revm) comes from npm, pinned in tests/chains/engines: `.ci/run` installs it with
+`npm ci --prefix tests/chains/engines`. Under CI=true a missing engine fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ANVIL_INSTALL = "npm install --prefix .tools/anvil @foundry-rs/anvil@1.7.1"
+ANVIL_INSTALL = "npm ci --prefix tests/chains/engines"
 
 
 def _missing(what: str) -> None:
@@ -30,10 +29,10 @@ def _missing(what: str) -> None:
 
 
 def anvil_binary() -> str:
-    local = ROOT / ".tools" / "anvil" / "node_modules" / ".bin" / "anvil"
+    local = ROOT / "tests" / "chains" / "engines" / "node_modules" / ".bin" / "anvil"
     if local.exists():
         return str(local)
-    found = shutil.which("anvil")
+    found = os.environ.get("THOLOS_ANVIL") or shutil.which("anvil")
     if found is None:
         _missing("anvil")
     assert found is not None
