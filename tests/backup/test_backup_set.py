@@ -84,9 +84,10 @@ def test_restore_every_node_elsewhere_gives_back_the_same_shares(
     res = restore(backup, shares, dr)
     assert sorted(res["restored"]) == ["1", "2", "3"] and res["cluster_files_written"]
     for i in range(1, N + 1):
-        assert (dr / f"node-{i}" / "passphrase").read_bytes() != (
-            cluster / f"node-{i}" / "passphrase"
+        assert (dr / "secrets" / f"node-{i}.passphrase").read_bytes() != (
+            cluster / "secrets" / f"node-{i}.passphrase"
         ).read_bytes()
+        assert not (dr / f"node-{i}" / "passphrase").exists()
         assert _node_secrets(dr, i) == before[i]
     assert (
         json.loads((dr / "cluster.json").read_text())["roster"]

@@ -34,7 +34,9 @@ from tholos.node.vault import KEY_TABLE
 NODE_SKIP = {"node.db", "passphrase"}
 #: Cluster-level files kept out of the cluster part: per-node dirs, officer shares (never in a
 #: backup), process state, user key files (the users', not the cluster's).
-CLUSTER_SKIP = {"recovery", "run", "users"}
+# Never in a backup: officer shares, run state, demo user keys, and the development passphrases
+# (a restored node gets a new passphrase; secrets/ of the old cluster would only widen exposure).
+CLUSTER_SKIP = {"recovery", "run", "users", "secrets"}
 
 
 def _write(path: Path, data: bytes) -> None:

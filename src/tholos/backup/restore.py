@@ -106,11 +106,14 @@ def _write_node(target: Path, image: NodeImage) -> dict[str, Any]:
     s = image.secrets
     cfg_path = work / "node.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["passphrase_file"] = "passphrase"
+    # Development layout (cluster/layout.py): the passphrase lives outside the node's directory.
+    secrets_dir = target / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    cfg["passphrase_file"] = f"../secrets/node-{image.node_id}.passphrase"
     cfg.pop("key_file", None)
     cfg_path.write_text(json.dumps(cfg, indent=2))
     passphrase = secrets.token_urlsafe(24).encode()
-    _write_private(work / "passphrase", passphrase)
+    _write_private(secrets_dir / f"node-{image.node_id}.passphrase", passphrase)
     unsealer = Unsealer(passphrase=passphrase)
     seal_file(unsealer, work / s["identity_file"], s["identity"].encode(), "identity")
     seal_file(unsealer, work / s["tls_key_file"], s["tls_key"].encode(), "tls-key")
