@@ -87,7 +87,7 @@ async def bench_scheme(
         if getattr(args, "wan", False):  # one in flight, still from presignatures
             await post(f"/v1/keys/{key}/presign", {"count": batch})
             lat = args.latency_concurrency
-            row("sign/latency", 1, lat, await measure(lat, 0.0, sign, max(1, batch - 20)))
+            row("sign/latency", 1, lat, await measure(lat, 0.0, sign, batch + 20))
 
             async def ekeygen(i: int) -> int:
                 await post("/v1/keys", {"scheme": "ecdsa"})

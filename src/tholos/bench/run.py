@@ -14,7 +14,12 @@ in flight from one aiohttp client:
 ops/s counts keys or signatures; latency is per HTTP request. Every line also gives the CPU time
 per operation (µs) of the nodes (sum, and mean per node), the gateway and this client, sampled
 right before and after its window (see bench/cpu.py): far less sensitive than ops/s to how much
-CPU the shared VM gives us, though it still varies with the CPU's clock frequency.
+CPU the shared VM gives us, though it still varies with the CPU's clock frequency; "each node"
+lists every node's own figure.
+
+`--wan` puts a relay in front of every node (bench/wan.py: three sites, 20 ms RTT between them,
+1 ms inside, the gateway in site 0) and adds p95, the gateway's RPCs per operation, the round trips
+of each request at one in flight and the p50 goal for that row.
 """
 
 from __future__ import annotations
