@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tholos.bench import wan
+from tholos.bench import run, wan
 from tholos.netsim.sites import WanProfile
 
 
@@ -57,6 +57,33 @@ def test_goals_use_the_inter_site_rtt_and_only_one_in_flight() -> None:
     local = {"mode": "sign/latency", "concurrency": 1}
     wan.annotate(local, profile)  # not over the WAN: no goal
     assert "p50_target_ms" not in local
+
+
+def test_table_has_wan_columns_and_names_a_stopped_scheme() -> None:
+    row = {
+        "n": 4,
+        "t": 2,
+        "scheme": "bip340",
+        "mode": "sign/latency",
+        "batch": 1,
+        "concurrency": 1,
+        "ops_per_s": 30.0,
+        "p50_ms": 31.0,
+        "p95_ms": 40.0,
+        "p99_ms": 50.0,
+        "rpcs_per_op": 2.0,
+        "round_trips_p50": 1.0,
+        "round_trips_max": 1.0,
+        "p50_target_ms": 25.0,
+        "cpu_us_each_node": {"node-10": 5.0, "node-2": 7.0},
+    }
+    failed = {"n": 7, "t": 3, "scheme": "ecdsa", "error": "HTTP 503: presign_failed"}
+    lines = run.table([row, failed]).splitlines()
+    header, align, line = lines[:3]
+    assert "RPCs/op | round trips/op p50 (max) | p50 target ms | CPU µs/op each node |" in header
+    assert header.count("|") == align.count("|") == line.count("|")
+    assert "| 2.00 | 1 (1) | 25 | 7 / 5 |" in line  # node 2 before node 10
+    assert "ecdsa at (7,3) stopped: HTTP 503: presign_failed" in lines
 
 
 @pytest.mark.slow

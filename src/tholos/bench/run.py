@@ -177,7 +177,12 @@ async def bench_cluster(
 
         for scheme in args.schemes.split(","):
             if scheme in round_schemes.ROUND_SCHEMES:  # ecdsa, bls12381, dise
-                rows = await round_schemes.bench_scheme(post, get, args, n, t, scheme, measure)
+                try:
+                    rows = await round_schemes.bench_scheme(post, get, args, n, t, scheme, measure)
+                except RuntimeError as exc:  # an HTTP error: report it, keep the other schemes
+                    print(f"bench: {scheme} at ({n},{t}) stopped: {exc}", file=sys.stderr)
+                    out.append({"n": n, "t": t, "scheme": scheme, "error": str(exc)})
+                    continue
                 for r in rows:
                     wan.annotate(r, profile)
                 out += rows
@@ -251,7 +256,13 @@ def _fmt(r: dict[str, Any], over_wan: bool = False) -> str:
     )
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(all_rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in all_rows if "error" not in r]
+    failed = [
+        f"{r['scheme']} at ({r['n']},{r['t']}) stopped: {r['error']}"
+        for r in all_rows
+        if "error" in r
+    ]
     over_wan = any("rpcs_per_op" in r for r in rows)
     lines = [
         "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p95 ms | p99 ms |"
@@ -264,6 +275,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         + cpu.ALIGN,
         *(_fmt(r, over_wan) for r in rows),
         "",
+        *failed,
         f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
         f"{REFERENCE['schnorr_keygen_ops']} op/s, sign {REFERENCE['schnorr_sign_ops']} op/s.",
         round_schemes.reference_line(),
