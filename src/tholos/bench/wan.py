@@ -1,7 +1,8 @@
 """`tholos bench --wan`: the cluster's gateway–node links through relays with the three-site
 WAN profile (netsim/sites.py), and the figures that only mean something there.
 
-The relays run on loopback in the bench process (a background thread), one per node; the gateway
+The relays run on loopback in the bench process (a background thread, so the client's CPU column
+includes their forwarding), one per node; the gateway
 config is rewritten to dial them before the gateway starts. Per measurement window it reports the
 gateway→node round trips per operation of every node (the relays' request/answer turns, see
 netsim/relay.py) and the latency goals: sign p50 ≤ 1 RTT + 5 ms, keygen p50 ≤ its round trips ×
