@@ -2,11 +2,11 @@
 WAN profile (netsim/sites.py), and the figures that only mean something there.
 
 The relays run on loopback in the bench process (a background thread, so the client's CPU column
-includes their forwarding), one per node; the gateway
-config is rewritten to dial them before the gateway starts. Per measurement window it reports the
-gateway→node round trips per operation of every node (the relays' request/answer turns, see
-netsim/relay.py) and the latency goals: sign p50 ≤ 1 RTT + 5 ms, keygen p50 ≤ its round trips ×
-RTT + 10 ms, RTT being the inter-site one (the quorum always spans a remote site).
+includes their forwarding), one per node; the gateway config is rewritten to dial them before the
+gateway starts. Per measurement window it reports the gateway→node exchanges per operation of
+every node (the relays' request/answer turns, see netsim/relay.py), the round trips of each
+request at one in flight, and the latency goals: sign p50 ≤ 1 RTT + 5 ms, keygen p50 ≤ its round
+trips × RTT + 10 ms, RTT being the inter-site one (the gateway does not pick quorums by site).
 """
 
 from __future__ import annotations
