@@ -50,6 +50,7 @@ def test_per_op() -> None:
     before = {"node-1": 1.0, "node-2": 2.0, "gateway": 0.5, "client": 3.0}
     after = {"node-1": 1.3, "node-2": 2.1, "gateway": 0.6, "client": 3.2}
     r = cpu.per_op(before, after, 100)
+    assert r.pop("cpu_us_each_node") == pytest.approx({"node-1": 3000, "node-2": 1000})
     assert r == pytest.approx(
         {
             "cpu_us_nodes": 4000,

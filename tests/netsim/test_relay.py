@@ -157,3 +157,17 @@ def _probe(address: str) -> bytes:
             return sock.recv(1)
         except TimeoutError:
             return b""
+
+
+def test_exchanges_count_request_answer_turns_not_small_chunks() -> None:
+    async def run() -> None:
+        async for relay, _ in _relay(LinkProfile(delay_ms=1)):
+            reader, writer = await asyncio.open_connection(*relay.address)
+            for size in (200, 300, 10, 150):  # the 10-byte chunk is a control frame, not a request
+                writer.write(b"x" * size)
+                await writer.drain()
+                await reader.readexactly(size)
+            writer.close()
+            assert relay.exchanges == 3
+
+    asyncio.run(run())

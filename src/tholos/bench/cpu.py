@@ -56,7 +56,7 @@ def sample(pids: Mapping[str, int]) -> Sample:
     return out
 
 
-def per_op(before: Sample, after: Sample, ops: int) -> dict[str, float]:
+def per_op(before: Sample, after: Sample, ops: int) -> dict[str, Any]:
     """CPU µs per operation between two samples: nodes (sum and mean per node), gateway, client."""
     if ops <= 0:
         return {}
@@ -67,6 +67,7 @@ def per_op(before: Sample, after: Sample, ops: int) -> dict[str, float]:
         "cpu_us_per_node": sum(nodes) / len(nodes) if nodes else float("nan"),
         "cpu_us_gateway": us.get("gateway", float("nan")),
         "cpu_us_client": us["client"],
+        "cpu_us_each_node": {name: v for name, v in us.items() if name.startswith("node-")},
     }
 
 
@@ -78,6 +79,15 @@ def cells(r: Mapping[str, Any]) -> str:
         f" {r['cpu_us_nodes']:.0f} ({r['cpu_us_per_node']:.0f}) | {r['cpu_us_gateway']:.0f} | "
         f"{r['cpu_us_client']:.0f} |"
     )
+
+
+def each_cell(r: Mapping[str, Any]) -> str:
+    """Every node's CPU µs per operation, `a / b / c ...` in node order, or a dash."""
+    each = r.get("cpu_us_each_node")
+    if not each:
+        return " – |"
+    order = sorted(each, key=lambda name: int(name.split("-")[1]))
+    return " " + " / ".join(f"{each[name]:.0f}" for name in order) + " |"
 
 
 HEADER = " CPU µs/op: nodes (per node) | gateway | client |"

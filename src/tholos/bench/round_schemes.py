@@ -37,7 +37,7 @@ class Measure(Protocol):
         op: Callable[[int], Awaitable[int]],
         total: int | None = None,
         cpu_pids: Mapping[str, int] | None = None,
-    ) -> Awaitable[dict[str, float]]: ...
+    ) -> Awaitable[dict[str, Any]]: ...
 
 
 async def bench_scheme(
@@ -51,7 +51,7 @@ async def bench_scheme(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def row(mode: str, batch: int, conc: int, res: dict[str, float], note: str = "") -> None:
+    def row(mode: str, batch: int, conc: int, res: dict[str, Any], note: str = "") -> None:
         r = {"n": n, "t": t, "scheme": scheme, "mode": mode, "batch": batch, "concurrency": conc}
         r.update(res)
         if note:
@@ -75,7 +75,8 @@ async def bench_scheme(
 
         row("presign/sustained", batch, 1, await measure(1, args.duration, presign))
         prefill = args.ecdsa_prefill
-        await post(f"/v1/keys/{key}/presign", {"count": prefill})
+        for start in range(0, prefill, batch):  # in batches: one big run outlasts the RPC timeout
+            await post(f"/v1/keys/{key}/presign", {"count": min(batch, prefill - start)})
 
         async def sign(i: int) -> int:
             await post(f"/v1/keys/{key}/sign", {"message": os.urandom(32).hex()})
@@ -83,6 +84,16 @@ async def bench_scheme(
 
         total = max(1, prefill - 40)
         row("sign/prefilled", 1, conc, await measure(conc, 0.0, sign, total), f"{total} signatures")
+        if getattr(args, "wan", False):  # one in flight, still from presignatures
+            await post(f"/v1/keys/{key}/presign", {"count": batch})
+            lat = args.latency_concurrency
+            row("sign/latency", 1, lat, await measure(lat, 0.0, sign, batch + 20))
+
+            async def ekeygen(i: int) -> int:
+                await post("/v1/keys", {"scheme": "ecdsa"})
+                return 1
+
+            row("keygen/latency", 1, 1, await measure(1, args.duration, ekeygen))
     elif scheme == "bls12381":
 
         async def keygen(i: int) -> int:
@@ -97,6 +108,9 @@ async def bench_scheme(
             return 1
 
         row("sign/single", 1, conc, await measure(conc, args.duration, bsign))
+        if getattr(args, "wan", False):
+            row("keygen/latency", 1, 1, await measure(1, args.duration, keygen))
+            row("sign/latency", 1, 1, await measure(1, args.duration, bsign))
     elif scheme == "dise":
         from tholos.crypto import dise
         from tholos.crypto.keys import PublicKeyPackage
@@ -130,6 +144,8 @@ async def bench_scheme(
             return 1
 
         row("decrypt/1KiB", 1, conc, await measure(conc, args.duration, decrypt))
+        if getattr(args, "wan", False):
+            row("encrypt/latency", 1, 1, await measure(1, args.duration, encrypt))
     return rows
 
 

@@ -14,13 +14,19 @@ in flight from one aiohttp client:
 ops/s counts keys or signatures; latency is per HTTP request. Every line also gives the CPU time
 per operation (µs) of the nodes (sum, and mean per node), the gateway and this client, sampled
 right before and after its window (see bench/cpu.py): far less sensitive than ops/s to how much
-CPU the shared VM gives us, though it still varies with the CPU's clock frequency.
+CPU the shared VM gives us, though it still varies with the CPU's clock frequency; "each node"
+lists every node's own figure.
+
+`--wan` puts a relay in front of every node (bench/wan.py: three sites, 20 ms RTT between them,
+1 ms inside, the gateway in site 0) and adds p95, the gateway's RPCs per operation, the round trips
+of each request at one in flight and the p50 goal for that row.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -34,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import cpu, round_schemes
+from tholos.bench import cpu, round_schemes, wan
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -67,6 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     round_schemes.add_arguments(p)
     policy_bench.add_arguments(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
+    p.add_argument(
+        "--wan",
+        action="store_true",
+        help="gateway-node links through loopback relays: three sites, 20 ms RTT between them, "
+        "1 ms inside, the gateway in site 0 (skips the policy line)",
+    )
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -82,43 +94,55 @@ async def _measure(
     op: Callable[[int], Awaitable[int]],
     total: int | None = None,
     cpu_pids: Mapping[str, int] | None = None,
-) -> dict[str, float]:
+    links: wan.WanLinks | None = None,
+) -> dict[str, Any]:
     """Run `op` from `concurrency` workers for `duration` seconds, or for `total` requests when
     given (then `duration` is ignored); throughput, latency percentiles and, with `cpu_pids`
-    (name -> PID of the nodes and gateway), CPU µs per operation."""
+    (name -> PID of the nodes and gateway), CPU µs per operation; with `links` (the WAN relays),
+    gateway→node round trips per operation."""
     lat: list[float] = []
     done = 0
     errors = 0
     stop = time.perf_counter() + duration
     counter = 0
+    per_request = links if concurrency == 1 else None  # one in flight: turns belong to it
+    request_turns: list[tuple[wan.Exchanges, wan.Exchanges]] = []
 
     async def worker() -> None:
         nonlocal done, errors, counter
         while counter < total if total is not None else time.perf_counter() < stop:
             counter += 1
             t0 = time.perf_counter()
+            before = per_request.sample() if per_request else None
             try:
                 n = await op(counter)  # not `done += await ...`: that loses concurrent updates
                 done += n
                 lat.append(time.perf_counter() - t0)
+                if per_request and before is not None:
+                    request_turns.append((before, per_request.sample()))
             except Exception as exc:
                 errors += 1
                 if errors < 3:
                     print(f"bench: request failed: {exc}", file=sys.stderr)
 
     cpu0 = cpu.sample(cpu_pids) if cpu_pids else None
+    turns0 = links.sample() if links else None
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     cpu_res = cpu.per_op(cpu0, cpu.sample(cpu_pids), done) if cpu0 and cpu_pids else {}
+    turns = wan.round_trips(turns0, links.sample(), done) if links and turns0 is not None else {}
+    turns.update(wan.critical_path(request_turns))
     return {
         "ops_per_s": done / elapsed,
         "p50_ms": _pct(lat, 0.50) * 1000,
+        "p95_ms": _pct(lat, 0.95) * 1000,
         "p99_ms": _pct(lat, 0.99) * 1000,
         "requests": len(lat),
         "errors": errors,
         "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
         **cpu_res,
+        **turns,
     }
 
 
@@ -129,10 +153,12 @@ async def bench_cluster(
     n: int,
     t: int,
     pids: Mapping[str, int] | None = None,
+    links: wan.WanLinks | None = None,
 ) -> list[dict[str, Any]]:
     import aiohttp
 
-    measure = functools.partial(_measure, cpu_pids=pids)
+    measure = functools.partial(_measure, cpu_pids=pids, links=links)
+    profile = links.profile if links else None
     out: list[dict[str, Any]] = []
     modes = args.modes.split(",")
     conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
@@ -151,7 +177,15 @@ async def bench_cluster(
 
         for scheme in args.schemes.split(","):
             if scheme in round_schemes.ROUND_SCHEMES:  # ecdsa, bls12381, dise
-                out += await round_schemes.bench_scheme(post, get, args, n, t, scheme, measure)
+                try:
+                    rows = await round_schemes.bench_scheme(post, get, args, n, t, scheme, measure)
+                except RuntimeError as exc:  # an HTTP error: report it, keep the other schemes
+                    print(f"bench: {scheme} at ({n},{t}) stopped: {exc}", file=sys.stderr)
+                    out.append({"n": n, "t": t, "scheme": scheme, "error": str(exc)})
+                    continue
+                for r in rows:
+                    wan.annotate(r, profile)
+                out += rows
                 continue
             keys = (await post("/v1/keys", {"scheme": scheme, "count": 8}))["keys"]
             ids = [k["key_id"] for k in keys]
@@ -205,25 +239,43 @@ async def bench_cluster(
                     else 1,
                     **res,
                 }
+                wan.annotate(row, profile)
                 out.append(row)
-                print(_fmt(row), file=sys.stderr, flush=True)
+                print(_fmt(row, links is not None), file=sys.stderr, flush=True)
     return out
 
 
-def _fmt(r: dict[str, Any]) -> str:
+def _fmt(r: dict[str, Any], over_wan: bool = False) -> str:
     return (
         f"| {r['n']} | {r['t']} | {r['scheme']} | {r['mode']} | {r['batch']} | {r['concurrency']} | "
-        f"{r['ops_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |" + cpu.cells(r)
+        f"{r['ops_per_s']:.0f} | {r['p50_ms']:.1f} | {r.get('p95_ms', float('nan')):.1f} | "
+        f"{r['p99_ms']:.1f} |"
+        + (wan.cells(r) if over_wan else "")
+        + cpu.each_cell(r)
+        + cpu.cells(r)
     )
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(all_rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in all_rows if "error" not in r]
+    failed = [
+        f"{r['scheme']} at ({r['n']},{r['t']}) stopped: {r['error']}"
+        for r in all_rows
+        if "error" in r
+    ]
+    over_wan = any("rpcs_per_op" in r for r in rows)
     lines = [
-        "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p99 ms |"
+        "| n | t | scheme | operation | per request | in flight | ops/s | p50 ms | p95 ms | p99 ms |"
+        + (wan.HEADER if over_wan else "")
+        + " CPU µs/op each node |"
         + cpu.HEADER,
-        "|---|---|---|---|---:|---:|---:|---:|---:|" + cpu.ALIGN,
-        *(_fmt(r) for r in rows),
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+        + (wan.ALIGN if over_wan else "")
+        + "---:|"
+        + cpu.ALIGN,
+        *(_fmt(r, over_wan) for r in rows),
         "",
+        *failed,
         f"Published Virtual and Distributed HSM, 4 servers: Schnorr keygen "
         f"{REFERENCE['schnorr_keygen_ops']} op/s, sign {REFERENCE['schnorr_sign_ops']} op/s.",
         round_schemes.reference_line(),
@@ -237,6 +289,11 @@ def run(args: argparse.Namespace) -> int:
     from tholos.transport.tls import client_ssl_context
 
     rows: list[dict[str, Any]] = []
+    wan_profile = wan.WanProfile() if getattr(args, "wan", False) else None
+    wan_info: dict[str, Any] | None = None
+    if wan_profile is not None and args.dir is not None:
+        print("bench: --wan starts its own clusters; it cannot be used with --dir", file=sys.stderr)
+        return 2
     if args.dir is not None:
         cd = ClusterDir(args.dir)
         m = cd.load()
@@ -257,18 +314,27 @@ def run(args: argparse.Namespace) -> int:
             cd = ClusterDir(root)
             try:
                 init_cluster(root, n, t)
-                procs.up(cd, wait=60)
-                m = cd.load()
-                ctx = client_ssl_context(cd.client_tls)
-                pids = cpu.cluster_pids(cd)
-                rows += asyncio.run(bench_cluster(m["gateway"], ctx, args, n, t, pids))
+                with contextlib.ExitStack() as stack:
+                    links = None
+                    if wan_profile is not None:  # relays up and dialled before the gateway starts
+                        links = stack.enter_context(wan.WanLinks(cd.gateway_config, wan_profile))
+                        wan_info = links.describe()
+                    stack.callback(procs.down, cd)
+                    procs.up(cd, wait=60)
+                    m = cd.load()
+                    ctx = client_ssl_context(cd.client_tls)
+                    pids = cpu.cluster_pids(cd)
+                    rows += asyncio.run(bench_cluster(m["gateway"], ctx, args, n, t, pids, links))
             finally:
-                procs.down(cd)
                 if not args.keep:
                     shutil.rmtree(root, ignore_errors=True)
-            rows += policy_bench.run_config(n, t, args, _measure)  # the "with policy" line
+            if wan_profile is None:
+                rows += policy_bench.run_config(n, t, args, _measure)  # the "with policy" line
     if args.json:
-        print(json.dumps({"results": rows, "reference": REFERENCE}))
+        out: dict[str, Any] = {"results": rows, "reference": REFERENCE}
+        if wan_info is not None:
+            out["wan"] = wan_info
+        print(json.dumps(out))
     else:
         print(table(rows))
     return 0

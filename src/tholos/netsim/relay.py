@@ -6,6 +6,11 @@ black-holes the link as a failed WAN path does: open connections stall (nothing 
 nothing is reset) and new connections are accepted but never reach the target, so the peers see
 time-outs rather than refusals. `restore` ends the cut: stalled connections are closed (as a
 path that came back after TCP gave up) and new ones flow again.
+
+`exchanges` counts request/answer turns: a chunk of at least REQUEST_BYTES from the dialling side
+after the other side last spoke (or first on its connection). At one request in flight that is
+the number of round trips over the link; smaller chunks (HTTP/2 window updates, ping acks) are
+not requests and do not count.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CHUNK = 64 * 1024
+REQUEST_BYTES = 100  # above a TLS record holding only HTTP/2 control frames
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
         self.bytes_forwarded = 0
+        self.exchanges = 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -115,10 +122,26 @@ class Relay:
             self._streams.discard(writer)
             return
         self._streams.add(up_writer)
-        self._spawn(self._pump(reader, up_writer))
-        self._spawn(self._pump(up_reader, writer))
+        answered = [True]  # per connection: did the target speak last?
+        self._spawn(self._pump(reader, up_writer, answered, request=True))
+        self._spawn(self._pump(up_reader, writer, answered, request=False))
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _turn(self, answered: list[bool], request: bool, size: int) -> None:
+        """Count a request that follows an answer (see the module docstring)."""
+        if not request:
+            answered[0] = True
+        elif size >= REQUEST_BYTES and answered[0]:
+            answered[0] = False
+            self.exchanges += 1
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        answered: list[bool],
+        *,
+        request: bool,
+    ) -> None:
         """Forward one direction; chunks are queued with their due time and sent in order."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         sender = asyncio.ensure_future(self._deliver(queue, writer))
@@ -128,6 +151,7 @@ class Relay:
                 data = await reader.read(CHUNK)
                 if not data:
                     break
+                self._turn(answered, request, len(data))
                 due = max(last_due, time.monotonic() + self.profile.sample(self._rng))
                 last_due = due
                 await queue.put((due, data))
