@@ -23,7 +23,6 @@ CHAIN_FLAGS = {
     "ethereum": ("nonce", "gas", "max_fee", "priority_fee", "index"),
     "solana": ("blockhash", "decimals"),
 }
-ASSOCIATED_TOKEN_PROGRAM = "ATokenGPvbdGVxr1b2hvZbsiqW5xQWvTEzFDqHfA8knL"
 
 
 def _usage(message: str) -> Exception:
@@ -143,14 +142,15 @@ def _build_solana(ref: WalletRef, args: argparse.Namespace) -> tuple[bytes, byte
     else:
         if args.decimals is None:
             raise _usage("solana --token: give the mint's --decimals")
-        ata = Pubkey.from_string(ASSOCIATED_TOKEN_PROGRAM)
-
-        def account(owner: Pubkey) -> Pubkey:
-            seeds = [bytes(owner), bytes(TOKEN_PROGRAM), bytes(mint)]
-            return Pubkey.find_program_address(seeds, ata)[0]
+        from solders.token.associated import get_associated_token_address as account
 
         ix = token_transfer_checked(
-            account(payer), mint, account(to), payer, args.amount, args.decimals
+            account(payer, mint, TOKEN_PROGRAM),
+            mint,
+            account(to, mint, TOKEN_PROGRAM),
+            payer,
+            args.amount,
+            args.decimals,
         )
     wire = unsigned_tx(payer, [ix], blockhash)
     return wire, wire, base64.b64encode(wire).decode()
