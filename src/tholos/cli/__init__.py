@@ -376,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_crypto_parsers(sub, ksub, _common, _client)
 
+    from tholos.cli.wallet_cmds import add_parsers as add_wallet_parsers
+
+    add_wallet_parsers(sub, _common, _client)
+
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)

@@ -52,6 +52,7 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/governance/proposals"): "operate",
     ("POST", "/v1/governance/proposals/{proposal_id}/signatures"): "operate",
     ("POST", "/v1/killswitch"): "operate",
+    ("POST", "/v1/wallets"): "operate",
 }
 
 

@@ -1,4 +1,5 @@
-"""Gateway state in SQLite (WAL): key records (public data only) and signing/keygen requests."""
+"""Gateway state in SQLite (WAL): key records (public data only), signing/keygen requests and
+wallets (gateway/wallet_store.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tholos.gateway.wallet_store import WalletStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -95,6 +98,7 @@ class GatewayStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._cache: dict[str, KeyRow] = {}
+        self.wallets = WalletStore(self.db)
 
     def close(self) -> None:
         self.db.close()

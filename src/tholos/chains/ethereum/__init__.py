@@ -37,7 +37,10 @@ from tholos.chains.ethereum.wallet import (
     normalise_network,
 )
 
+ETHEREUM = Ethereum()  # what `tholos.chains.registry` names
+
 __all__ = [
+    "ETHEREUM",
     "Ethereum",
     "build_erc20_transfer",
     "build_transaction",
