@@ -18,6 +18,8 @@ import weakref
 from typing import Any
 
 from tholos.audit import KIND_SIGNATURE_RELEASED, AuditLog
+from tholos.chains.base import ChainError
+from tholos.gateway import chain_targets
 from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.scheme_protocols import RoundSigning, rounds_for
 from tholos.gateway.service import Gateway, GatewayError
@@ -35,6 +37,8 @@ def check_request(gw: Gateway, row: KeyRow, request: SigningRequest) -> None:
 
 
 def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
+    if request.intent.transaction is not None:
+        return _transaction_job(gw, row, request)
     message = request_message(request)
     if row.scheme == "ecdsa" and len(message) != 32:
         raise GatewayError(
@@ -45,6 +49,25 @@ def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
     path = request.intent.derivation_path
     job = rounds_for(gw).job(row.key_id, message, "" if path == "m" else path)
     job.request_id = request.intent.request_id
+    return job
+
+
+def _transaction_job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
+    """The job of a chain transaction with one signature (an ethereum transaction, a p2wpkh
+    spend of one input): its sign item is "<request id>#0", as every node expects."""
+    if row.scheme != "ecdsa":
+        raise GatewayError(400, "unsupported", f"{row.scheme} keys sign no chain transactions")
+    _, parsed = chain_targets.parse(row, request)
+    if len(parsed.targets) != 1:
+        raise GatewayError(
+            400,
+            "unsupported",
+            f"governed ECDSA transactions with {len(parsed.targets)} signatures are not "
+            "supported yet (one input per p2wpkh spend)",
+        )
+    (target,) = parsed.targets
+    job = rounds_for(gw).job(row.key_id, target.message, "" if target.path == "m" else target.path)
+    job.request_id = f"{request.intent.request_id}#0"
     return job
 
 
@@ -98,6 +121,16 @@ def _outcome(ext: RoundSigning, t: Tracked, j: SchemeJob, nodes: list[int]) -> b
         if j.kind == "ecdsa":
             assert j.recovery_id is not None  # set with every ECDSA signature
             sig += bytes([j.recovery_id])
+        if t.request.intent.transaction is not None:
+            try:
+                row = ext.gw.key(t.request.intent.key_id)
+                wallet = chain_targets.wallet_of(row, t.request)
+                t.transaction = chain_targets.finalize(wallet, t.request, [sig])
+            except (GatewayError, ChainError) as exc:
+                t.status, t.error = "failed", f"finalize: {exc}"
+                return False
+            t.status, t.error = "signed", ""
+            return True
         t.signature, t.status, t.error = sig.hex(), "signed", ""
         t.public_key = ext.public_key_for(j).hex()
         return True

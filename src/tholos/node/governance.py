@@ -548,8 +548,16 @@ class NodeGovernance:
                 if isinstance(decision, Accept):
                     decision = _bind(decision, item, target)
                 decisions[item.request_id] = decision
-                if isinstance(decision, Accept):
-                    items_of.setdefault(rid, []).append(item.request_id)
+                items_of.setdefault(rid, []).append(item.request_id)
+            for rid, item_ids in items_of.items():
+                whole = _whole(rid, [decisions[i] for i in item_ids], item_ids)
+                if whole is not None:  # every signature of a request, or none
+                    for item_id in item_ids:
+                        if isinstance(decisions[item_id], Accept):
+                            decisions[item_id] = whole
+            items_of = {
+                rid: ids for rid, ids in items_of.items() if isinstance(decisions[ids[0]], Accept)
+            }
             reserved: list[str] = []
             unreserved: list[JournalEntry] = []
             for rid in items_of:
@@ -679,6 +687,23 @@ def request_of(item_id: str) -> tuple[str, int | None]:
     if not (k.isdigit() and len(k) <= 4 and str(int(k)) == k):
         return item_id, None  # no such request: refused as "sign item and request ids differ"
     return rid, int(k)
+
+
+def _whole(rid: str, decisions: list[Accept | Refuse], item_ids: list[str]) -> Refuse | None:
+    """Why no item of a request may be signed: one of them is refused (its reason stands for
+    all), or a chain transaction's items are not each of its targets exactly once."""
+    for d in decisions:
+        if isinstance(d, Refuse):
+            return d
+    first = decisions[0]
+    assert isinstance(first, Accept)
+    if request_of(item_ids[0])[1] is None:
+        return None
+    wanted = [f"{rid}#{k}" for k in range(len(first.targets))]
+    if sorted(item_ids) != sorted(wanted):
+        n = len(first.targets)
+        return Refuse("binding", f"targets: the batch must ask for all {n} signatures, once each")
+    return None
 
 
 def _bind(decision: Accept, item: pb.SignItem, target: int | None) -> Accept | Refuse:

@@ -37,7 +37,11 @@ from tholos.chains.ethereum.wallet import (
     normalise_network,
 )
 
+ETHEREUM = Ethereum()
+"""The package object the chain registry names (tholos.chains.registry)."""
+
 __all__ = [
+    "ETHEREUM",
     "Ethereum",
     "build_erc20_transfer",
     "build_transaction",

@@ -1,0 +1,445 @@
+"""Governed chain transactions signed by the cluster, end to end: the gateway derives one sign
+item per signature the transaction needs ("<request id>#<k>"), every node parses the payload
+itself against the approved intent and signs only its own targets, the gateway combines and
+finalises. The result is judged by engines nobody here wrote: Bitcoin Core's consensus code
+(py-bitcoinkernel, the block connects) and the Solana runtime (LiteSVM executes it).
+
+A hostile gateway (the harness below talks to the nodes directly) that alters the payload or the
+targets after approval is refused by every node, naming the field, and no share leaves."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from embit.transaction import Transaction
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.hash import Hash
+from solders.litesvm import LiteSVM
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+from tests.gateway.conftest import Cluster, governed_cluster
+from tholos.chains.base import WalletRef
+from tholos.chains.bitcoin import BITCOIN, Utxo, build_psbt, script_of
+from tholos.chains.ethereum import Ethereum, build_erc20_transfer, build_transaction
+from tholos.chains.registry import chain_for
+from tholos.chains.solana import system_transfer, unsigned
+from tholos.cluster.governance_init import DEMO_USERS, make_genesis
+from tholos.connectors.regtest_chain import SUBSIDY, Regtest
+from tholos.crypto.keys import PublicKeyPackage
+from tholos.gateway.requests import GovernedSigning, attach
+from tholos.gateway.scheme_protocols import presignatures
+from tholos.governance import (
+    ApprovalRequirement,
+    Intent,
+    Match,
+    Policy,
+    Rule,
+    SigningRequest,
+    approve,
+    new_request,
+)
+from tholos.governance.transactions import declare
+from tholos.rpc import node_pb2 as pb
+from tholos.schemes import SCHEMES
+from tholos.schemes.wallets import wallet_ref
+
+CLUSTER = "tholos-chain-tx"
+SOL = 1_000_000_000
+ADDRESS_TYPES = {"bitcoin": "p2tr", "solana": "account", "ethereum": "eoa"}
+NETWORKS = {"bitcoin": "regtest", "solana": "localnet", "ethereum": "31337"}
+TOKEN = "0x1f9840a85d5aF5bf1D1762F925BDADdC4201F984"
+ALICE = "0x3535353535353535353535353535353535353535"
+MALLORY = "0x000000000000000000000000000000000000dEaD"
+GWEI = 10**9
+FEES = {"max_fee_per_gas": 30 * GWEI, "max_priority_fee_per_gas": 2 * GWEI}
+ELSEWHERE = b"\x51"  # OP_TRUE: coinbases nobody here spends
+BTC_FEE = 2_000
+
+
+def chain_policy() -> Policy:
+    return Policy(
+        rules=(
+            Rule(
+                rule_id="chains",
+                match=Match(chains=("bitcoin", "solana", "ethereum")),
+                max_fee=10**16,
+                approvals=(ApprovalRequirement(group="treasury", count=1),),
+            ),
+        )
+    )
+
+
+@dataclass
+class Governed:
+    cluster: Cluster
+    users: dict[str, Ed25519PrivateKey]
+    signing: GovernedSigning
+
+    async def wallet(self, scheme: str, chain: str) -> WalletRef:
+        (row,) = await self.cluster.gateway.create_keys(scheme)
+        if scheme == "ecdsa":
+            rounds = presignatures(self.cluster.gateway)
+            rounds.auto_refill = False
+            assert await rounds.presign(row.key_id, 2) == 2
+        return wallet_ref(
+            row.key_id,
+            SCHEMES[scheme],
+            PublicKeyPackage.from_dict(row.package),
+            row.meta,
+            chain=chain,
+            network=NETWORKS[chain],
+            address_type=ADDRESS_TYPES[chain],
+        )
+
+    def request(
+        self, wallet: WalletRef, payload: bytes, declared_from: bytes | None = None
+    ) -> SigningRequest:
+        """An initiator's request: the intent declared from `declared_from` (default: the payload
+        itself), as the initiator's client parses it."""
+        chain = chain_for(wallet.chain)
+        assert chain is not None
+        derived = chain.parse(wallet, payload if declared_from is None else declared_from).intent
+        now = int(time.time())
+        intent = Intent(
+            request_id=f"req-{wallet.chain}-{time.monotonic_ns()}",
+            initiator="initiator",
+            key_id=wallet.wallet_id,
+            chain=wallet.chain,
+            created_at=now - 5,
+            expires_at=now + 600,
+            transaction=declare(derived, wallet.address_type),
+        )
+        return new_request(CLUSTER, intent, payload, self.users["initiator"])
+
+    def approvals(self, req: SigningRequest) -> list[Any]:
+        return [approve(req, "approver-1", self.users["approver-1"])]
+
+
+@pytest_asyncio.fixture
+async def governed(tmp_path: Path) -> AsyncIterator[Governed]:
+    """4 nodes (t=2) enforcing a policy for bitcoin and solana: one treasury approval."""
+    users = {name: Ed25519PrivateKey.generate() for name in DEMO_USERS}
+    genesis = make_genesis(CLUSTER, users, chain_policy())
+    async with governed_cluster(tmp_path / "c", genesis, CLUSTER) as c:
+        yield Governed(c, users, attach(c.gateway, None))
+
+
+# -- bitcoin ------------------------------------------------------------------------------------
+def _funded(tmp_path: Path, wallet: WalletRef) -> tuple[Regtest, list[Utxo]]:
+    """Coinbases of blocks 1 and 2 to the wallet's m/0/0 and m/0/1, mature at height 101."""
+    chain = Regtest(tmp_path / "regtest")
+    coins = []
+    for i in range(2):
+        script = script_of(BITCOIN.address(wallet, i).address, "regtest")
+        cb = chain.mine(script)
+        coins.append(Utxo(cb.txid().hex(), 0, SUBSIDY, f"m/0/{i}", previous_tx=cb.serialize()))
+    for _ in range(99):
+        chain.mine(ELSEWHERE)
+    return chain, coins
+
+
+def _psbt(wallet: WalletRef, coins: list[Utxo], amount: int = 30 * 10**8, **kw: Any) -> bytes:
+    dest = BITCOIN.address(wallet, 5).address  # another address of the same wallet: not change
+    return build_psbt(wallet, coins, [(dest, amount)], fee=BTC_FEE, change_index=0, **kw)
+
+
+@pytest.mark.asyncio
+async def test_a_two_input_taproot_spend_signed_by_the_cluster_connects(
+    governed: Governed, tmp_path: Path
+) -> None:
+    wallet = await governed.wallet("bip340", "bitcoin")
+    chain, coins = _funded(tmp_path, wallet)
+    psbt = _psbt(wallet, coins)
+    req = governed.request(wallet, psbt)
+    assert len(BITCOIN.parse(wallet, psbt).targets) == 2
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    raw = bytes.fromhex(t.transaction["raw"])
+    tx = Transaction.parse(raw)
+    assert len(tx.vin) == 2 and len(tx.vout) == 2
+    assert tx.txid().hex() == t.transaction["txid"] and t.transaction["psbt"]
+    block, _ = chain.block(ELSEWHERE, [tx], BTC_FEE)
+    assert chain.submit(block) and chain.height == 102
+    # The request's stored form carries the result and the intent the nodes derived.
+    summary = governed.signing.get(req.intent.request_id).summary()
+    assert summary["transaction"]["txid"] == tx.txid().hex()
+    assert summary["intent"]["transaction"]["fee"] == BTC_FEE
+
+
+# -- solana -------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_a_solana_transfer_signed_by_the_cluster_executes(governed: Governed) -> None:
+    wallet = await governed.wallet("ed25519", "solana")
+    svm = LiteSVM()
+    me, to = Pubkey.from_bytes(wallet.public_key), Pubkey.new_unique()
+    svm.airdrop(me, 2 * SOL)
+    payload = unsigned(me, [system_transfer(me, to, 1_234_567)], svm.latest_blockhash())
+    req = governed.request(wallet, payload)
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    assert t.transaction["encoding"] == "base64"
+    import base64
+
+    raw = base64.b64decode(t.transaction["raw"])
+    result = svm.send_transaction(VersionedTransaction.from_bytes(raw))
+    assert not isinstance(result, FailedTransactionMetadata), result
+    assert svm.get_balance(to) == 1_234_567
+
+
+# -- a hostile gateway ----------------------------------------------------------------------------
+Unit = tuple[str, bytes, str, bool]  # item id, message, path, taproot
+
+
+async def hostile_sign(g: Governed, req: SigningRequest, units: list[Unit]) -> list[pb.SignResult]:
+    """Send `units` of an approved `req` to every node as sign items (real commitments of nodes
+    1 and 2); every result of every node."""
+    gw = g.cluster.gateway
+    row = gw.key(req.intent.key_id)
+    comms: dict[int, list[Any]] = {1: [], 2: []}
+    if row.scheme != "ecdsa":  # ecdsa: the same governed check, before any presignature is used
+        pool = SCHEMES[row.scheme].pool
+        comms = {s: await gw.nodes.take_commitments(s, pool, len(units)) for s in (1, 2)}
+    blob = json.dumps(
+        {
+            "request": req.model_dump(mode="json"),
+            "approvals": [a.model_dump(mode="json") for a in g.approvals(req)],
+        }
+    ).encode()
+    items = [
+        pb.SignItem(
+            request_id=item_id,
+            key_id=row.key_id,
+            message=message,
+            path="" if path == "m" else path,
+            taproot=taproot,
+            governance=blob,
+            commitments=[
+                pb.SignerCommitment(
+                    signer=s,
+                    nonce_id=comms[s][k].nonce_id,
+                    hiding=comms[s][k].hiding,
+                    binding=comms[s][k].binding,
+                )
+                for s in comms
+                if comms[s]
+            ],
+        )
+        for k, (item_id, message, path, taproot) in enumerate(units)
+    ]
+    out: list[pb.SignResult] = []
+    for node in g.cluster.services.values():
+        out.extend(node.sign_batch(pb.SignBatchRequest(items=items)).results)
+    return out
+
+
+def honest_units(
+    wallet: WalletRef, req: SigningRequest, payload: bytes | None = None
+) -> list[Unit]:
+    chain = chain_for(wallet.chain)
+    assert chain is not None
+    targets = chain.parse(wallet, req.payload_bytes() if payload is None else payload).targets
+    rid = req.intent.request_id
+    return [(f"{rid}#{k}", g.message, g.path, g.taproot) for k, g in enumerate(targets)]
+
+
+def refused_by_all(results: list[pb.SignResult], n_units: int, text: str) -> None:
+    assert len(results) == 4 * n_units
+    for r in results:
+        assert not r.share, r
+        assert r.error.startswith("PolicyRefused["), r.error
+        assert text in r.error, r.error
+
+
+@pytest.mark.asyncio
+async def test_the_hostile_harness_gets_shares_for_an_honest_request(governed: Governed) -> None:
+    """Control: the same harness, honest payload and targets: nodes 1 and 2 give a share each."""
+    wallet = await governed.wallet("ed25519", "solana")
+    me = Pubkey.from_bytes(wallet.public_key)
+    payload = unsigned(me, [system_transfer(me, Pubkey.new_unique(), SOL)], Hash.new_unique())
+    req = governed.request(wallet, payload)
+    results = await hostile_sign(governed, req, honest_units(wallet, req))
+    assert sum(1 for r in results if r.share) == 2
+
+
+def _solana_cases() -> dict[str, Callable[[Pubkey, Pubkey, Hash], tuple[bytes, bytes, str]]]:
+    """(declared-from payload, payload sent, field named)."""
+    other = Pubkey.new_unique()
+
+    def tx(me: Pubkey, to: Pubkey, bh: Hash, amount: int = SOL, **kw: Any) -> bytes:
+        return unsigned(me, [system_transfer(me, to, amount)], bh, **kw)
+
+    def lookup(me: Pubkey, to: Pubkey, bh: Hash) -> bytes:
+        table = AddressLookupTableAccount(Pubkey.new_unique(), [to])
+        msg = MessageV0.try_compile(me, [system_transfer(me, to, SOL)], [table], bh)
+        return bytes(VersionedTransaction.populate(msg, [Signature_default()]))
+
+    return {
+        "destination": lambda me, to, bh: (tx(me, to, bh), tx(me, other, bh), "transfers[0].to"),
+        "amount": lambda me, to, bh: (tx(me, to, bh), tx(me, to, bh, 2 * SOL), "amount"),
+        "fee": lambda me, to, bh: (
+            tx(me, to, bh),
+            tx(me, to, bh, compute_unit_limit=200_000, compute_unit_price=10**6),
+            "fee",
+        ),
+        "lookup-table": lambda me, to, bh: (tx(me, to, bh), lookup(me, to, bh), "lookup"),
+    }
+
+
+def Signature_default() -> Any:
+    from solders.signature import Signature
+
+    return Signature.default()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", sorted(_solana_cases()))
+async def test_a_solana_payload_altered_after_approval_is_refused_by_every_node(
+    governed: Governed, case: str
+) -> None:
+    wallet = await governed.wallet("ed25519", "solana")
+    me, to, bh = Pubkey.from_bytes(wallet.public_key), Pubkey.new_unique(), Hash.new_unique()
+    declared_from, payload, field = _solana_cases()[case](me, to, bh)
+    req = governed.request(wallet, payload, declared_from=declared_from)
+    units = [(f"{req.intent.request_id}#0", b"\x00" * 32, "m", False)]
+    if case != "lookup-table":
+        units = honest_units(wallet, req)
+    refused_by_all(await hostile_sign(governed, req, units), len(units), field)
+
+
+@pytest.mark.asyncio
+async def test_bitcoin_targets_altered_after_approval_are_refused_by_every_node(
+    governed: Governed, tmp_path: Path
+) -> None:
+    wallet = await governed.wallet("bip340", "bitcoin")
+    _, coins = _funded(tmp_path, wallet)
+    req = governed.request(wallet, _psbt(wallet, coins))
+    honest = honest_units(wallet, req)
+    rid = req.intent.request_id
+    first, second = honest
+    cases: dict[str, tuple[list[Unit], str]] = {
+        "other message": ([first, (second[0], b"\x07" * 32, *second[2:])], "targets[1].message"),
+        "swapped": ([(first[0], *second[1:]), (second[0], *first[1:])], "].message differs"),
+        "other path": ([first, (*second[:2], "m/0/9", True)], "targets[1].path"),
+        "no tweak": ([(*first[:3], False), second], "targets[0].taproot"),
+        "no target index": ([(rid, *first[1:])], "names its target"),
+        "no such target": ([(f"{rid}#2", *first[1:])], "needs 2 signatures"),
+    }
+    for name, (units, field) in cases.items():
+        results = await hostile_sign(governed, req, units)
+        try:
+            refused_by_all(results, len(units), field)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", ["destination", "amount", "extra output", "fee"])
+async def test_a_bitcoin_payload_altered_after_approval_is_refused_by_every_node(
+    governed: Governed, tmp_path: Path, case: str
+) -> None:
+    wallet = await governed.wallet("bip340", "bitcoin")
+    _, coins = _funded(tmp_path, wallet)
+    honest = _psbt(wallet, coins)
+    other = BITCOIN.address(wallet, 6).address
+    payload, field = {
+        "destination": (
+            build_psbt(wallet, coins, [(other, 30 * 10**8)], fee=BTC_FEE, change_index=0),
+            "transfers[0].to",
+        ),
+        "amount": (_psbt(wallet, coins, amount=31 * 10**8), "amount"),
+        "extra output": (
+            build_psbt(
+                wallet,
+                coins,
+                [(BITCOIN.address(wallet, 5).address, 30 * 10**8), (other, 10**8)],
+                fee=BTC_FEE,
+                change_index=0,
+            ),
+            "transaction.transfers",
+        ),
+        "fee": (
+            build_psbt(
+                wallet,
+                coins,
+                [(BITCOIN.address(wallet, 5).address, 30 * 10**8)],
+                fee=BTC_FEE * 50,
+                change_index=0,
+            ),
+            "transaction.change[0].amount",
+        ),
+    }[case]
+    req = governed.request(wallet, payload, declared_from=honest)
+    units = honest_units(wallet, req)
+    refused_by_all(await hostile_sign(governed, req, units), len(units), field)
+
+
+# -- ethereum -----------------------------------------------------------------------------------
+def _erc20(to: str = ALICE, amount: int = 123, chain_id: int = 31337) -> bytes:
+    return build_erc20_transfer(
+        chain_id=chain_id, nonce=0, token=TOKEN, to=to, amount=amount, **FEES
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_erc20_transfer_signed_by_the_cluster_recovers_to_the_wallet(
+    governed: Governed,
+) -> None:
+    from eth_account import Account
+
+    wallet = await governed.wallet("ecdsa", "ethereum")
+    payload = _erc20()
+    req = governed.request(wallet, payload)
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    raw = bytes.fromhex(t.transaction["raw"].removeprefix("0x"))
+    sender = Ethereum().parse(wallet, payload).intent.details.get("from") or (
+        Ethereum().address(wallet, 0).address
+    )
+    assert Account.recover_transaction(raw) == sender
+    assert raw[0] == 2  # EIP-1559
+
+
+def _word(value: str | int) -> str:
+    if isinstance(value, str):
+        return value[2:].lower().rjust(64, "0")
+    return value.to_bytes(32, "big").hex()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", ["recipient in calldata", "approve", "chain id", "amount"])
+async def test_an_erc20_payload_altered_after_approval_is_refused_by_every_node(
+    governed: Governed, case: str
+) -> None:
+    wallet = await governed.wallet("ecdsa", "ethereum")
+    payload, field = {
+        "recipient in calldata": (_erc20(to=MALLORY), "transfers[0].to"),
+        "approve": (
+            build_transaction(
+                chain_id=31337,
+                nonce=0,
+                to=TOKEN,
+                data=bytes.fromhex("095ea7b3" + _word(ALICE) + _word(123)),
+                gas=100_000,
+                **FEES,
+            ),
+            "transfers[0].action",
+        ),
+        "chain id": (_erc20(chain_id=1), "chain_id"),
+        "amount": (_erc20(amount=124), "transfers[0].amount"),
+    }[case]
+    req = governed.request(wallet, payload, declared_from=_erc20())
+    units = [(f"{req.intent.request_id}#0", b"\x01" * 32, "m/0/0", False)]
+    if case != "chain id":
+        units = honest_units(wallet, req)
+    refused_by_all(await hostile_sign(governed, req, units), len(units), field)
