@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from embit.psbt import PSBT
 from embit.transaction import Transaction
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.hash import Hash
@@ -86,7 +87,7 @@ class Governed:
     users: dict[str, Ed25519PrivateKey]
     signing: GovernedSigning
 
-    async def wallet(self, scheme: str, chain: str) -> WalletRef:
+    async def wallet(self, scheme: str, chain: str, address_type: str = "") -> WalletRef:
         (row,) = await self.cluster.gateway.create_keys(scheme)
         if scheme == "ecdsa":
             rounds = presignatures(self.cluster.gateway)
@@ -99,7 +100,7 @@ class Governed:
             row.meta,
             chain=chain,
             network=NETWORKS[chain],
-            address_type=ADDRESS_TYPES[chain],
+            address_type=address_type or ADDRESS_TYPES[chain],
         )
 
     def request(
@@ -149,6 +150,12 @@ def _funded(tmp_path: Path, wallet: WalletRef) -> tuple[Regtest, list[Utxo]]:
     return chain, coins
 
 
+def _mutate(raw: bytes, change: Callable[[Any], None]) -> bytes:
+    psbt = PSBT.parse(raw)
+    change(psbt)
+    return bytes(psbt.serialize())
+
+
 def _psbt(wallet: WalletRef, coins: list[Utxo], amount: int = 30 * 10**8, **kw: Any) -> bytes:
     dest = BITCOIN.address(wallet, 5).address  # another address of the same wallet: not change
     return build_psbt(wallet, coins, [(dest, amount)], fee=BTC_FEE, change_index=0, **kw)
@@ -175,6 +182,44 @@ async def test_a_two_input_taproot_spend_signed_by_the_cluster_connects(
     summary = governed.signing.get(req.intent.request_id).summary()
     assert summary["transaction"]["txid"] == tx.txid().hex()
     assert summary["intent"]["transaction"]["fee"] == BTC_FEE
+
+
+@pytest.mark.asyncio
+async def test_a_one_input_p2wpkh_spend_signed_by_threshold_ecdsa_connects(
+    governed: Governed, tmp_path: Path
+) -> None:
+    wallet = await governed.wallet("ecdsa", "bitcoin", "p2wpkh")
+    chain, coins = _funded(tmp_path, wallet)
+    req = governed.request(wallet, _psbt(wallet, coins[:1]))
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    tx = Transaction.parse(bytes.fromhex(t.transaction["raw"]))
+    block, _ = chain.block(ELSEWHERE, [tx], BTC_FEE)
+    assert chain.submit(block) and chain.height == 102
+
+
+@pytest.mark.asyncio
+async def test_a_lie_the_node_cannot_see_makes_a_transaction_the_chain_refuses(
+    governed: Governed, tmp_path: Path
+) -> None:
+    """An input amount 1 sat too high, with no previous transaction to check it against: the
+    node derives and signs what it is told, and BIP341 commits every input's amount, so the
+    engine refuses the spend; the honest spend of the same coins connects."""
+    wallet = await governed.wallet("bip340", "bitcoin")
+    chain, coins = _funded(tmp_path, wallet)
+    bare = [replace(c, previous_tx=None) for c in coins]
+    bare[0] = replace(bare[0], amount=bare[0].amount + 1)
+    req = governed.request(wallet, _psbt(wallet, bare))
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    block, _ = chain.block(ELSEWHERE, [Transaction.parse(bytes.fromhex(t.transaction["raw"]))], 0)
+    assert not chain.submit(block) and chain.height == 101
+    honest = governed.request(wallet, _psbt(wallet, coins))
+    (h,) = await governed.signing.create([(honest, governed.approvals(honest))])
+    block, _ = chain.block(
+        ELSEWHERE, [Transaction.parse(bytes.fromhex(h.transaction["raw"]))], BTC_FEE
+    )
+    assert chain.submit(block) and chain.height == 102
 
 
 # -- solana -------------------------------------------------------------------------------------
@@ -344,7 +389,10 @@ async def test_bitcoin_targets_altered_after_approval_are_refused_by_every_node(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("case", ["destination", "amount", "extra output", "fee"])
+@pytest.mark.parametrize(
+    "case",
+    ["destination", "amount", "extra output", "fee", "sighash single|anyonecanpay", "lying amount"],
+)
 async def test_a_bitcoin_payload_altered_after_approval_is_refused_by_every_node(
     governed: Governed, tmp_path: Path, case: str
 ) -> None:
@@ -378,9 +426,18 @@ async def test_a_bitcoin_payload_altered_after_approval_is_refused_by_every_node
             ),
             "transaction.change[0].amount",
         ),
+        "sighash single|anyonecanpay": (
+            _mutate(honest, lambda p: setattr(p.inputs[1], "sighash_type", 0x83)),
+            "inputs[1].sighash_type",
+        ),
+        "lying amount": (
+            _psbt(wallet, [replace(c, amount=c.amount + 1) for c in coins]),
+            "inputs[0].non_witness_utxo",
+        ),
     }[case]
     req = governed.request(wallet, payload, declared_from=honest)
-    units = honest_units(wallet, req)
+    # The approved targets (what a hostile gateway would ask for) where the payload does not parse.
+    units = honest_units(wallet, req, honest)
     refused_by_all(await hostile_sign(governed, req, units), len(units), field)
 
 
