@@ -500,3 +500,53 @@ async def test_an_erc20_payload_altered_after_approval_is_refused_by_every_node(
     if case != "chain id":
         units = honest_units(wallet, req)
     refused_by_all(await hostile_sign(governed, req, units), len(units), field)
+
+
+# -- REST ---------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_a_transaction_request_over_rest_returns_the_broadcastable_transaction(
+    governed: Governed,
+) -> None:
+    import httpx
+
+    from tholos.gateway.api import create_app
+
+    wallet = await governed.wallet("ed25519", "solana")
+    me = Pubkey.from_bytes(wallet.public_key)
+    payload = unsigned(me, [system_transfer(me, Pubkey.new_unique(), SOL)], Hash.new_unique())
+    req = governed.request(wallet, payload)
+    app = create_app(lambda: governed.cluster.gateway)
+    app.state.gateway = governed.cluster.gateway  # started by the fixture (no lifespan here)
+    body = {
+        "request": req.model_dump(mode="json"),
+        "approvals": [a.model_dump(mode="json") for a in governed.approvals(req)],
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        r = await client.post("/v1/signing-requests", json=body)
+        assert r.status_code == 201, r.text
+        created = r.json()
+        shown = (await client.get(f"/v1/signing-requests/{req.intent.request_id}")).json()
+    assert created["status"] == "signed", created
+    tx = created["transaction"]
+    assert tx["encoding"] == "base64" and tx["txid"] and tx["raw"]
+    assert shown["intent"]["transaction"]["transfers"][0]["amount"] == SOL
+    assert shown["transaction"] == tx
+
+
+@pytest.mark.asyncio
+async def test_a_key_of_another_scheme_than_the_address_type_needs_is_refused(
+    governed: Governed, tmp_path: Path
+) -> None:
+    """The intent names an ed25519 key for a p2tr spend: the gateway refuses it (400) and every
+    node, building the wallet from its own key store, refuses it naming the field."""
+    from tholos.gateway.service import GatewayError
+
+    taproot = await governed.wallet("bip340", "bitcoin")
+    other = await governed.wallet("ed25519", "solana")
+    _, coins = _funded(tmp_path, taproot)
+    req = governed.request(replace(taproot, wallet_id=other.wallet_id), _psbt(taproot, coins))
+    with pytest.raises(GatewayError, match=r"transaction\.address_type"):
+        await governed.signing.create([(req, governed.approvals(req))])
+    units = honest_units(taproot, req)
+    refused_by_all(await hostile_sign(governed, req, units), 2, "transaction.address_type")
