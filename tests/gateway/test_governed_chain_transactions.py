@@ -550,3 +550,36 @@ async def test_a_key_of_another_scheme_than_the_address_type_needs_is_refused(
         await governed.signing.create([(req, governed.approvals(req))])
     units = honest_units(taproot, req)
     refused_by_all(await hostile_sign(governed, req, units), 2, "transaction.address_type")
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_of_two_signatures_is_one_reservation(tmp_path: Path) -> None:
+    """Velocity: at most 2 requests a day. Two 2-input spends are signed (each one journal entry,
+    marked signed once on every signer), the third is refused for velocity."""
+    from tholos.governance import VelocityLimit
+
+    users = {name: Ed25519PrivateKey.generate() for name in DEMO_USERS}
+    (rule,) = chain_policy().rules
+    limit = VelocityLimit(limit_id="daily", scope="key", window_seconds=86400, max_count=2)
+    genesis = make_genesis(
+        CLUSTER, users, Policy(rules=(rule.model_copy(update={"velocity": (limit,)}),))
+    )
+    async with governed_cluster(tmp_path / "c", genesis, CLUSTER) as c:
+        g = Governed(c, users, attach(c.gateway, None))
+        wallet = await g.wallet("bip340", "bitcoin")
+        _, coins = _funded(tmp_path, wallet)
+        done = []
+        for amount in (10**8, 2 * 10**8, 3 * 10**8):
+            req = g.request(wallet, _psbt(wallet, coins, amount=amount))
+            (t,) = await g.signing.create([(req, g.approvals(req))])
+            done.append(t)
+        assert [t.status for t in done[:2]] == ["signed", "signed"], done[1].summary()
+        third = done[2]
+        assert third.status == "refused" and not third.transaction, third.summary()
+        assert len(third.refusals) == 4, third.summary()
+        assert all("daily" in str(v) for v in third.refusals.values()), third.summary()
+        for t in done[:2]:
+            for s in t.signers:
+                gov = c.services[s].governance
+                assert gov is not None
+                assert gov.journal.statuses([t.request_id]) == {t.request_id: "signed"}
