@@ -379,6 +379,9 @@ async def test_bitcoin_targets_altered_after_approval_are_refused_by_every_node(
         "no tweak": ([(*first[:3], False), second], "targets[0].taproot"),
         "no target index": ([(rid, *first[1:])], "names its target"),
         "no such target": ([(f"{rid}#2", *first[1:])], "needs 2 signatures"),
+        "only one of two": ([first], "must ask for all 2 signatures"),
+        "padded index": ([(f"{rid}#01", *first[1:]), second], "[binding]"),
+        "raw form of one": ([(rid, *first[1:]), second], "names its target"),
     }
     for name, (units, field) in cases.items():
         results = await hostile_sign(governed, req, units)
