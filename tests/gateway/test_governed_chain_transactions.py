@@ -586,3 +586,31 @@ async def test_a_transaction_of_two_signatures_is_one_reservation(tmp_path: Path
                 gov = c.services[s].governance
                 assert gov is not None
                 assert gov.journal.statuses([t.request_id]) == {t.request_id: "signed"}
+
+
+@pytest.mark.asyncio
+async def test_an_ecdsa_target_altered_by_the_gateway_is_refused_and_uses_no_presignature(
+    governed: Governed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real ECDSA round path: the gateway's derivation of the target is made to lie
+    (another digest); every signer refuses naming the field and no presignature is consumed."""
+    from tholos.chains.base import ParsedTransaction
+    from tholos.gateway import chain_targets
+
+    wallet = await governed.wallet("ecdsa", "ethereum")
+    req = governed.request(wallet, _erc20())
+    honest_parse = chain_targets.parse
+
+    def lying(row: Any, request: SigningRequest) -> tuple[WalletRef, ParsedTransaction]:
+        w, parsed = honest_parse(row, request)
+        (target,) = parsed.targets
+        return w, ParsedTransaction(parsed.intent, (replace(target, message=b"\x02" * 32),))
+
+    monkeypatch.setattr(chain_targets, "parse", lying)
+    pool = presignatures(governed.cluster.gateway).pool_size(wallet.wallet_id)
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "refused-by-policy" and not t.transaction, t.summary()
+    assert t.refusals and all("targets[0].message" in v["reason"] for v in t.refusals.values()), (
+        t.summary()
+    )
+    assert presignatures(governed.cluster.gateway).pool_size(wallet.wallet_id) == pool
