@@ -185,12 +185,14 @@ async def test_a_two_input_taproot_spend_signed_by_the_cluster_connects(
 
 
 @pytest.mark.asyncio
-async def test_a_one_input_p2wpkh_spend_signed_by_threshold_ecdsa_connects(
-    governed: Governed, tmp_path: Path
+@pytest.mark.parametrize("inputs", [1, 2])
+async def test_a_p2wpkh_spend_signed_by_threshold_ecdsa_connects(
+    governed: Governed, tmp_path: Path, inputs: int
 ) -> None:
+    """One presignature and one ECDSA signature per input, all in one batch to the signers."""
     wallet = await governed.wallet("ecdsa", "bitcoin", "p2wpkh")
     chain, coins = _funded(tmp_path, wallet)
-    req = governed.request(wallet, _psbt(wallet, coins[:1]))
+    req = governed.request(wallet, _psbt(wallet, coins[:inputs]))
     (t,) = await governed.signing.create([(req, governed.approvals(req))])
     assert t.status == "signed", t.summary()
     tx = Transaction.parse(bytes.fromhex(t.transaction["raw"]))
