@@ -616,3 +616,48 @@ async def test_an_ecdsa_target_altered_by_the_gateway_is_refused_and_uses_no_pre
         t.summary()
     )
     assert presignatures(governed.cluster.gateway).pool_size(wallet.wallet_id) == pool
+
+
+@pytest.mark.asyncio
+async def test_an_erc20_transfer_signed_by_the_cluster_executes_on_py_evm(
+    governed: Governed,
+) -> None:
+    """The ERC-20 transfer the cluster signs runs on eth-tester's py-evm: the token moves."""
+    pytest.importorskip("eth_tester", reason="pip install 'eth-tester[py-evm]==0.14.0b1'")
+    from eth_abi import encode as abi_encode
+
+    from tests.chains.ethereum_flow import SUPPLY, _call_data, _uint_call, token_bytecode
+    from tests.chains.test_ethereum_evm import PyEvmEngine
+
+    engine = PyEvmEngine()
+    network = str(engine.chain_id)
+    wallet = replace(await governed.wallet("ecdsa", "ethereum"), network=network)
+    sender = Ethereum().address(wallet, 0).address
+    engine.fund(sender, 10**19)
+    deployed = engine.tester.send_transaction(
+        {
+            "from": engine.funded,
+            "data": "0x" + (token_bytecode() + abi_encode(["uint256"], [SUPPLY])).hex(),
+            "gas": 3_000_000,
+            **engine.fees(),
+        }
+    )
+    token = str(engine.tester.get_transaction_receipt(deployed)["contract_address"])
+    call = _call_data("transfer(address,uint256)", ["address", "uint256"], [sender, 5_000])
+    assert engine.transact(engine.funded, token, call).status == 1
+    payload = build_erc20_transfer(
+        chain_id=engine.chain_id,
+        nonce=engine.nonce(sender),
+        token=token,
+        to=ALICE,
+        amount=1_234,
+        **engine.fees(),
+    )
+    req = governed.request(wallet, payload)
+    (t,) = await governed.signing.create([(req, governed.approvals(req))])
+    assert t.status == "signed", t.summary()
+    receipt = engine.send_raw(bytes.fromhex(t.transaction["raw"].removeprefix("0x")))
+    assert receipt.status == 1 and receipt.tx_hash.lower() == t.transaction["txid"].lower()
+    balance_of: list[Any] = ["balanceOf(address)", ["address"]]
+    assert _uint_call(engine, token, *balance_of, [ALICE]) == 1_234
+    assert _uint_call(engine, token, *balance_of, [sender]) == 5_000 - 1_234
