@@ -333,11 +333,15 @@ def _solana_cases() -> dict[str, Callable[[Pubkey, Pubkey, Hash], tuple[bytes, b
 
     return {
         "destination": lambda me, to, bh: (tx(me, to, bh), tx(me, other, bh), "transfers[0].to"),
-        "amount": lambda me, to, bh: (tx(me, to, bh), tx(me, to, bh, 2 * SOL), "amount"),
+        "amount": lambda me, to, bh: (
+            tx(me, to, bh),
+            tx(me, to, bh, 2 * SOL),
+            "transfers[0].amount",
+        ),
         "fee": lambda me, to, bh: (
             tx(me, to, bh),
             tx(me, to, bh, compute_unit_limit=200_000, compute_unit_price=10**6),
-            "fee",
+            "transaction.fee",
         ),
         "lookup-table": lambda me, to, bh: (tx(me, to, bh), lookup(me, to, bh), "lookup"),
     }
