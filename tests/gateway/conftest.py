@@ -18,6 +18,7 @@ from tholos.node.governance import NodeGovernance, Settings
 from tholos.node.service import NodeService
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault
+from tholos.node.wallets import wallet_resolver
 from tholos.transport.e2e import Identity, generate_identity_secret
 
 
@@ -79,7 +80,9 @@ async def governed_cluster(
     roster = {i: s.identity.public for i, s in c.services.items()}
     for i, s in c.services.items():
         (tmp / f"gov-{i}").mkdir()
-        s.governance = NodeGovernance(settings, tmp / f"gov-{i}", s.identity, roster)
+        s.governance = NodeGovernance(
+            settings, tmp / f"gov-{i}", s.identity, roster, wallets=wallet_resolver(s.vault)
+        )
     await c.gateway.start()
     try:
         yield c

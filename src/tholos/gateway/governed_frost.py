@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from tholos.audit import KIND_SIGNATURE_RELEASED, AuditLog
+from tholos.chains.base import ChainError
 from tholos.crypto.errors import CryptoError, InvalidSignatureShare
+from tholos.gateway import chain_targets
+from tholos.gateway.errors import GatewayError
 from tholos.gateway.service import Gateway
 from tholos.gateway.signing import MAX_ATTEMPTS
 from tholos.gateway.store import KeyRow
@@ -85,27 +89,26 @@ class GovernedFrost:
         """One signing session of `tracked` on `signers`: the requests to retry, and the nodes
         not to ask again for them (the failed one, or every signer once shares were asked)."""
         key_id = row.key_id
+        units = [u for t in tracked for u in _units(row, t)]
         try:
             comms = {
-                s: await self.gw.nodes.take_commitments(s, scheme.pool, len(tracked))
-                for s in signers
+                s: await self.gw.nodes.take_commitments(s, scheme.pool, len(units)) for s in signers
             }
         except (NodeUnavailable, NodeRefused) as exc:
             self._failed(exc.node_id, exc, tracked)
             return tracked, [exc.node_id]
-        messages = [request_message(t.request) for t in tracked]
-        roots = [request_merkle_root(t.request) for t in tracked]
         items = []
-        for k, t in enumerate(tracked):
-            blob = governance_blob(t, snaps[t.request_id])
+        blobs: dict[str, bytes] = {}
+        for k, u in enumerate(units):
+            t = u.tracked
+            if t.request_id not in blobs:
+                blobs[t.request_id] = governance_blob(t, snaps[t.request_id]).encode()
             items.append(
                 pb.SignItem(
-                    request_id=t.request_id,
+                    request_id=u.item_id,
                     key_id=key_id,
-                    message=messages[k],
-                    path=""
-                    if t.request.intent.derivation_path == "m"
-                    else t.request.intent.derivation_path,
+                    message=u.message,
+                    path="" if u.path == "m" else u.path,
                     commitments=[
                         pb.SignerCommitment(
                             signer=s,
@@ -115,9 +118,9 @@ class GovernedFrost:
                         )
                         for s in signers
                     ],
-                    governance=blob.encode(),
-                    taproot=t.request.intent.taproot,
-                    merkle_root=roots[k] or b"",
+                    governance=blobs[t.request_id],
+                    taproot=u.taproot,
+                    merkle_root=u.root or b"",
                 )
             )
         request = pb.SignBatchRequest(items=items)
@@ -134,21 +137,27 @@ class GovernedFrost:
                 self.gw.nodes.mark_ok(s)
                 shares[s] = {r.request_id: r for r in rep.results}
         released: list[tuple[str, dict[str, Any]]] = []
-        for k, t in enumerate(tracked):
+        by_request: dict[str, list[int]] = {}
+        for k, u in enumerate(units):
+            by_request.setdefault(u.tracked.request_id, []).append(k)
+        for t in tracked:
             t.signers = signers
-            got: dict[int, bytes] = {}
+            mine = by_request[t.request_id]
+            got: dict[int, dict[int, bytes]] = {k: {} for k in mine}
             policy = False
-            for s in signers:
-                r = shares.get(s, {}).get(t.request_id)
-                if r is None:
-                    continue
-                if not r.error:
-                    got[s] = r.share
-                elif POLICY_RE.match(r.error):
-                    t.refusals[s] = refusal(r.error)
-                    policy = True
-                else:  # a fault of that node (its nonce store...): retried elsewhere
-                    t.refusals[s] = {"rule_id": "node", "reason": r.error[:300]}
+            for k in mine:
+                for s in signers:
+                    r = shares.get(s, {}).get(units[k].item_id)
+                    if r is None:
+                        continue
+                    if not r.error:
+                        got[k][s] = r.share
+                    elif POLICY_RE.match(r.error):
+                        if s not in t.refusals or t.refusals[s]["rule_id"] == "node":
+                            t.refusals[s] = refusal(r.error)
+                        policy = True
+                    elif s not in t.refusals:  # a fault of that node: retried elsewhere
+                        t.refusals[s] = {"rule_id": "node", "reason": r.error[:300]}
             if policy:
                 t.status = "refused-by-policy"
                 t.error = "; ".join(
@@ -157,37 +166,41 @@ class GovernedFrost:
                     if s in signers
                 )
                 continue
-            if not got and all(s in shares and t.request_id in shares[s] for s in signers):
+            answered = all(
+                s in shares and units[k].item_id in shares[s] for s in signers for k in mine
+            )
+            if not any(got[k] for k in mine) and answered:
                 # Every signer answered with a fault for this request: the request, not a node.
                 t.status = "failed"
                 t.error = "; ".join(f"node {s}: {t.refusals[s]['reason']}" for s in signers)
                 continue
-            if len(got) < len(signers):
+            if any(len(got[k]) < len(signers) for k in mine):
                 retry.append(t)
                 continue
-            cm = {
-                s: SignerCommitment(comms[s][k].nonce_id, comms[s][k].hiding, comms[s][k].binding)
-                for s in signers
-            }
-            taproot = t.request.intent.taproot
-            sreq = SchemeRequest(
-                t.request_id, key_id, messages[k], items[k].path, taproot, roots[k], cm
-            )
-            try:
-                sig = as_frost(scheme).aggregate(public, row.meta, sreq, got)
-            except InvalidSignatureShare as exc:
-                for c in exc.culprits:
-                    t.refusals[c] = {"rule_id": "node", "reason": "invalid signature share"}
-                    self.gw.nodes.quarantine(c, f"invalid signature share for {t.request_id}")
-                retry.append(t)
+            sigs: list[bytes] = []
+            for k in mine:
+                sig = self._aggregate(scheme, row, public, signers, comms, k, items[k], got[k], t)
+                if sig is None:
+                    break
+                sigs.append(sig)
+            if len(sigs) < len(mine):
+                if t.status != "failed":
+                    retry.append(t)
                 continue
-            except CryptoError as exc:
-                t.status, t.error = "failed", f"aggregation failed: {exc}"
-                continue
-            tweak = scheme.tweak(public, row.meta, items[k].path)
-            t.signature, t.status, t.error = sig.hex(), "signed", ""
-            root = scheme.merkle_root(taproot, roots[k])
-            t.public_key = scheme.public_key(public, tweak, root).hex()
+            if t.request.intent.transaction is None:
+                u = units[mine[0]]
+                tweak = scheme.tweak(public, row.meta, items[mine[0]].path)
+                t.signature, t.status, t.error = sigs[0].hex(), "signed", ""
+                root = scheme.merkle_root(u.taproot, u.root)
+                t.public_key = scheme.public_key(public, tweak, root).hex()
+            else:
+                try:
+                    wallet = chain_targets.wallet_of(row, t.request)
+                    t.transaction = chain_targets.finalize(wallet, t.request, sigs)
+                except (GatewayError, ChainError) as exc:
+                    t.status, t.error = "failed", f"finalize: {exc}"
+                    continue
+                t.status, t.error = "signed", ""
             released.append(
                 (
                     KIND_SIGNATURE_RELEASED,
@@ -197,6 +210,45 @@ class GovernedFrost:
         if self.audit is not None and released:
             self.audit.append_many(released)
         return retry, signers
+
+    def _aggregate(
+        self,
+        scheme: Scheme,
+        row: KeyRow,
+        public: Any,
+        signers: list[int],
+        comms: dict[int, list[Any]],
+        k: int,
+        item: pb.SignItem,
+        got: dict[int, bytes],
+        t: Tracked,
+    ) -> bytes | None:
+        """The signature of sign item `k` (verified under its key), or None: culprits are
+        quarantined (the request retried elsewhere), a failure marks the request failed."""
+        cm = {
+            s: SignerCommitment(comms[s][k].nonce_id, comms[s][k].hiding, comms[s][k].binding)
+            for s in signers
+        }
+        sreq = SchemeRequest(
+            item.request_id,
+            row.key_id,
+            item.message,
+            item.path,
+            item.taproot,
+            item.merkle_root or None,
+            cm,
+        )
+        try:
+            sig: bytes = as_frost(scheme).aggregate(public, row.meta, sreq, got)
+        except InvalidSignatureShare as exc:
+            for c in exc.culprits:
+                t.refusals[c] = {"rule_id": "node", "reason": "invalid signature share"}
+                self.gw.nodes.quarantine(c, f"invalid signature share for {t.request_id}")
+            return None
+        except CryptoError as exc:
+            t.status, t.error = "failed", f"aggregation failed: {exc}"
+            return None
+        return sig
 
     def _failed(self, node: int, exc: BaseException, tracked: list[Tracked]) -> None:
         """A signer failed for the whole batch: name it in every request; a node that did not
@@ -212,3 +264,30 @@ class GovernedFrost:
         log.warning("governed signing: node %d failed, retrying elsewhere: %s", node, reason)
         for t in tracked:
             t.refusals[node] = {"rule_id": "node", "reason": reason[:300]}
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One signature of a request: its sign item id ("<request id>#<k>" for target k of a chain
+    transaction, the request id for a raw request), message, path and taproot tweak."""
+
+    tracked: Tracked
+    item_id: str
+    message: bytes
+    path: str
+    taproot: bool
+    root: bytes | None
+
+
+def _units(row: KeyRow, t: Tracked) -> list[_Unit]:
+    """The signatures a request needs, as the gateway derives them (every node derives its own)."""
+    intent = t.request.intent
+    if intent.transaction is None:
+        root = request_merkle_root(t.request)
+        message = request_message(t.request)
+        return [_Unit(t, t.request_id, message, intent.derivation_path, intent.taproot, root)]
+    _, parsed = chain_targets.parse(row, t.request)
+    return [
+        _Unit(t, f"{t.request_id}#{k}", g.message, g.path, g.taproot, None)
+        for k, g in enumerate(parsed.targets)
+    ]

@@ -1,5 +1,9 @@
 """Step 3 of governed signing for round-signed keys (ECDSA, BLS; `GovernedSigning` routes here).
 
+A chain transaction (ecdsa keys: ethereum, bitcoin p2wpkh) is one job per signature it needs,
+sign item ids "<request id>#<k>", submitted together; the signatures are finalised into the
+transaction with the chain package (gateway/chain_targets.py).
+
 After the same reservation steps as a FROST request (gateway/requests.py), a request for an `ecdsa`
 or `bls12381` key goes to `RoundSigning` (gateway/scheme_protocols.py: presignature pools, 2t-1
 ECDSA signers or t BLS signers, share checks naming culprits) as a `SchemeJob` carrying the
@@ -18,6 +22,8 @@ import weakref
 from typing import Any
 
 from tholos.audit import KIND_SIGNATURE_RELEASED, AuditLog
+from tholos.chains.base import ChainError
+from tholos.gateway import chain_targets
 from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.scheme_protocols import RoundSigning, rounds_for
 from tholos.gateway.service import Gateway, GatewayError
@@ -31,7 +37,14 @@ _BUSY: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary(
 
 def check_request(gw: Gateway, row: KeyRow, request: SigningRequest) -> None:
     """Refuse (400, before anything is stored or reserved) a request this key cannot sign."""
-    _job(gw, row, request)
+    _jobs(gw, row, request)
+
+
+def _jobs(gw: Gateway, row: KeyRow, request: SigningRequest) -> list[SchemeJob]:
+    """One job per signature: a raw request's one, or every target of a chain transaction."""
+    if request.intent.transaction is not None:
+        return _transaction_jobs(gw, row, request)
+    return [_job(gw, row, request)]
 
 
 def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
@@ -48,6 +61,21 @@ def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
     return job
 
 
+def _transaction_jobs(gw: Gateway, row: KeyRow, request: SigningRequest) -> list[SchemeJob]:
+    """The jobs of a chain transaction, one per target, with sign item ids "<request id>#<k>"
+    as every node expects; submitted together, they go to the same signers in one batch."""
+    if row.scheme != "ecdsa":
+        raise GatewayError(400, "unsupported", f"{row.scheme} keys sign no chain transactions")
+    _, parsed = chain_targets.parse(row, request)
+    jobs = []
+    for k, target in enumerate(parsed.targets):
+        path = "" if target.path == "m" else target.path
+        job = rounds_for(gw).job(row.key_id, target.message, path)
+        job.request_id = f"{request.intent.request_id}#{k}"
+        jobs.append(job)
+    return jobs
+
+
 async def sign(
     gw: Gateway,
     audit: AuditLog | None,
@@ -60,27 +88,29 @@ async def sign(
     holding the reservation); updates each request's status, signature and refusals."""
     ext = rounds_for(gw)
     busy = _BUSY.setdefault(gw, set())
-    work: list[tuple[Tracked, SchemeJob]] = []
+    work: list[tuple[Tracked, list[SchemeJob]]] = []
     for t, snaps in zip(tracked, snapshots, strict=True):
         if t.request_id in busy:
             continue
         try:
-            job = _job(gw, row, t.request)
+            jobs = _jobs(gw, row, t.request)
         except GatewayError as exc:
             t.status, t.error = "failed", str(exc)
             continue
-        job.governance = governance_blob(t, snaps)
-        job.avoid = tuple(i for i in job.public.identifiers if i not in nodes)
-        work.append((t, job))
+        blob = governance_blob(t, snaps)
+        for job in jobs:
+            job.governance = blob
+            job.avoid = tuple(i for i in job.public.identifiers if i not in nodes)
+        work.append((t, jobs))
     rids = {t.request_id for t, _ in work}
     busy |= rids
     try:
-        await ext.submit([j for _, j in work])
+        await ext.submit([j for _, js in work for j in js])
     finally:
         busy -= rids
     released: list[tuple[str, dict[str, Any]]] = []
-    for t, j in work:
-        if _outcome(ext, t, j, nodes):
+    for t, js in work:
+        if _outcome(ext, t, js, nodes):
             released.append(
                 (KIND_SIGNATURE_RELEASED, {"request_id": t.request_id, "digest": t.digest})
             )
@@ -88,21 +118,47 @@ async def sign(
         audit.append_many(released)
 
 
-def _outcome(ext: RoundSigning, t: Tracked, j: SchemeJob, nodes: list[int]) -> bool:
-    """Copy the job's outcome into the request; True if a signature was released."""
+def _signature(j: SchemeJob) -> bytes:
+    assert j.signature is not None
+    sig = j.signature
+    if j.kind == "ecdsa":
+        assert j.recovery_id is not None  # set with every ECDSA signature
+        sig += bytes([j.recovery_id])
+    return sig
+
+
+def _outcome(ext: RoundSigning, t: Tracked, jobs: list[SchemeJob], nodes: list[int]) -> bool:
+    """Copy the jobs' outcome into the request; True if its signatures were released."""
+    for j in jobs:
+        for s, why in j.excluded.items():
+            if s not in t.refusals or t.refusals[s]["rule_id"] == "node":
+                t.refusals[s] = refusal(why)
+    failed = [j for j in jobs if j.signature is None]
+    j = failed[0] if failed else jobs[0]
     t.signers = j.signers
-    for s, why in j.excluded.items():
-        t.refusals[s] = refusal(why)
-    if j.signature is not None:
-        sig = j.signature
-        if j.kind == "ecdsa":
-            assert j.recovery_id is not None  # set with every ECDSA signature
-            sig += bytes([j.recovery_id])
+    if not failed:
+        sig = _signature(j)
+        if t.request.intent.transaction is not None:
+            try:
+                row = ext.gw.key(t.request.intent.key_id)
+                wallet = chain_targets.wallet_of(row, t.request)
+                sigs = [_signature(x) for x in jobs]
+                t.transaction = chain_targets.finalize(wallet, t.request, sigs)
+            except (GatewayError, ChainError) as exc:
+                t.status, t.error = "failed", f"finalize: {exc}"
+                return False
+            t.status, t.error = "signed", ""
+            return True
         t.signature, t.status, t.error = sig.hex(), "signed", ""
         t.public_key = ext.public_key_for(j).hex()
         return True
-    if j.status == 403:  # refused by policy on a signer: final
-        policy = {s: t.refusals[s] for s, e in j.excluded.items() if e.startswith("PolicyRefused[")}
+    if any(x.status == 403 for x in failed):  # refused by policy on a signer: final
+        policy = {
+            s: t.refusals[s]
+            for x in failed
+            for s, e in x.excluded.items()
+            if e.startswith("PolicyRefused[")
+        }
         t.status = "refused-by-policy"
         t.error = "; ".join(
             f"node {s}: [{v['rule_id']}] {v['reason']}" for s, v in sorted(policy.items())

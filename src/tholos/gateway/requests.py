@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, AuditLog
-from tholos.gateway import governed_rounds
+from tholos.gateway import chain_targets, governed_rounds
 from tholos.gateway.governed_frost import GOVERNANCE_TIMEOUT, GovernedFrost
 from tholos.gateway.scheme_protocols import is_round_signed
 from tholos.gateway.service import Gateway, GatewayError
@@ -206,6 +206,7 @@ class GovernedSigning:
                                 "signature": t.signature,
                                 "public_key": t.public_key,
                                 "error": t.error,
+                                "transaction": t.transaction,
                             }
                         ),
                         now,
@@ -240,6 +241,7 @@ class GovernedSigning:
             d["signature"],
             d["public_key"],
             d["error"],
+            d.get("transaction", {}),
         )
         self._cache[request_id] = t
         return t
@@ -270,6 +272,8 @@ class GovernedSigning:
             row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
             if request.intent.taproot and row.scheme != "bip340":
                 raise GatewayError(400, "bad_request", "the taproot tweak is for bip340 keys only")
+            if request.intent.transaction is not None:
+                chain_targets.parse(row, request)  # 400 naming the field: nobody could sign it
             if is_round_signed(row.scheme):  # ECDSA, BLS: gateway/governed_rounds.py
                 governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))

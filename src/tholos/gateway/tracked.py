@@ -27,6 +27,8 @@ class Tracked:
     signature: str = ""
     public_key: str = ""
     error: str = ""
+    transaction: dict[str, Any] = field(default_factory=dict)
+    """A signed chain transaction: raw, encoding, txid, psbt (bitcoin), signatures per target."""
 
     _digest: str = ""
     _request_json: str = ""
@@ -65,6 +67,8 @@ class Tracked:
         out: dict[str, Any] = {"request_id": self.request_id, "status": self.status}
         if self.signature:
             out.update(signature=self.signature, public_key=self.public_key, signers=self.signers)
+        elif self.transaction:
+            out.update(transaction=self.transaction, signers=self.signers)
         else:
             out.update(refusals={str(k): v for k, v in sorted(self.refusals.items())})
             out["error"] = self.error
@@ -84,6 +88,8 @@ class Tracked:
         if self.signature:
             out["signature"] = self.signature
             out["public_key"] = self.public_key
+        if self.transaction:
+            out["transaction"] = self.transaction
         if self.error:
             out["error"] = self.error
         return out

@@ -69,6 +69,7 @@ from tholos.governance import (
 from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
 from tholos.governance.quorum import quorums
+from tholos.governance.transactions import WalletResolver
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SigningRequest as SchemeRequest
 from tholos.transport.e2e import Identity, PeerIdentity
@@ -162,7 +163,10 @@ class NodeGovernance:
         roster: dict[int, PeerIdentity],
         *,
         clock: Callable[[], float] = time.time,
+        wallets: WalletResolver | None = None,
     ) -> None:
+        """`wallets` builds a wallet from this node's own key store (`node.wallets`); without
+        it the node signs no chain transaction."""
         self.settings = settings
         self.node_id = node_name(identity.node_id)
         self._clock = clock
@@ -191,7 +195,7 @@ class NodeGovernance:
         self._db.executescript(_EVENTS)
         self.journal = SQLiteJournal(directory / "governance.db")
         raw = self._parsers(settings.chains)
-        self.evaluator = Evaluator(raw)
+        self.evaluator = Evaluator(raw, wallets=wallets)
         assert settings.genesis is not None
         genesis = settings.genesis.read_bytes()
         state = load_genesis(genesis, settings.genesis_hash)
@@ -533,23 +537,42 @@ class NodeGovernance:
             state = self._state()
             now = self._now()
             decisions: dict[str, Accept | Refuse] = {}
+            by_request: dict[str, tuple[Accept | Refuse, JournalEntry | None]] = {}
+            items_of: dict[str, list[str]] = {}  # request id -> its item ids (one per target)
+            seen = _Seen(self.journal.statuses([request_of(it.request_id)[0] for it in items]))
+            for item in items:
+                rid, target = request_of(item.request_id)
+                if rid not in by_request:  # one decision (and one journal mark) per request
+                    by_request[rid] = self._decide(state, item, rid, now, seen)
+                decision, _ = by_request[rid]
+                if isinstance(decision, Accept):
+                    decision = _bind(decision, item, target)
+                decisions[item.request_id] = decision
+                items_of.setdefault(rid, []).append(item.request_id)
+            for rid, item_ids in items_of.items():
+                whole = _whole(rid, [decisions[i] for i in item_ids], item_ids)
+                if whole is not None:  # every signature of a request, or none
+                    for item_id in item_ids:
+                        if isinstance(decisions[item_id], Accept):
+                            decisions[item_id] = whole
+            items_of = {
+                rid: ids for rid, ids in items_of.items() if isinstance(decisions[ids[0]], Accept)
+            }
             reserved: list[str] = []
             unreserved: list[JournalEntry] = []
-            seen = _Seen(self.journal.statuses([it.request_id for it in items]))
-            for item, sreq in zip(items, requests, strict=True):
-                decision, entry = self._check(state, item, sreq, now, seen)
-                decisions[item.request_id] = decision
-                if isinstance(decision, Accept):
-                    if entry is None:
-                        reserved.append(item.request_id)
-                    else:
-                        unreserved.append(entry)
+            for rid in items_of:
+                entry = by_request[rid][1]
+                if entry is None:
+                    reserved.append(rid)
+                else:
+                    unreserved.append(entry)
             marks = self.journal.sign_many(reserved, unreserved)
             for rid, why in zip(
                 [*reserved, *(e.request_id for e in unreserved)], marks, strict=True
             ):
                 if why:
-                    decisions[rid] = Refuse("replay", why)
+                    for item_id in items_of[rid]:
+                        decisions[item_id] = Refuse("replay", why)
             accepted = [r for r in requests if isinstance(decisions[r.request_id], Accept)]
             signed = {r.request_id: r for r in vault_sign(accepted)} if accepted else {}
             audit: list[tuple[str, dict[str, Any]]] = []
@@ -580,15 +603,16 @@ class NodeGovernance:
                 log.warning("request %s refused: %s", item.request_id, r.error)
         return results
 
-    def _check(
+    def _decide(
         self,
         state: GovernanceState,
         item: pb.SignItem,
-        sreq: SchemeRequest,
+        rid: str,
         now: int,
         seen: _Seen,
     ) -> tuple[Accept | Refuse, JournalEntry | None]:
-        """The decision for one item, and the journal entry to record if it was not reserved."""
+        """The decision for the request of an item (before its target is bound, see `_bind`),
+        and the journal entry to record if it was not reserved."""
         if not item.governance:
             return Refuse(
                 "governed", "this cluster is governed: sign a request with approvals"
@@ -600,15 +624,21 @@ class NodeGovernance:
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             return Refuse("malformed", f"governance data: {str(exc)[:300]}"), None
         intent = request.intent
-        if intent.request_id != item.request_id:
+        if intent.request_id != rid:
             return Refuse("binding", "sign item and request ids differ"), None
         if intent.key_id != item.key_id:
             return Refuse("binding", "sign item key differs from the intent's key"), None
-        if (item.path or "m") != intent.derivation_path:
+        if intent.transaction is not None:
+            if request_of(item.request_id)[1] is None:
+                return Refuse("binding", "a transaction's sign item names its target (id#k)"), None
+        elif request_of(item.request_id)[1] is not None:
+            return Refuse("binding", "a raw request has one message: no target index"), None
+        elif (item.path or "m") != intent.derivation_path:
             return Refuse("binding", "derivation path differs from the intent"), None
-        root = bytes.fromhex(intent.merkle_root) if intent.merkle_root else b""
-        if item.taproot != intent.taproot or item.merkle_root != root:
-            return Refuse("binding", "taproot tweak differs from the intent"), None
+        else:
+            root = bytes.fromhex(intent.merkle_root) if intent.merkle_root else b""
+            if item.taproot != intent.taproot or item.merkle_root != root:
+                return Refuse("binding", "taproot tweak differs from the intent"), None
         candidate = journal_entry(state, intent)
         if receipts:
             entries = verify_quorum_read(
@@ -644,9 +674,57 @@ class NodeGovernance:
                 decision = Refuse("write-quorum", "a velocity limit applies: reserve on a quorum")
             # Reserved here: the pending entry is marked signed; else recorded as signed.
             pending = None if seen.status(intent.request_id) is not None else candidate
-        if isinstance(decision, Accept) and decision.message != item.message:
-            return Refuse("payload", "message to sign differs from the approved payload"), None
         return decision, pending
+
+
+def request_of(item_id: str) -> tuple[str, int | None]:
+    """(request id, target index) of a sign item id: "<request id>#<k>" is target k of a chain
+    transaction (one item per signature it needs); a plain id is a one-message raw request.
+    Request ids never contain "#", so the two forms cannot be confused."""
+    rid, sep, k = item_id.partition("#")
+    if not sep:
+        return rid, None
+    if not (k.isdigit() and len(k) <= 4 and str(int(k)) == k):
+        return item_id, None  # no such request: refused as "sign item and request ids differ"
+    return rid, int(k)
+
+
+def _whole(rid: str, decisions: list[Accept | Refuse], item_ids: list[str]) -> Refuse | None:
+    """Why no item of a request may be signed: one of them is refused (its reason stands for
+    all), or a chain transaction's items are not each of its targets exactly once."""
+    for d in decisions:
+        if isinstance(d, Refuse):
+            return d
+    first = decisions[0]
+    assert isinstance(first, Accept)
+    if request_of(item_ids[0])[1] is None:
+        return None
+    wanted = [f"{rid}#{k}" for k in range(len(first.targets))]
+    if sorted(item_ids) != sorted(wanted):
+        n = len(first.targets)
+        return Refuse("binding", f"targets: the batch must ask for all {n} signatures, once each")
+    return None
+
+
+def _bind(decision: Accept, item: pb.SignItem, target: int | None) -> Accept | Refuse:
+    """The item must ask for exactly a signature this node derived itself: its target's message,
+    path and taproot tweak (a raw request: the intent's), else refused naming the field."""
+    if target is None:  # a raw request: path and tweak were bound to the intent
+        if item.message != decision.message:
+            return Refuse("payload", "message to sign differs from the approved payload")
+        return decision
+    if target >= len(decision.targets):
+        n = len(decision.targets)
+        return Refuse("binding", f"target {target}: the transaction needs {n} signatures")
+    want = decision.targets[target]
+    where = f"targets[{target}]"
+    if item.message != want.message:
+        return Refuse("payload", f"{where}.message differs from the node's own parse")
+    if (item.path or "m") != want.path:
+        return Refuse("binding", f"{where}.path: derivation path differs from the node's")
+    if item.taproot != want.taproot or item.merkle_root:
+        return Refuse("binding", f"{where}.taproot: taproot tweak differs from the node's")
+    return replace(decision, message=want.message)
 
 
 class _SignData(BaseModel):
@@ -683,7 +761,12 @@ def _digest(item: pb.SignItem) -> bytes:
         return b""
 
 
-def load(config_path: Path, identity: Identity, roster: dict[int, PeerIdentity]) -> NodeGovernance:
+def load(
+    config_path: Path,
+    identity: Identity,
+    roster: dict[int, PeerIdentity],
+    wallets: WalletResolver | None = None,
+) -> NodeGovernance:
     """The node's governance from its config file (the directory of node.json holds its files)."""
     settings = Settings.from_config(config_path)
-    return NodeGovernance(settings, config_path.parent, identity, roster)
+    return NodeGovernance(settings, config_path.parent, identity, roster, wallets=wallets)

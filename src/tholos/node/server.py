@@ -189,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = NodeConfig.load(args.config)
         service = build_service(cfg, args.fault)
         from tholos.node import governance
+        from tholos.node.wallets import wallet_resolver
 
-        service.governance = governance.load(args.config, service.identity, dict(cfg.roster))
+        service.governance = governance.load(
+            args.config, service.identity, dict(cfg.roster), wallet_resolver(service.vault)
+        )
         if args.fault:
             log.warning("node %d running with TEST FAULT %r", cfg.node_id, args.fault)
         try:

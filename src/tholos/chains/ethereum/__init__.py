@@ -37,7 +37,8 @@ from tholos.chains.ethereum.wallet import (
     normalise_network,
 )
 
-ETHEREUM = Ethereum()  # what `tholos.chains.registry` names
+ETHEREUM = Ethereum()
+"""The package object the chain registry names (tholos.chains.registry)."""
 
 __all__ = [
     "ETHEREUM",
