@@ -96,6 +96,7 @@ class RoundSigning:
                 break
             groups: dict[tuple[str, tuple[int, ...], int], list[SchemeJob]] = defaultdict(list)
             for j in pending:
+                self.nodes.note_broken(j.excluded, j.key_id)
                 stale = self.schemes[j.kind].left_out(j)
                 holders = holders_with_share(j.public.identifiers, j.excluded, [*stale, *j.avoid])
                 groups[(j.kind, holders, j.public.threshold)].append(j)

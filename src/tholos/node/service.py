@@ -52,6 +52,7 @@ class NodeService:
             version=__version__,
             fault=self.vault.fault,
             stale_keys=sorted(self.vault.stale),
+            broken_keys=sorted(self.vault.broken),
             pending_refresh=self.store.count_pending(),
         )
 

@@ -103,6 +103,9 @@ class NodeStore:
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]), bytes(row[2]))
 
+    def key_ids(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT key_id FROM keys ORDER BY key_id")]
+
     def count_keys(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
 
