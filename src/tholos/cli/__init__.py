@@ -267,9 +267,8 @@ def cmd_sign(args: argparse.Namespace) -> dict[str, Any]:
             "public_key": r["public_key"],
             "key_id": r["key_id"],
             "signers": r["signers"],
+            "excluded": r.get("excluded", {}),  # node -> why it was left out, as REST says
         }
-        if r.get("excluded"):
-            out["excluded"] = r["excluded"]
         return out
     finally:
         c.close()
