@@ -320,9 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         _common(clsub.add_parser(a))
     cl.set_defaults(fn=cmd_cluster)
 
-    keys = sub.add_parser("keys", help="create, import, list, show, derive, refresh keys")
+    keys = sub.add_parser(
+        "keys",
+        help="create, import, list, show, derive, refresh, repair, disable, label, destroy keys",
+    )
     ksub = keys.add_subparsers(dest="action", required=True)
-    p = ksub.add_parser("create")
+    p = ksub.add_parser("create", help="a new threshold key by distributed key generation")
     _common(p)
     p.add_argument(
         "--scheme",
@@ -330,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"],
     )
     p.add_argument("--label")
-    p = ksub.add_parser("import")
+    p = ksub.add_parser(
+        "import", help="split an existing secret key (hex or xprv) into shares, one per node"
+    )
     _common(p)
     p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1", "ecdsa"])
     p.add_argument("--secret-file", required=True, type=Path)
@@ -349,11 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--created-before", dest="created_before", type=float, help="unix time")
     p.add_argument("--limit", type=int, help="one page of at most this many keys (1-1000)")
     p.add_argument("--offset", type=int, default=0, help="with --limit: keys to skip")
-    for a in ("show", "refresh"):
-        p = ksub.add_parser(a)
+    for a, what in (
+        ("show", "one key: public key, scheme, label, tags, state, refresh epoch"),
+        ("refresh", "proactive refresh: new shares on every node, the public key unchanged"),
+    ):
+        p = ksub.add_parser(a, help=what)
         _common(p)
         p.add_argument("key_id")
-    p = ksub.add_parser("derive")
+    p = ksub.add_parser("derive", help="public key (and xpub) of a BIP32 non-hardened path")
     _common(p)
     p.add_argument("key_id")
     p.add_argument("--path", required=True)
