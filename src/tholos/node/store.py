@@ -82,7 +82,27 @@ class NodeStore:
     def put_meta(self, k: str, v: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (k, v))
 
+    def delete_meta(self, k: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
+
     # -- keys ------------------------------------------------------------------------------------
+    def destroy_key(self, key_id: str, meta_keys: Sequence[str]) -> bool:
+        """Delete a key's share (current and prepared) and its `meta_keys` rows in one durable
+        transaction, the freed pages overwritten (secure_delete) and the WAL checkpointed, so
+        the sealed share is not left in the file. True if a share was there."""
+        self.db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                n = self.db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,)).rowcount
+                self.db.execute("DELETE FROM pending_keys WHERE key_id = ?", (key_id,))
+                for k in meta_keys:
+                    self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.execute("PRAGMA secure_delete=OFF")
+        return n > 0
+
     def put_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """(key_id, scheme, public JSON, sealed share) rows, committed in one transaction."""
         with self.db:

@@ -22,6 +22,7 @@ from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest, as_frost
 KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
 PENDING_TABLE = "pending_keys"
+DISABLED = "disabled:"  # node meta row per disabled key (node-side: a gateway cannot skip it)
 
 
 class VaultError(Exception):
@@ -179,6 +180,31 @@ class KeyVault:
         view: dict[str, Any] = json.loads(row[1])
         return view
 
+    # -- lifecycle -------------------------------------------------------------------------------
+    def is_disabled(self, key_id: str) -> bool:
+        return self._store.get_meta(DISABLED + key_id) is not None
+
+    def check_enabled(self, key_id: str) -> None:
+        """Refuse to sign or evaluate with a key disabled on this node."""
+        if self.is_disabled(key_id):
+            raise VaultError(f"key {key_id} is disabled on node {self.node_id}")
+
+    def set_disabled(self, key_id: str, disabled: bool) -> None:
+        if not self.has_key(key_id):
+            raise VaultError(f"unknown key {key_id}")
+        if disabled:
+            self._store.put_meta(DISABLED + key_id, "1")
+        else:
+            self._store.delete_meta(DISABLED + key_id)
+
+    def destroy(self, key_id: str) -> bool:
+        """Delete this node's share of `key_id` durably; False if it held none (already gone)."""
+        with self._lock:
+            self._cache.pop(key_id, None)
+            self.stale.pop(key_id, None)
+            self.broken.discard(key_id)
+            return self._store.destroy_key(key_id, [DISABLED + key_id])
+
     def has_key(self, key_id: str) -> bool:
         return key_id in self._cache or self._store.get_key(key_id) is not None
 
@@ -238,6 +264,7 @@ class KeyVault:
         for req in requests:
             try:
                 rec = self.record(req.key_id)
+                self.check_enabled(req.key_id)
                 if epochs is not None:
                     self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
                 mine = req.commitments.get(self.node_id)
