@@ -12,6 +12,7 @@ from tests.gateway.conftest import Cluster, governed_cluster
 from tests.gateway.test_repair import sign_with
 from tholos.cluster.governance_init import DEMO_USERS, make_genesis
 from tholos.gateway import key_lifecycle as life
+from tholos.gateway.scheme_protocols import rounds_for
 from tholos.gateway.service import GatewayError
 
 pytestmark = pytest.mark.asyncio
@@ -133,3 +134,18 @@ async def test_governed_nodes_refuse_lifecycle_changes_clearly(tmp_path: Path) -
         for s in c.services.values():
             assert s.vault.has_key(row.key_id) and not s.vault.is_disabled(row.key_id)
         assert gw.key(row.key_id) == row  # the gateway's record is unchanged too
+
+
+async def test_disabled_round_key_and_dise_sign_hint(cluster: Cluster) -> None:
+    """ECDSA/BLS/DiSE jobs check the disabled flag too; a DiSE key asked to sign names the
+    commands that exist (`tholos encrypt`/`decrypt`), not a command that does not."""
+    gw = cluster.gateway
+    bls, dise = (await gw.create_keys("bls12381"))[0], (await gw.create_keys("dise"))[0]
+    rounds = rounds_for(gw)
+    with pytest.raises(GatewayError) as exc:
+        rounds.job(dise.key_id, b"m" * 32)
+    assert "tholos encrypt" in str(exc.value) and "use evaluate" not in str(exc.value)
+    await life.set_disabled(gw, bls.key_id, True)
+    with pytest.raises(GatewayError) as exc:
+        rounds.job(bls.key_id, b"m" * 32)
+    assert exc.value.code == "key_disabled"

@@ -387,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_repair_parsers(ksub, _common, _client)
 
+    from tholos.cli.lifecycle_cmds import add_parsers as add_lifecycle_parsers
+
+    add_lifecycle_parsers(ksub, _common, _client)
+
     from tholos.cli.governance_cmds import add_commands as add_governance_commands
 
     add_governance_commands(sub, _common)
