@@ -194,12 +194,25 @@ def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
     raise CliError(f"unknown action {args.action}", "usage", EXIT_USAGE)
 
 
+def split_secret(scheme: str, text: str, threshold: int, participants: list[int]) -> Any:
+    """The key ceremony's split for `scheme`: BLS and DiSE keys are raw scalars of their group,
+    the others what `import_key` reads (hex key, Ed25519 seed, xprv)."""
+    from tholos.crypto.groups import ED25519
+    from tholos.crypto.groups.bls12381 import BLS12_381_G1
+    from tholos.crypto.key_import import import_key, import_scalar
+    from tholos.schemes import SCHEMES
+
+    if scheme == "bls12381":
+        return import_scalar(BLS12_381_G1, text, threshold, participants)
+    if scheme == "dise":
+        return import_scalar(ED25519, text, threshold, participants, "little")
+    return import_key(SCHEMES[scheme].group, text, threshold, participants)
+
+
 def _import(args: argparse.Namespace, c: Client) -> dict[str, Any]:
     """Split the key here (this short-lived process is the key ceremony) and seal each share to
     its node's identity key; the gateway relays sealed shares only."""
     from tholos.crypto.errors import CryptoError
-    from tholos.crypto.key_import import import_key
-    from tholos.schemes import SCHEMES
     from tholos.transport.e2e import PeerIdentity, seal_to
 
     text = args.secret_file.read_text().strip()
@@ -214,9 +227,8 @@ def _import(args: argparse.Namespace, c: Client) -> dict[str, Any]:
 
         manifest = ClusterDir(_cluster_dir(args)).load()
     roster = {int(r["node_id"]): PeerIdentity.from_dict(r) for r in manifest["roster"]}
-    scheme = SCHEMES[args.scheme]
     try:
-        imported = import_key(scheme.group, text, int(manifest["threshold"]), sorted(roster))
+        imported = split_secret(args.scheme, text, int(manifest["threshold"]), sorted(roster))
     except CryptoError as exc:
         raise CliError(f"cannot import the key: {exc}", "bad_secret") from None
     # The key id is chosen by the gateway; the boxes are bound to the recipient node id.
@@ -337,8 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="split an existing secret key (hex or xprv) into shares, one per node"
     )
     _common(p)
-    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1", "ecdsa"])
-    p.add_argument("--secret-file", required=True, type=Path)
+    p.add_argument(
+        "--scheme",
+        required=True,
+        choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"],
+    )
+    p.add_argument(
+        "--secret-file",
+        required=True,
+        type=Path,
+        help="hex: secp256k1/ecdsa/bip340 32-byte big-endian key or xprv; ed25519 RFC 8032 seed; "
+        "bls12381 32-byte big-endian secret key; dise 32-byte little-endian scalar",
+    )
     p.add_argument("--label")
     p.add_argument(
         "--roster", type=Path, help="cluster.json of a remote cluster (node identity keys)"
