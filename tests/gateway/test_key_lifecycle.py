@@ -12,7 +12,7 @@ from tests.gateway.conftest import Cluster, governed_cluster
 from tests.gateway.test_repair import sign_with
 from tholos.cluster.governance_init import DEMO_USERS, make_genesis
 from tholos.gateway import key_lifecycle as life
-from tholos.gateway.scheme_protocols import rounds_for
+from tholos.gateway.scheme_protocols import presignatures, rounds_for
 from tholos.gateway.service import GatewayError
 
 pytestmark = pytest.mark.asyncio
@@ -149,3 +149,15 @@ async def test_disabled_round_key_and_dise_sign_hint(cluster: Cluster) -> None:
     with pytest.raises(GatewayError) as exc:
         rounds.job(bls.key_id, b"m" * 32)
     assert exc.value.code == "key_disabled"
+
+
+async def test_destroy_ecdsa_key_deletes_its_presignatures(cluster: Cluster) -> None:
+    gw = cluster.gateway
+    (row,) = await gw.create_keys("ecdsa")
+    await presignatures(gw).presign(row.key_id, 4)
+    db = cluster.services[1].store.db
+    count = "SELECT COUNT(*) FROM presigs WHERE key_id = ?"
+    assert db.execute(count, (row.key_id,)).fetchone()[0] > 0
+    await life.destroy(gw, row.key_id, row.key_id)
+    for s in cluster.services.values():
+        assert s.store.db.execute(count, (row.key_id,)).fetchone()[0] == 0

@@ -87,7 +87,7 @@ class NodeStore:
 
     # -- keys ------------------------------------------------------------------------------------
     def destroy_key(self, key_id: str, meta_keys: Sequence[str]) -> bool:
-        """Delete a key's share (current and prepared) and its `meta_keys` rows in one durable
+        """Delete a key's share (current and prepared), its presignatures and `meta_keys` rows in one durable
         transaction, the freed pages overwritten (secure_delete) and the WAL checkpointed, so
         the sealed share is not left in the file. True if a share was there."""
         self.db.execute("PRAGMA secure_delete=ON")
@@ -96,6 +96,10 @@ class NodeStore:
                 self.db.execute("BEGIN IMMEDIATE")
                 n = self.db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,)).rowcount
                 self.db.execute("DELETE FROM pending_keys WHERE key_id = ?", (key_id,))
+                if self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'presigs'"
+                ).fetchone():  # ECDSA presignatures made with the share (node/ecdsa.py)
+                    self.db.execute("DELETE FROM presigs WHERE key_id = ?", (key_id,))
                 for k in meta_keys:
                     self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
