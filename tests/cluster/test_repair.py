@@ -145,7 +145,7 @@ def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
     c.start_node(4)
     wait_until(lambda: c.get(f"/v1/keys/{kid}")["uncommitted"] == [], 30, "commit re-sent")
     assert f"key {kid}: commit re-sent, nodes [4]" in c.log("gateway")
-    clean = {"stale_keys": [], "pending_refresh": 0}
+    clean = {"stale_keys": [], "broken_keys": [], "pending_refresh": 0}
     wait_until(lambda: c.get("/v1/cluster")["shares"]["4"] == clean, 10, "node 4 committed")
     # Next time node 4 also loses its prepared share: re-sending cannot help, the gateway says
     # so, node 4 refuses its stale share (not named as lying) until `keys repair` rebuilds it.
@@ -173,3 +173,48 @@ def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
     only_signers(c, {3, 4})
     sign_and_verify(c, key, {3, 4})
     sign_and_verify(c, other, {3, 4})
+
+
+def test_swapped_sealed_shares_are_reported_and_repaired(make_cluster: Make) -> None:
+    """Issue: with two sealed blobs swapped on node 1's disk, the node said nothing, status
+    showed no broken key and repair failed (SealError as an internal error)."""
+    c = make_cluster()
+    c.start()
+    a, b, other = c.create_key("bip340"), c.create_key("ed25519"), c.create_key("bip340")
+    ka, kb = a["key_id"], b["key_id"]
+    c.kill("node-1")
+    wait_until(lambda: not node_up(c, 1), 30, "node 1 seen down")
+    db = NodeConfig.load(c.cd.node_config(1)).db
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        blobs = dict(
+            con.execute("SELECT key_id, sealed FROM keys WHERE key_id IN (?, ?)", (ka, kb))
+        )
+        con.execute("UPDATE keys SET sealed = ? WHERE key_id = ?", (blobs[kb], ka))
+        con.execute("UPDATE keys SET sealed = ? WHERE key_id = ?", (blobs[ka], kb))
+    c.start_node(1)
+    wait_until(lambda: node_up(c, 1), 30, "node 1 up again")
+    assert "cannot open the sealed share" in c.log("node-1")
+    broken = sorted([ka, kb])
+    wait_until(
+        lambda: c.get("/v1/cluster")["shares"]["1"]["broken_keys"] == broken, 10, "broken shown"
+    )
+    # Signing leaves node 1 out of the broken keys only, says why, and blames nobody.
+    _, signed = cli(c, "sign", ka, "--message", "11" * 32)
+    assert 1 not in signed["signers"] and "broken share" in signed["excluded"]["1"], signed
+    sign_and_verify(c, other, {-9})  # any signers
+    assert all(n["state"] == "up" for n in c.get("/v1/cluster")["nodes"])
+    _, clean = cli(c, "sign", other["key_id"], "--message", "22" * 32)
+    assert clean["excluded"] == {}, clean
+    # Repair rebuilds both; then node 1 signs them again, with sets that include it.
+    for k in (ka, kb):
+        _, rep = cli(c, "keys", "repair", k, "--node", "1")
+        assert rep["repaired"] == [k], rep
+    assert c.get("/v1/cluster")["shares"]["1"]["broken_keys"] == []
+    only_signers(c, {1, 2})
+    for k in (a, b, other):
+        sign_and_verify(c, k, {1, 2})
+    c.kill("node-2")
+    c.start_node(3)
+    wait_until(lambda: node_up(c, 3) and not node_up(c, 2), 30, "nodes 1 and 3 up")
+    for k in (a, b):
+        sign_and_verify(c, k, {1, 3})

@@ -194,12 +194,25 @@ def cmd_keys(args: argparse.Namespace) -> dict[str, Any]:
     raise CliError(f"unknown action {args.action}", "usage", EXIT_USAGE)
 
 
+def split_secret(scheme: str, text: str, threshold: int, participants: list[int]) -> Any:
+    """The key ceremony's split for `scheme`: BLS and DiSE keys are raw scalars of their group,
+    the others what `import_key` reads (hex key, Ed25519 seed, xprv)."""
+    from tholos.crypto.groups import ED25519
+    from tholos.crypto.groups.bls12381 import BLS12_381_G1
+    from tholos.crypto.key_import import import_key, import_scalar
+    from tholos.schemes import SCHEMES
+
+    if scheme == "bls12381":
+        return import_scalar(BLS12_381_G1, text, threshold, participants)
+    if scheme == "dise":
+        return import_scalar(ED25519, text, threshold, participants, "little")
+    return import_key(SCHEMES[scheme].group, text, threshold, participants)
+
+
 def _import(args: argparse.Namespace, c: Client) -> dict[str, Any]:
     """Split the key here (this short-lived process is the key ceremony) and seal each share to
     its node's identity key; the gateway relays sealed shares only."""
     from tholos.crypto.errors import CryptoError
-    from tholos.crypto.key_import import import_key
-    from tholos.schemes import SCHEMES
     from tholos.transport.e2e import PeerIdentity, seal_to
 
     text = args.secret_file.read_text().strip()
@@ -214,9 +227,8 @@ def _import(args: argparse.Namespace, c: Client) -> dict[str, Any]:
 
         manifest = ClusterDir(_cluster_dir(args)).load()
     roster = {int(r["node_id"]): PeerIdentity.from_dict(r) for r in manifest["roster"]}
-    scheme = SCHEMES[args.scheme]
     try:
-        imported = import_key(scheme.group, text, int(manifest["threshold"]), sorted(roster))
+        imported = split_secret(args.scheme, text, int(manifest["threshold"]), sorted(roster))
     except CryptoError as exc:
         raise CliError(f"cannot import the key: {exc}", "bad_secret") from None
     # The key id is chosen by the gateway; the boxes are bound to the recipient node id.
@@ -267,9 +279,8 @@ def cmd_sign(args: argparse.Namespace) -> dict[str, Any]:
             "public_key": r["public_key"],
             "key_id": r["key_id"],
             "signers": r["signers"],
+            "excluded": r.get("excluded", {}),  # node -> why it was left out, as REST says
         }
-        if r.get("excluded"):
-            out["excluded"] = r["excluded"]
         return out
     finally:
         c.close()
@@ -321,9 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         _common(clsub.add_parser(a))
     cl.set_defaults(fn=cmd_cluster)
 
-    keys = sub.add_parser("keys", help="create, import, list, show, derive, refresh keys")
+    keys = sub.add_parser(
+        "keys",
+        help="create, import, list, show, derive, refresh, repair, disable, label, destroy keys",
+    )
     ksub = keys.add_subparsers(dest="action", required=True)
-    p = ksub.add_parser("create")
+    p = ksub.add_parser("create", help="a new threshold key by distributed key generation")
     _common(p)
     p.add_argument(
         "--scheme",
@@ -331,10 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"],
     )
     p.add_argument("--label")
-    p = ksub.add_parser("import")
+    p = ksub.add_parser(
+        "import", help="split an existing secret key (hex or xprv) into shares, one per node"
+    )
     _common(p)
-    p.add_argument("--scheme", required=True, choices=["bip340", "ed25519", "secp256k1", "ecdsa"])
-    p.add_argument("--secret-file", required=True, type=Path)
+    p.add_argument(
+        "--scheme",
+        required=True,
+        choices=["bip340", "ed25519", "secp256k1", "ecdsa", "bls12381", "dise"],
+    )
+    p.add_argument(
+        "--secret-file",
+        required=True,
+        type=Path,
+        help="hex: secp256k1/ecdsa/bip340 32-byte big-endian key or xprv; ed25519 RFC 8032 seed; "
+        "bls12381 32-byte big-endian secret key; dise 32-byte little-endian scalar",
+    )
     p.add_argument("--label")
     p.add_argument(
         "--roster", type=Path, help="cluster.json of a remote cluster (node identity keys)"
@@ -350,11 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--created-before", dest="created_before", type=float, help="unix time")
     p.add_argument("--limit", type=int, help="one page of at most this many keys (1-1000)")
     p.add_argument("--offset", type=int, default=0, help="with --limit: keys to skip")
-    for a in ("show", "refresh"):
-        p = ksub.add_parser(a)
+    for a, what in (
+        ("show", "one key: public key, scheme, label, tags, state, refresh epoch"),
+        ("refresh", "proactive refresh: new shares on every node, the public key unchanged"),
+    ):
+        p = ksub.add_parser(a, help=what)
         _common(p)
         p.add_argument("key_id")
-    p = ksub.add_parser("derive")
+    p = ksub.add_parser("derive", help="public key (and xpub) of a BIP32 non-hardened path")
     _common(p)
     p.add_argument("key_id")
     p.add_argument("--path", required=True)
@@ -383,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)
+
+    from tholos.cli.lifecycle_cmds import add_parsers as add_lifecycle_parsers
+
+    add_lifecycle_parsers(ksub, _common, _client)
 
     from tholos.cli.governance_cmds import add_commands as add_governance_commands
 

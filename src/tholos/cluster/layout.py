@@ -82,7 +82,11 @@ def _write_cluster(
         raise ClusterError("at most 64 nodes")
     cd = ClusterDir(root)
     if cd.manifest.exists() and not force:
-        raise ClusterError(f"{root} already holds a cluster (use --force to overwrite)")
+        raise ClusterError(
+            f"{root} already holds a cluster: `tholos cluster up --dir {root}` starts it (after "
+            "`make run`, run/local is initialised and running already); --force overwrites it, "
+            "keys and all"
+        )
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)
     ca = CertificateAuthority.create()

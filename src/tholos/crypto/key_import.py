@@ -16,6 +16,10 @@ Accepted inputs
   discarded: FROST uses fresh random nonces, and its signatures verify under A as ordinary Ed25519
   signatures. The reduction and the loss of the prefix mean the shares cannot be turned back into
   the seed; export of the original seed is intentionally impossible.
+- BLS12-381 (`import_scalar(BLS12_381_G1, ...)`): the 32-byte big-endian secret key in [1, r-1]
+  (IETF BLS / EIP-2333 serialization, what Ethereum keystores hold); public key sk·G1.
+- DiSE (`import_scalar(ED25519, ..., "little")`): the DPRF key as a canonical 32-byte
+  little-endian edwards25519 scalar in [1, L-1] (libsodium's scalar encoding).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from tholos.crypto.bip32 import TPRV, XPRV, ExtendedPublicKey, parse_extended_key
 from tholos.crypto.errors import InvalidInput
@@ -139,6 +143,32 @@ def import_key(
     finally:
         if secret is not None:
             secret.wipe()
+        if isinstance(private_key, bytearray):
+            private_key[:] = bytes(len(private_key))
+
+
+def import_scalar(
+    group: Group[E],
+    private_key: str | bytes | bytearray,
+    threshold: int,
+    participants: Sequence[int],
+    byteorder: Literal["big", "little"] = "big",
+) -> ImportedKey[E]:
+    """Split a raw 32-byte scalar of `group` (BLS secret key, DiSE DPRF key); a value outside
+    [1, order-1] is refused, never reduced."""
+    raw = _raw_bytes(private_key, f"{group.name} secret key")
+    k = int.from_bytes(raw, byteorder)
+    if not 0 < k < group.order:
+        raise InvalidInput(
+            f"{group.name} secret key must be a {byteorder}-endian scalar in [1, order-1]"
+        )
+    secret = SecretScalar(k)
+    k = 0
+    try:
+        shares, public = _split(group, secret, threshold, participants)
+        return ImportedKey(shares=shares, public=public)
+    finally:
+        secret.wipe()
         if isinstance(private_key, bytearray):
             private_key[:] = bytes(len(private_key))
 

@@ -40,7 +40,15 @@ class DiseRounds(RoundScheme):
         if job.path:
             raise GatewayError(400, "unsupported", f"{job.row.scheme} keys have no derivation")
         if eval_request is None:
-            raise GatewayError(400, "bad_request", "dise keys encrypt/decrypt: use evaluate")
+            raise GatewayError(
+                400,
+                "bad_request",
+                (
+                    "dise keys do not sign: they encrypt and decrypt (`tholos encrypt KEY_ID --in F "
+                    "--out F.enc`, `tholos decrypt KEY_ID --in F.enc --out F`; REST: POST "
+                    "/v1/keys/{key_id}/evaluate)"
+                ),
+            )
         job.verify = bool(eval_request.get("verify", False))
         job.authorization = eval_request.get("authorization")
         if job.authorization is not None and job.verify:

@@ -71,7 +71,7 @@ class EcdsaRounds(RoundScheme):
     def left_out(self, job: SchemeJob) -> list[int]:
         # Presignatures come from a fixed participant set: a node known not to hold the current
         # share is left out up front (BLS/DiSE, like FROST, let it refuse as stale and retry).
-        return list(waiting(job.row))
+        return [*waiting(job.row), *self.gw.nodes.broken(job.key_id)]
 
     async def item(self, job: SchemeJob, signers: list[int]) -> tuple[dict[str, Any], Any] | None:
         pre = await self._take_presig(job, signers)
@@ -135,7 +135,8 @@ class EcdsaRounds(RoundScheme):
         added = 0
         while added < count:
             n = min(self.presign_batch, count - added)
-            added += await self._presign_once(key_id, public, n, epoch(row), waiting(row))
+            lacking = [*waiting(row), *self.gw.nodes.broken(key_id)]
+            added += await self._presign_once(key_id, public, n, epoch(row), lacking)
         return added
 
     async def _presign_once(

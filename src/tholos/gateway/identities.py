@@ -48,6 +48,9 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/keys/{key_id}/refresh"): "operate",
     ("POST", "/v1/keys/{key_id}/repair"): "operate",
     ("POST", "/v1/nodes/{node_id}/repair"): "operate",
+    ("POST", "/v1/keys/{key_id}/label"): "operate",
+    ("POST", "/v1/keys/{key_id}/tags"): "operate",
+    # disable, enable and destroy are not listed: admin only
     ("POST", "/v1/governance/documents"): "operate",
     ("POST", "/v1/governance/proposals"): "operate",
     ("POST", "/v1/governance/proposals/{proposal_id}/signatures"): "operate",

@@ -179,6 +179,15 @@ class NodeSet:
         res = await asyncio.gather(*(self.probe(i) for i in self.ids))
         return dict(zip(self.ids, res, strict=True))
 
+    def broken(self, key_id: str) -> list[int]:
+        """Nodes that reported (Info.broken_keys) they cannot open their share of `key_id`."""
+        return [i for i, st in self.nodes.items() if st.info and key_id in st.info.broken_keys]
+
+    def note_broken(self, excluded: dict[int, str], key_id: str) -> None:
+        """Leave out, without blame, the nodes that reported their share of `key_id` broken."""
+        for i in self.broken(key_id):
+            excluded.setdefault(i, f"broken share: node {i} cannot open its share of {key_id}")
+
     def status(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         out = []

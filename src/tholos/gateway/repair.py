@@ -211,8 +211,9 @@ async def _run_repair(
             elif isinstance(rep, NodeRefused):
                 for c in rep.culprits:
                     leave_out[c] = f"named by node {i}: {rep.reason}"
-                if "stale share" in rep.reason:
-                    leave_out[i] = "stale share"
+                for why in ("stale share", "broken share"):
+                    if why in rep.reason:
+                        leave_out[i] = why
                 errors.append(f"node {i}: {rep.reason}")
             elif isinstance(rep, BaseException):
                 errors.append(f"node {i}: {rep!r}")
@@ -249,6 +250,9 @@ async def _repair_rows(
     that fail."""
     excluded: dict[int, str] = report["excluded"]
     lagging = {i for r in rows for i in waiting(r)}
+    for r in rows:
+        gw.nodes.note_broken(excluded, r.key_id)
+    excluded.pop(node, None)
     for _attempt in range(len(holders(rows[0])) + 1):
         cands = [h for h in holders(rows[0]) if h != node and h not in excluded]
         usable = gw.nodes.usable(cands)
@@ -344,6 +348,7 @@ async def repair_node(gw: Gateway, node: int, key_ids: list[str] | None = None) 
     for (_h, t), rs in groups.items():
         for start in range(0, len(rs), BATCH):
             await _repair_rows(gw, node, rs[start : start + BATCH], t, report)
+    await gw.nodes.probe(node)  # its Info (stale and broken keys) as it is now
     report["excluded"] = {str(k): v for k, v in report["excluded"].items()}
     return report
 
@@ -353,6 +358,7 @@ def share_health(gw: Gateway) -> dict[str, Any]:
     return {
         str(i): {
             "stale_keys": list(st.info.stale_keys) if st.info else [],
+            "broken_keys": list(st.info.broken_keys) if st.info else [],
             "pending_refresh": st.info.pending_refresh if st.info else 0,
         }
         for i, st in gw.nodes.nodes.items()

@@ -20,6 +20,7 @@ from tholos.gateway.batcher import Batcher
 from tholos.gateway.bls import BlsRounds
 from tholos.gateway.dise import DiseRounds
 from tholos.gateway.ecdsa import EcdsaRounds
+from tholos.gateway.key_lifecycle import check_usable
 from tholos.gateway.repair import epoch
 from tholos.gateway.rounds import RoundScheme, SchemeJob
 from tholos.gateway.signing import holders_with_share, job_record
@@ -67,6 +68,7 @@ class RoundSigning:
         from tholos.gateway.service import GatewayError
 
         row = self.gw.key(key_id)
+        check_usable(row)
         sch = SCHEMES[row.scheme]
         handler = self.schemes.get(sch.kind)
         if handler is None:
@@ -96,6 +98,7 @@ class RoundSigning:
                 break
             groups: dict[tuple[str, tuple[int, ...], int], list[SchemeJob]] = defaultdict(list)
             for j in pending:
+                self.nodes.note_broken(j.excluded, j.key_id)
                 stale = self.schemes[j.kind].left_out(j)
                 holders = holders_with_share(j.public.identifiers, j.excluded, [*stale, *j.avoid])
                 groups[(j.kind, holders, j.public.threshold)].append(j)

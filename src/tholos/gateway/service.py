@@ -16,6 +16,7 @@ from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.errors import GatewayError as GatewayError
+from tholos.gateway.key_lifecycle import check_usable
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.protocols import ProtocolDriver, ProtocolFailed
 from tholos.gateway.signing import SigningCoordinator, SignJob, job_record
@@ -336,6 +337,7 @@ class Gateway:
         merkle_root: bytes | None = None,
     ) -> SignJob:
         row = self.key(key_id)
+        check_usable(row)
         sch = SCHEMES[row.scheme]
         public = self._public(row)
         try:

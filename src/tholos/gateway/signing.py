@@ -63,6 +63,10 @@ class SignJob:
         )
 
 
+#: Refusals that mean "this node has no usable share of the key": left out, never blamed.
+NO_SHARE = ("stale share", "unknown key", "broken share")
+
+
 def holders_with_share(
     identifiers: Iterable[int], excluded: Mapping[int, str], waiting: Iterable[int] = ()
 ) -> tuple[int, ...]:
@@ -73,8 +77,7 @@ def holders_with_share(
     return tuple(
         i
         for i in identifiers
-        if i not in waiting
-        and not any(w in excluded.get(i, "") for w in ("stale share", "unknown key"))
+        if i not in waiting and not any(w in excluded.get(i, "") for w in NO_SHARE)
     )
 
 
@@ -122,6 +125,7 @@ class SigningCoordinator:
                 break
             groups: dict[tuple[tuple[int, ...], int], list[SignJob]] = defaultdict(list)
             for j in pending:
+                self.nodes.note_broken(j.excluded, j.key_id)
                 holders = holders_with_share(j.public.identifiers, j.excluded)
                 groups[(holders, j.public.threshold)].append(j)
             results = await asyncio.gather(
@@ -210,7 +214,10 @@ class SigningCoordinator:
                 if (
                     len(errors) == len(signers)
                     and all(("InvalidInput" in e or "VaultError" in e) for e in errors.values())
-                    and not any(("nonce" in e or "stale share" in e) for e in errors.values())
+                    and not any(
+                        ("nonce" in e or "stale share" in e or "broken share" in e)
+                        for e in errors.values()
+                    )
                 ):
                     # Every signer refuses the request itself: a bad request, not a bad node.
                     j.error, j.status = next(iter(errors.values())), 400

@@ -56,6 +56,8 @@ class KeyRow:
             "threshold": self.package["threshold"],
             "participants": sorted(int(i) for i in self.package["verifying_shares"]),
             "created": self.created,
+            "disabled": bool(self.meta.get("disabled", False)),
+            "tags": list(self.meta.get("tags", [])),
         }
 
 
@@ -124,6 +126,12 @@ class GatewayStore:
             )
         for r in rows:
             self._cache[r.key_id] = r
+
+    def delete_key(self, key_id: str) -> None:
+        """Forget a destroyed key (its public record; the gateway never held a share)."""
+        with self.db:
+            self.db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
+        self._cache.pop(key_id, None)
 
     def get_key(self, key_id: str) -> KeyRow | None:
         r = self._cache.get(key_id)

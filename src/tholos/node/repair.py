@@ -234,6 +234,29 @@ def _round2(
     return runner._seal(state, "round2", {"echo": state.echo, "sigma": blob.hex()})
 
 
+def _check_against_own(
+    runner: ProtocolRunner, key_id: str, public: PublicKeyPackage[Any], view: dict[str, Any]
+) -> None:
+    """The helpers' package must be this node's key at an epoch not older than its own; a share
+    that cannot be opened (broken) is checked against its stored public package instead."""
+    try:
+        rec = runner.vault.record(key_id)
+        own, epoch = rec.share.public, runner.vault.epoch(rec)
+    except VaultError:
+        stored = runner.vault.public_view(key_id) or {}
+        try:
+            own = PublicKeyPackage.from_dict(stored["public"])
+            epoch = int(stored.get("meta", {}).get("epoch", 0))
+        except (CryptoError, KeyError, TypeError, ValueError):
+            return  # nothing readable is left to compare with; repair_step3 still checks
+    if own.group is not public.group or not public.group.eq(
+        own.group_public_key, public.group_public_key
+    ):
+        raise ProtocolError(f"helpers present another public key for {key_id}")
+    if epoch > int(view.get("meta", {}).get("epoch", 0)):
+        raise ProtocolError(f"helpers hold an older refresh epoch of {key_id}")
+
+
 def _finish(
     runner: ProtocolRunner, state: RepairState, envelopes: Sequence[pb.Envelope]
 ) -> pb.Envelope:
@@ -267,11 +290,7 @@ def _finish(
         except (CryptoError, KeyError, TypeError) as exc:
             raise ProtocolError(f"repair of {key_id}: {type(exc).__name__}: {exc}") from None
         if runner.vault.has_key(key_id):
-            rec = runner.vault.record(key_id)
-            if not public.group.eq(rec.share.public.group_public_key, public.group_public_key):
-                raise ProtocolError(f"helpers present another public key for {key_id}")
-            if runner.vault.epoch(rec) > int(view.get("meta", {}).get("epoch", 0)):
-                raise ProtocolError(f"helpers hold an older refresh epoch of {key_id}")
+            _check_against_own(runner, key_id, public, view)
         try:
             share: KeyShare[Any] = repair_step3(
                 public,

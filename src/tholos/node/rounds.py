@@ -77,6 +77,7 @@ class NodeContext:
     def record(self, key_id: str, kind: str, epoch: Any = None) -> KeyRecord:
         """The key's record; with the epoch the gateway expects, a stale share is refused."""
         rec = self.vault.record(key_id)
+        self.vault.check_enabled(key_id)
         if rec.scheme.kind != kind:
             raise ProtocolError(f"key {key_id} is not a {kind} key")
         if epoch is not None:

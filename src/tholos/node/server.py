@@ -106,6 +106,13 @@ def build_service(cfg: NodeConfig, fault: str = "") -> NodeService:
     identity = load_identity(cfg)
     vault = KeyVault(store, barrier, cfg.node_id)
     vault.fault = fault
+    broken = vault.scan()
+    if broken:
+        log.error(
+            "node %d cannot open the sealed share of key(s) %s: run `tholos keys repair`",
+            cfg.node_id,
+            ", ".join(sorted(broken)),
+        )
     return NodeService(identity, store, vault, cfg.nonce_pool_max, cfg.min_threshold)
 
 

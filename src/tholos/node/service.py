@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from tholos import __version__
-from tholos.node import repair
+from tholos.node import key_state, repair
 from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
 from tholos.node.scheme_protocols import PROTOCOLS as SCHEME_PROTOCOLS
@@ -52,6 +52,7 @@ class NodeService:
             version=__version__,
             fault=self.vault.fault,
             stale_keys=sorted(self.vault.stale),
+            broken_keys=sorted(self.vault.broken),
             pending_refresh=self.store.count_pending(),
         )
 
@@ -123,6 +124,8 @@ class NodeService:
                 return scheme_protocols(self).step(req)
             if req.protocol == "repair":
                 return self._repair(req)
+            if req.protocol == key_state.PROTOCOL:  # disable, enable, destroy
+                return key_state.step(self, req)
             return self.protocols.step(req)
         except ProtocolError as exc:
             log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)

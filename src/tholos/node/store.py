@@ -82,7 +82,31 @@ class NodeStore:
     def put_meta(self, k: str, v: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (k, v))
 
+    def delete_meta(self, k: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
+
     # -- keys ------------------------------------------------------------------------------------
+    def destroy_key(self, key_id: str, meta_keys: Sequence[str]) -> bool:
+        """Delete a key's share (current and prepared), its presignatures and `meta_keys` rows in one durable
+        transaction, the freed pages overwritten (secure_delete) and the WAL checkpointed, so
+        the sealed share is not left in the file. True if a share was there."""
+        self.db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                n = self.db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,)).rowcount
+                self.db.execute("DELETE FROM pending_keys WHERE key_id = ?", (key_id,))
+                if self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'presigs'"
+                ).fetchone():  # ECDSA presignatures made with the share (node/ecdsa.py)
+                    self.db.execute("DELETE FROM presigs WHERE key_id = ?", (key_id,))
+                for k in meta_keys:
+                    self.db.execute("DELETE FROM meta WHERE k = ?", (k,))
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.execute("PRAGMA secure_delete=OFF")
+        return n > 0
+
     def put_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """(key_id, scheme, public JSON, sealed share) rows, committed in one transaction."""
         with self.db:
@@ -102,6 +126,9 @@ class NodeStore:
             "SELECT scheme, public, sealed FROM keys WHERE key_id = ?", (key_id,)
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]), bytes(row[2]))
+
+    def key_ids(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT key_id FROM keys ORDER BY key_id")]
 
     def count_keys(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])

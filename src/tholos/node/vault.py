@@ -5,6 +5,7 @@ durably) before the signature share that uses them is returned.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -12,14 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import KeyShare
-from tholos.node.barrier import Barrier
+from tholos.node.barrier import Barrier, SealError
 from tholos.node.store import NodeStore
 from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest, as_frost
 
 KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
 PENDING_TABLE = "pending_keys"
+DISABLED = "disabled:"  # node meta row per disabled key (node-side: a gateway cannot skip it)
 
 
 class VaultError(Exception):
@@ -61,6 +64,9 @@ class KeyVault:
         self.fault = ""
         #: key id -> newer epoch a request asked for: this node's share is stale (reported by Info).
         self.stale: dict[str, int] = {}
+        #: key ids whose sealed share fails to open (tampered, swapped, corrupted): reported by
+        #: Info.broken_keys, refused for signing, rebuilt by `tholos keys repair`.
+        self.broken: set[str] = set()
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
@@ -101,6 +107,7 @@ class KeyVault:
         self._store.drop_pending([r[0] for r in records])
         for r in records:
             self.stale.pop(r[0], None)
+            self.broken.discard(r[0])
 
     # -- two-phase refresh -----------------------------------------------------------------------
     @staticmethod
@@ -157,6 +164,47 @@ class KeyVault:
                 f"the request is for epoch {epoch}; run `tholos keys repair`"
             )
 
+    def scan(self) -> set[str]:
+        """Open every stored share once (at start) and remember those that fail: a node must
+        say which keys it cannot use, not fail each request that needs one."""
+        for key_id in self._store.key_ids():
+            with contextlib.suppress(VaultError):
+                self.record(key_id)
+        return set(self.broken)
+
+    def public_view(self, key_id: str) -> dict[str, Any] | None:
+        """The stored public JSON of a key (scheme, package, meta), without opening its share."""
+        row = self._store.get_key(key_id)
+        if row is None:
+            return None
+        view: dict[str, Any] = json.loads(row[1])
+        return view
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def is_disabled(self, key_id: str) -> bool:
+        return self._store.get_meta(DISABLED + key_id) is not None
+
+    def check_enabled(self, key_id: str) -> None:
+        """Refuse to sign or evaluate with a key disabled on this node."""
+        if self.is_disabled(key_id):
+            raise VaultError(f"key {key_id} is disabled on node {self.node_id}")
+
+    def set_disabled(self, key_id: str, disabled: bool) -> None:
+        if not self.has_key(key_id):
+            raise VaultError(f"unknown key {key_id}")
+        if disabled:
+            self._store.put_meta(DISABLED + key_id, "1")
+        else:
+            self._store.delete_meta(DISABLED + key_id)
+
+    def destroy(self, key_id: str) -> bool:
+        """Delete this node's share of `key_id` durably; False if it held none (already gone)."""
+        with self._lock:
+            self._cache.pop(key_id, None)
+            self.stale.pop(key_id, None)
+            self.broken.discard(key_id)
+            return self._store.destroy_key(key_id, [DISABLED + key_id])
+
     def has_key(self, key_id: str) -> bool:
         return key_id in self._cache or self._store.get_key(key_id) is not None
 
@@ -168,8 +216,18 @@ class KeyVault:
         if row is None:
             raise VaultError(f"unknown key {key_id}")
         scheme_name, public_json, sealed = row
-        secret = json.loads(self._barrier.open(KEY_TABLE, key_id, sealed))
-        share = KeyShare.import_secret(secret)
+        try:
+            secret = json.loads(self._barrier.open(KEY_TABLE, key_id, sealed))
+            share = KeyShare.import_secret(secret)
+            if share.identifier != self.node_id:
+                raise VaultError("share identifier does not match this node")
+        except (SealError, CryptoError, VaultError, ValueError, KeyError, TypeError):
+            self.broken.add(key_id)
+            raise VaultError(
+                f"broken share: the sealed share of key {key_id} on node {self.node_id} cannot "
+                f"be opened; run `tholos keys repair {key_id} --node {self.node_id}`"
+            ) from None
+        self.broken.discard(key_id)
         rec = KeyRecord(
             key_id, SCHEMES[scheme_name], share, json.loads(public_json).get("meta", {})
         )
@@ -206,6 +264,7 @@ class KeyVault:
         for req in requests:
             try:
                 rec = self.record(req.key_id)
+                self.check_enabled(req.key_id)
                 if epochs is not None:
                     self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
                 mine = req.commitments.get(self.node_id)

@@ -14,6 +14,7 @@ class InfoRequest(_message.Message):
 
 class InfoReply(_message.Message):
     __slots__ = (
+        "broken_keys",
         "exchange_public_key",
         "fault",
         "identity_public_key",
@@ -41,6 +42,7 @@ class InfoReply(_message.Message):
     FAULT_FIELD_NUMBER: _ClassVar[int]
     STALE_KEYS_FIELD_NUMBER: _ClassVar[int]
     PENDING_REFRESH_FIELD_NUMBER: _ClassVar[int]
+    BROKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     identity_public_key: bytes
     exchange_public_key: bytes
@@ -50,6 +52,7 @@ class InfoReply(_message.Message):
     fault: str
     stale_keys: _containers.RepeatedScalarFieldContainer[str]
     pending_refresh: int
+    broken_keys: _containers.RepeatedScalarFieldContainer[str]
     def __init__(
         self,
         node_id: int | None = ...,
@@ -61,6 +64,7 @@ class InfoReply(_message.Message):
         fault: str | None = ...,
         stale_keys: _Iterable[str] | None = ...,
         pending_refresh: int | None = ...,
+        broken_keys: _Iterable[str] | None = ...,
     ) -> None: ...
 
 class CommitmentsRequest(_message.Message):
@@ -90,7 +94,9 @@ class CommitmentsReply(_message.Message):
     __slots__ = ("commitments",)
     COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
     commitments: _containers.RepeatedCompositeFieldContainer[Commitment]
-    def __init__(self, commitments: _Iterable[Commitment | _Mapping] | None = ...) -> None: ...
+    def __init__(
+        self, commitments: _Iterable[Commitment | _Mapping] | None = ...
+    ) -> None: ...
 
 class SignerCommitment(_message.Message):
     __slots__ = ("binding", "hiding", "nonce_id", "signer")
@@ -178,7 +184,9 @@ class SignBatchReply(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SignResult]
-    def __init__(self, results: _Iterable[SignResult | _Mapping] | None = ...) -> None: ...
+    def __init__(
+        self, results: _Iterable[SignResult | _Mapping] | None = ...
+    ) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("payload", "sender", "signature")

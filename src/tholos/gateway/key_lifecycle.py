@@ -1,0 +1,204 @@
+"""Key lifecycle routes: disable, enable, relabel, tag and destroy a key.
+
+Disable and destroy reach every node holding a share: each node keeps the disabled state itself
+(and refuses to sign with the key whatever the gateway sends) and deletes its share durably on
+destroy, acknowledging in an envelope signed by its identity key (checked here). Every holder
+must be reachable: a change that could not reach one node is reported and not recorded here
+(nodes already disabled stay so, which is the safe side; destroy is idempotent, run it again).
+Label and tags are the gateway's public metadata only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tholos.gateway import openapi
+from tholos.gateway.errors import GatewayError
+from tholos.gateway.store import KeyRow
+from tholos.gateway.transport import NodeRefused, NodeUnavailable
+from tholos.rpc import node_pb2 as pb
+from tholos.transport.e2e import EnvelopeError, context
+
+if TYPE_CHECKING:
+    from tholos.gateway.service import Gateway
+
+log = logging.getLogger("tholos.gateway")
+PROTOCOL = "key-state"
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
+MAX_TAGS = 32
+
+router = APIRouter()
+KeyIdParam = Annotated[str, openapi.key_id_param()]
+
+
+def check_usable(row: KeyRow) -> None:
+    """Refuse to sign or evaluate with a disabled key (the nodes refuse too)."""
+    if row.meta.get("disabled"):
+        raise GatewayError(
+            409, "key_disabled", f"key {row.key_id} is disabled (`tholos keys enable` it first)"
+        )
+
+
+async def _tell_nodes(gw: Gateway, row: KeyRow, change: str) -> dict[int, dict[str, Any]]:
+    """Send one change to every holder; all must acknowledge with a valid signed envelope."""
+    holders = sorted(int(i) for i in row.package["verifying_shares"])
+    body = json.dumps({"key_id": row.key_id}).encode()
+    req = pb.ProtocolRequest(protocol=PROTOCOL, phase=change, payload=body)
+    replies = await asyncio.gather(
+        *(gw.nodes.transport(i).protocol(req, gw.driver.timeout) for i in holders),
+        return_exceptions=True,
+    )
+    acks: dict[int, dict[str, Any]] = {}
+    errors: list[str] = []
+    for i, rep in zip(holders, replies, strict=True):
+        if isinstance(rep, NodeUnavailable):
+            gw.nodes.mark_down(i, str(rep))
+            errors.append(f"node {i} unavailable")
+        elif isinstance(rep, NodeRefused):
+            errors.append(f"node {i}: {rep.reason}")
+        elif isinstance(rep, BaseException):
+            errors.append(f"node {i}: {type(rep).__name__}")
+        else:
+            try:
+                if rep.envelope.sender != i:
+                    raise EnvelopeError("answered as another node", rep.envelope.sender)
+                gw.driver._verifier.verify(
+                    i,
+                    context(PROTOCOL, change, row.key_id),
+                    rep.envelope.payload,
+                    rep.envelope.signature,
+                )
+                acks[i] = json.loads(rep.envelope.payload)
+            except (EnvelopeError, ValueError) as exc:
+                errors.append(f"node {i}: bad acknowledgement ({exc})")
+    if errors:
+        done = sorted(acks)
+        raise GatewayError(
+            503,
+            f"{change}_incomplete",
+            f"{change} of key {row.key_id} did not reach every node: {'; '.join(errors)}"
+            f" (done on nodes {done}; run it again when they are back)",
+            done=done,
+        )
+    return acks
+
+
+async def _tell_nodes_or_restore(
+    gw: Gateway, row: KeyRow, change: str
+) -> dict[int, dict[str, Any]]:
+    """`_tell_nodes`; if no node made the change, the gateway's record is put back as it was."""
+    try:
+        return await _tell_nodes(gw, row, change)
+    except GatewayError as exc:
+        if not exc.extra.get("done"):
+            gw.store.put_keys([row])
+        raise
+
+
+async def set_disabled(gw: Gateway, key_id: str, disabled: bool) -> dict[str, Any]:
+    row = gw.key(key_id[:64])
+    change = "disable" if disabled else "enable"
+    if disabled:  # the gateway refuses at once, before any node is asked
+        gw.store.put_keys([replace(row, meta={**row.meta, "disabled": True})])
+    await _tell_nodes_or_restore(gw, row, change)
+    new = replace(row, meta={k: v for k, v in row.meta.items() if k != "disabled"})
+    if disabled:
+        new = replace(new, meta={**new.meta, "disabled": True})
+    gw.store.put_keys([new])
+    log.warning("key %s %sd on every node", key_id, change)
+    return new.summary()
+
+
+async def destroy(gw: Gateway, key_id: str, confirm: str) -> dict[str, Any]:
+    row = gw.key(key_id[:64])
+    if confirm != key_id:
+        raise GatewayError(
+            400, "confirm_mismatch", "destroy needs --confirm with the key id itself (irreversible)"
+        )
+    gw.store.put_keys([replace(row, meta={**row.meta, "disabled": True})])
+    acks = await _tell_nodes_or_restore(gw, row, "destroy")
+    gw.store.delete_key(key_id)
+    log.warning("key %s destroyed: every node deleted its share", key_id)
+    return {
+        "key_id": key_id,
+        "destroyed": True,
+        "nodes": {str(i): bool(a.get("destroyed")) for i, a in sorted(acks.items())},
+    }
+
+
+def relabel(gw: Gateway, key_id: str, label: str | None) -> dict[str, Any]:
+    row = replace(gw.key(key_id[:64]), label=label)
+    gw.store.put_keys([row])
+    return row.summary()
+
+
+def retag(gw: Gateway, key_id: str, add: list[str], remove: list[str]) -> dict[str, Any]:
+    row = gw.key(key_id[:64])
+    bad = [t for t in [*add, *remove] if not TAG.match(t)]
+    if bad:
+        raise GatewayError(
+            400, "bad_tag", f"bad tag(s) {bad}: 1-64 of letters, digits and _ . : / -"
+        )
+    tags = sorted((set(row.meta.get("tags", [])) | set(add)) - set(remove))
+    if len(tags) > MAX_TAGS:
+        raise GatewayError(400, "too_many_tags", f"a key has at most {MAX_TAGS} tags")
+    new = replace(row, meta={**row.meta, "tags": tags})
+    gw.store.put_keys([new])
+    return new.summary()
+
+
+# -- REST ------------------------------------------------------------------------------------------
+class DestroyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    confirm: str = Field(max_length=64, description="the key id again: destroy is irreversible")
+
+
+class LabelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    label: str | None = Field(max_length=200, description="new label, null to clear it")
+
+
+class TagsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    add: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+def _gw(request: Request) -> Gateway:
+    g: Gateway = request.app.state.gateway
+    return g
+
+
+@router.post("/v1/keys/{key_id}/disable")
+async def disable_key(key_id: KeyIdParam, request: Request) -> dict[str, Any]:
+    """Disable a key: the gateway and every node refuse to sign or evaluate with it."""
+    return await set_disabled(_gw(request), key_id, True)
+
+
+@router.post("/v1/keys/{key_id}/enable")
+async def enable_key(key_id: KeyIdParam, request: Request) -> dict[str, Any]:
+    return await set_disabled(_gw(request), key_id, False)
+
+
+@router.post("/v1/keys/{key_id}/destroy")
+async def destroy_key(key_id: KeyIdParam, body: DestroyBody, request: Request) -> dict[str, Any]:
+    """Every node deletes its share durably (audited on each node); then the key is forgotten."""
+    return await destroy(_gw(request), key_id, body.confirm)
+
+
+@router.post("/v1/keys/{key_id}/label")
+async def label_key(key_id: KeyIdParam, body: LabelBody, request: Request) -> dict[str, Any]:
+    return relabel(_gw(request), key_id, body.label)
+
+
+@router.post("/v1/keys/{key_id}/tags")
+async def tag_key(key_id: KeyIdParam, body: TagsBody, request: Request) -> dict[str, Any]:
+    return retag(_gw(request), key_id, body.add, body.remove)
