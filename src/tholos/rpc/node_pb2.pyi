@@ -94,9 +94,7 @@ class CommitmentsReply(_message.Message):
     __slots__ = ("commitments",)
     COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
     commitments: _containers.RepeatedCompositeFieldContainer[Commitment]
-    def __init__(
-        self, commitments: _Iterable[Commitment | _Mapping] | None = ...
-    ) -> None: ...
+    def __init__(self, commitments: _Iterable[Commitment | _Mapping] | None = ...) -> None: ...
 
 class SignerCommitment(_message.Message):
     __slots__ = ("binding", "hiding", "nonce_id", "signer")
@@ -184,9 +182,7 @@ class SignBatchReply(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SignResult]
-    def __init__(
-        self, results: _Iterable[SignResult | _Mapping] | None = ...
-    ) -> None: ...
+    def __init__(self, results: _Iterable[SignResult | _Mapping] | None = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("payload", "sender", "signature")
