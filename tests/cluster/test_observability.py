@@ -147,26 +147,56 @@ def test_metrics_request_id_and_audit_export(make_cluster: Any, tmp_path: Path) 
     assert len(node_lines) == c.t and {d["node"] for d in node_lines} <= set(node_ports)
     assert all(d["outcome"] == "ok" and d["process"] == "node" for d in node_lines)
 
-    # audit: the jsonl export is what verify checked; syslog carries the same lines
-    d = str(c.cd.root)
-    code, report = cli("audit", "verify", "--dir", d)
-    assert code == 0 and report["ok"], report
-    code, out = cli("audit", "export", "--dir", d, "--out", str(tmp_path / "jsonl"))
-    assert code == 0, out
-    code, out_sys = cli(
-        "audit", "export", "--dir", d, "--out", str(tmp_path / "syslog"), "--format", "syslog"
-    )
-    assert code == 0, out_sys
-    manifest = json.loads(c.cd.manifest.read_text())
-    keys = {f"node-{r['node_id']}": r["signing_key"] for r in manifest["roster"]}
-    keys["gateway"] = manifest["gateway_audit_public_key"]
-    heights = {**{f"node-{i}": nodes_after[i] for i in node_ports}, "gateway": gw_after}
-    for name, info in out["exported"].items():
-        lines = Path(info["file"]).read_text().splitlines()
-        assert all(isinstance(json.loads(x), dict) for x in lines)
-        rep = verify_chain(lines, keys[name], node_id=name)
-        assert rep.ok and len(rep.entries) == report["chains"][name]["entries"]
-        sys_lines = Path(out_sys["exported"][name]["file"]).read_text().splitlines()
-        assert [message_of(x) for x in sys_lines][: len(lines)] == lines
-        height = total(heights[name], "tholos_audit_chain_height", chain=name)
-        assert height <= len(rep.entries)  # scraped before the audit reads were logged
+
+def test_policy_refusals_and_audit_export(tmp_path: Path) -> None:
+    """Governed: plain signing refused by rule "governed" (counted on the nodes), a governed
+    request signed; `audit export` jsonl is what `audit verify` verified, and syslog carries it."""
+    from tests.cluster.test_governance import GovCluster
+
+    c = GovCluster(tmp_path / "g", 4, 2)
+    try:
+        _, node_ports = start(c)
+        key = c.create_key("bip340")
+        before = {i: scrape(p) for i, p in node_ports.items()}
+        r = c.http.post(f"/v1/keys/{key['key_id']}/sign", json={"message": "00" * 32})
+        assert r.status_code == 400 and "governed" in r.text, r.text
+        after = {i: scrape(p) for i, p in node_ports.items()}
+        refused = sum(
+            total(after[i], "tholos_policy_refusals_total", rule="governed")
+            - total(before[i], "tholos_policy_refusals_total", rule="governed")
+            for i in node_ports
+        )
+        assert refused >= c.t  # each signer asked refused, by the built-in rule "governed"
+        ok = c.submit(c.request(key["key_id"], "addr-a", 100), "approver-1")
+        assert ok["status"] == "signed", ok
+
+        d = str(c.cd.root)
+        code, report = cli("audit", "verify", "--dir", d)
+        assert code == 0 and report["ok"], report
+        code, out = cli("audit", "export", "--dir", d, "--out", str(tmp_path / "jsonl"))
+        assert code == 0, out
+        code, out_sys = cli(
+            "audit", "export", "--dir", d, "--out", str(tmp_path / "sys"), "--format", "syslog"
+        )
+        assert code == 0, out_sys
+        heights = {f"node-{i}": scrape(p) for i, p in node_ports.items()}
+        manifest = json.loads(c.cd.manifest.read_text())
+        keys = {f"node-{r['node_id']}": r["signing_key"] for r in manifest["roster"]}
+        keys["gateway"] = manifest["gateway_audit_public_key"]
+        assert set(out["exported"]) == set(keys)
+        for name, info in out["exported"].items():
+            lines = Path(info["file"]).read_text().splitlines()
+            assert all(isinstance(json.loads(x), dict) for x in lines)
+            rep = verify_chain(lines, keys[name], node_id=name)
+            assert rep.ok, rep.issues
+            verified = report["chains"][name]["entries"]
+            assert verified <= len(rep.entries)  # exports after verify may log their reads
+            sys_lines = Path(out_sys["exported"][name]["file"]).read_text().splitlines()
+            carried = [message_of(x) for x in sys_lines]
+            assert carried[0] == lines[0] and len(carried) >= len(lines)
+            assert verify_chain(carried, keys[name], node_id=name).ok
+            if name in heights:
+                height = total(heights[name], "tholos_audit_chain_height", chain=name)
+                assert height >= len(rep.entries) > 0
+    finally:
+        c.close()
