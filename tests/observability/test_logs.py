@@ -21,7 +21,7 @@ def configured() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    structlog.reset_defaults()
+    logs.use_stdlib()
     structlog.contextvars.clear_contextvars()
 
 
@@ -47,6 +47,16 @@ def test_text_format_is_default(configured: None, capsys: pytest.CaptureFixture[
     assert "refused" in err and "request_id=abc" in err
     with pytest.raises(json.JSONDecodeError):
         json.loads(err.splitlines()[0])
+
+
+def test_unconfigured_events_go_to_stdlib(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with caplog.at_level(logging.INFO), logs.bind_request_id("r-9"):
+        logs.get_logger("tholos.gateway.http").info("request", status=201)
+    assert capsys.readouterr().out == ""  # not structlog's print-to-stdout default
+    (rec,) = [r for r in caplog.records if r.name == "tholos.gateway.http"]
+    assert rec.msg == {"event": "request", "status": 201, "request_id": "r-9"}
 
 
 def test_bad_format_named() -> None:

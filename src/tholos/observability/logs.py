@@ -109,6 +109,25 @@ def _add_process(process: str) -> structlog.typing.Processor:
     return add
 
 
+def use_stdlib() -> None:
+    """Until `configure` runs (a library user, unit tests, in-process benchmarks), structlog
+    loggers hand their events to stdlib `logging` like every other logger, instead of
+    structlog's default of printing everything to stdout."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+if not structlog.is_configured():
+    use_stdlib()
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger: `log.info("event", key=value, ...)` renders the keys as fields."""
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
