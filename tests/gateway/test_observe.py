@@ -85,6 +85,7 @@ async def test_sign_counts_by_route_scheme_and_outcome(as_: Any) -> None:
     group = "FROST-ED25519-SHA512-v1"
     assert sample(after, "tholos_gateway_commitment_pool", node="1", group=group) > 0
     assert "tholos_gateway_presignatures 0.0" in after
+    assert 'tholos_node_stale_keys{node="2"} 0.0' in after
 
 
 async def test_request_id_given_echoed_bad_replaced(as_: Any) -> None:

@@ -118,6 +118,13 @@ def gateway_registry(gw: Any) -> CollectorRegistry:
             for g, c in sorted(n["nonces"].items())
         ]
 
+    def stale() -> Samples:
+        return [
+            ((str(i),), float(len(st.info.stale_keys)))
+            for i, st in gw.nodes.nodes.items()
+            if st.info is not None
+        ]
+
     def presigs() -> Samples:
         pools = presignatures(gw).pools
         return [((), float(sum(len(p) for p in pools.values())))]
@@ -148,6 +155,12 @@ def gateway_registry(gw: Any) -> CollectorRegistry:
                     "Unused nonces in each node's pool, as the node last reported",
                     ("node", "group"),
                     nonces,
+                ),
+                m.Gauge(
+                    "tholos_node_stale_keys",
+                    "Keys whose share on the node is stale (needs repair), as it last reported",
+                    ("node",),
+                    stale,
                 ),
                 m.Gauge(
                     "tholos_gateway_presignatures",

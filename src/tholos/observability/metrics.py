@@ -5,8 +5,8 @@ in each process's registry (`registry`), with gauges read at scrape time from a 
 Names (see deploy/grafana/tholos.json):
 - gateway: `tholos_gateway_requests_total` / `tholos_gateway_request_seconds` by route, method,
   scheme, outcome; gauges `tholos_gateway_nodes` (by state), `tholos_gateway_node_state`,
-  `tholos_gateway_commitment_pool`, `tholos_gateway_presignatures`, `tholos_node_nonces` (as
-  each node last reported), `tholos_audit_chain_height`.
+  `tholos_gateway_commitment_pool`, `tholos_gateway_presignatures`, `tholos_node_nonces` and
+  `tholos_node_stale_keys` (as each node last reported), `tholos_audit_chain_height`.
 - node: `tholos_node_rpc_total` / `tholos_node_rpc_seconds` by method, outcome;
   `tholos_node_signature_shares_total` by outcome; gauges `tholos_node_nonces`,
   `tholos_node_keys`, `tholos_node_stale_keys`, `tholos_audit_chain_height`.
