@@ -306,13 +306,17 @@ def collect(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, A
 def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     chains, ctx = collect(args)
     if args.action == "export":
+        from tholos.audit.syslog import syslog_line
+
         out_dir: Path = args.out
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {}
+        syslog = args.format == "syslog"
         for name, lines in chains.items():
-            path = out_dir / f"{name}.jsonl"
-            path.write_text("".join(line + "\n" for line in lines))
-            files[name] = {"file": str(path), "lines": len(lines)}
+            path = out_dir / f"{name}.{'log' if syslog else 'jsonl'}"
+            rows = [syslog_line(name, line) for line in lines] if syslog else lines
+            path.write_text("".join(row + "\n" for row in rows))
+            files[name] = {"file": str(path), "lines": len(rows), "format": args.format}
         return {"exported": files, "errors": ctx["errors"]}
     return verify_collected(chains, ctx)
 
@@ -501,5 +505,13 @@ def add_commands(sub: Any, common: Common) -> None:
     p = aus.add_parser("export")
     common(p)
     _signer(p)
-    p.add_argument("--out", type=Path, required=True, help="directory for NAME.jsonl files")
+    p.add_argument(
+        "--out", type=Path, required=True, help="directory for NAME.jsonl (or NAME.log) files"
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "syslog"),
+        default="jsonl",
+        help="jsonl: the chains as verified; syslog: RFC 5424 lines carrying them (NAME.log)",
+    )
     au.set_defaults(fn=cmd_audit)

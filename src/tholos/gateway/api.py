@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
@@ -26,10 +26,12 @@ from tholos.gateway.http_errors import responses
 from tholos.gateway.identities import ApiClients
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
+from tholos.gateway.observe import RequestObserver, gateway_registry
 from tholos.gateway.request_body import BodyGuard
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.signing import SignJob, job_result
 from tholos.gateway.store import KeyFilter
+from tholos.observability import metrics
 from tholos.schemes import MAX_MESSAGE
 
 log = logging.getLogger("tholos.gateway")
@@ -142,9 +144,14 @@ ERRORS = responses(400, 403, 404, 409, 413, 415, 429, 500, 503)
 KEY_ERRORS = responses(404, 409, 503)
 
 
-def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None = None) -> FastAPI:
+def create_app(
+    make_gateway: Callable[[], Gateway],
+    clients: ApiClients | None = None,
+    metrics_listen: tuple[str, int] | None = None,
+) -> FastAPI:
     """`clients`: who may call the API (gateway/identities.py); None: open access, for
-    plain-HTTP test gateways only."""
+    plain-HTTP test gateways only. `metrics_listen`: (host, port) of a plain-HTTP /metrics
+    listener for Prometheus scrapers without client certificates (None: only GET /metrics)."""
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
@@ -153,7 +160,15 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
         await gw.start()
         state["gw"] = gw
         app.state.gateway = gw  # for the governance router (gateway/governance_api.py)
+        app.state.metrics = gateway_registry(gw)
+        scraper = None
+        if metrics_listen is not None:
+            host, port = metrics_listen
+            scraper = await metrics.serve(app.state.metrics, port, host)
+            log.info("metrics on http://%s:%d/metrics", host, port)
         yield
+        if scraper is not None:
+            scraper.close()
         await gw.stop()
 
     app = FastAPI(
@@ -167,6 +182,7 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
     app.state.limiter = Limiter()
     app.add_middleware(BodyGuard)
     app.add_middleware(ClientGate, clients=clients or ApiClients.open(), limiter=app.state.limiter)
+    app.add_middleware(RequestObserver)  # outermost: every answer has a request id and counts
     http_errors.install(app)
 
     def gw() -> Gateway:
@@ -182,6 +198,12 @@ def create_app(make_gateway: Callable[[], Gateway], clients: ApiClients | None =
             "nodes": len(nodes),
             "threshold": gw().threshold,
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format (any API client with the read permission)."""
+        body, content_type = metrics.exposition(app.state.metrics)
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/cluster")
     async def cluster() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -31,14 +32,14 @@ class Batcher(Generic[T]):
         self.linger = linger
         self.min_batch = min_batch
         self._sem = asyncio.Semaphore(max_inflight)
-        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._queue: list[tuple[T, asyncio.Future[None], contextvars.Context]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop())
+            self._task = asyncio.create_task(self._loop(), context=contextvars.Context())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -51,7 +52,7 @@ class Batcher(Generic[T]):
         futs = []
         for it in items:
             f: asyncio.Future[None] = loop.create_future()
-            self._queue.append((it, f))
+            self._queue.append((it, f, contextvars.copy_context()))
             futs.append(f)
         self._wake.set()
         await asyncio.gather(*futs)
@@ -65,7 +66,7 @@ class Batcher(Generic[T]):
                 if self.linger > 0 and self._running and len(self._queue) < self.min_batch:
                     await self._gather_more()
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                t = asyncio.create_task(self._run(batch))
+                t = asyncio.create_task(self._run(batch), context=batch[0][2].copy())
                 self._running.add(t)
                 t.add_done_callback(self._running.discard)
 
@@ -80,14 +81,14 @@ class Batcher(Generic[T]):
             except TimeoutError:
                 break
 
-    async def _run(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _run(self, batch: list[tuple[T, asyncio.Future[None], contextvars.Context]]) -> None:
         try:
-            await self.handler([it for it, _ in batch])
-            for _, f in batch:
+            await self.handler([it for it, _, _ in batch])
+            for _, f, _ in batch:
                 if not f.done():
                     f.set_result(None)
         except Exception as exc:
-            for _, f in batch:
+            for _, f, _ in batch:
                 if not f.done():
                     f.set_exception(exc)
         finally:

@@ -28,6 +28,8 @@ class GatewayConfig:
     pool_batch: int = 2048
     recommit_seconds: float | None = 5.0  # re-send missed refresh commits; None: only by repair
     api_clients: ApiClients | None = None  # None: no client certificate is an API client
+    metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
+    metrics_host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -68,6 +70,8 @@ class GatewayConfig:
                 d["api_clients"] if "api_clients" in d else _legacy_clients(base),
                 d.get("api_limits", {}),
             ),
+            metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
+            metrics_host=str(d.get("metrics_host", "127.0.0.1")),
         )
 
 

@@ -17,6 +17,7 @@ from tholos.gateway.identities import ApiClients, TlsClientProtocol
 from tholos.gateway.service import Gateway
 from tholos.gateway.store import GatewayStore
 from tholos.gateway.transport import GrpcNodeTransport, NodeTransport
+from tholos.observability import logs
 
 log = logging.getLogger("tholos.gateway")
 
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path)
     args = ap.parse_args(argv)
     os.umask(0o077)  # the database, its -wal/-shm and the audit log: owner only
-    logging.basicConfig(
-        level=os.environ.get("THOLOS_LOG", "INFO"),
-        format="%(asctime)s gateway %(levelname)s %(message)s",
-    )
+    try:
+        logs.configure("gateway")
+    except ValueError as exc:
+        print(f"tholos gateway: {exc}", file=sys.stderr)
+        return 2
     try:
         cfg = GatewayConfig.load(args.config)
     except (OSError, ValueError, KeyError) as exc:
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     clients = None if cfg.api_tls is None else (cfg.api_clients or ApiClients({}))
     if clients is not None and not clients.by_fingerprint:
         log.warning("no api_clients in %s: every API call will be refused", args.config)
-    app = create_app(lambda: build_gateway(cfg), clients)
+    listen = None if cfg.metrics_port is None else (cfg.metrics_host, cfg.metrics_port)
+    app = create_app(lambda: build_gateway(cfg), clients, listen)
     kw: dict[str, object] = {}
     if cfg.api_tls is not None:
         kw = {

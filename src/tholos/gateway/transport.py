@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from tholos.observability import logs
 from tholos.rpc import node_pb2 as pb
 from tholos.rpc import node_pb2_grpc
 from tholos.transport.tls import TlsFiles, grpc_channel_credentials
@@ -83,8 +84,10 @@ class GrpcNodeTransport:
         await old.close(grace=None)
 
     async def _call(self, method: Any, req: Any, timeout: float) -> Any:
+        rid = logs.current_request_id()  # the REST request this call serves (gateway/observe.py)
+        meta = None if rid is None else ((logs.REQUEST_ID_HEADER, rid),)
         try:
-            return await method(req, timeout=timeout)
+            return await method(req, timeout=timeout, metadata=meta)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.FAILED_PRECONDITION:

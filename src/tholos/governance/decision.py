@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tholos.chains.base import SigningTarget
+from tholos.observability.metrics import POLICY_REFUSALS
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,15 @@ Decision = Accept | Refuse
 
 
 def decision_record(request_id: str, digest: bytes, decision: Decision) -> dict[str, object]:
-    """The JSON payload a node appends to its audit chain for a decision."""
+    """The JSON payload a node appends to its audit chain for a decision (a refusal also counts
+    in `tholos_policy_refusals_total` by rule: every decision a node makes is recorded here)."""
     record: dict[str, object] = {
         "request_id": request_id,
         "digest": digest.hex(),
         "accepted": decision.accepted,
     }
     if isinstance(decision, Refuse):
+        POLICY_REFUSALS.labels(decision.rule_id).inc()
         record["rule_id"] = decision.rule_id
         record["reason"] = decision.reason
     else:

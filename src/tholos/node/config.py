@@ -23,6 +23,8 @@ class NodeConfig:
     roster: dict[int, PeerIdentity]
     nonce_pool_max: int = 200_000
     min_threshold: int = 1  # the node refuses to create keys with a lower threshold
+    metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -45,4 +47,6 @@ class NodeConfig:
             roster=roster,
             nonce_pool_max=int(d.get("nonce_pool_max", 200_000)),
             min_threshold=int(d.get("min_threshold", 1)),
+            metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
+            metrics_host=str(d.get("metrics_host", "127.0.0.1")),
         )

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,13 +27,17 @@ from tholos.node.barrier import (
     seal_file,
 )
 from tholos.node.config import NodeConfig
+from tholos.node.metrics import node_registry
 from tholos.node.service import NodeService, RequestRefused
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault
+from tholos.observability import logs
+from tholos.observability import metrics as m
 from tholos.rpc import node_pb2_grpc
 from tholos.transport.e2e import Identity
 
 log = logging.getLogger("tholos.node")
+rpc_log = logs.get_logger("tholos.node.rpc")
 FAULTS = ("corrupt-shares", "slow", "corrupt-repair", "crash-before-commit")
 EXIT_WRONG_PASSPHRASE = 3
 EXIT_CONFIG = 2
@@ -121,18 +126,34 @@ class Servicer(node_pb2_grpc.NodeServicer):
         self.s = service
 
     async def _call(self, fn: Callable[[Any], Any], req: Any, ctx: grpc.aio.ServicerContext) -> Any:
-        if self.s.vault.fault == "slow":
-            await asyncio.sleep(30)  # test fault: longer than any gateway timeout
-        try:
-            return fn(req)
-        except RequestRefused as exc:
-            await ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.details())
-        except Exception as exc:
-            log.exception("internal error")
-            await ctx.abort(
-                grpc.StatusCode.INTERNAL,
-                RequestRefused(f"internal error: {type(exc).__name__}").details(),
-            )
+        """Run one RPC handler: counted and timed by method and outcome, logged with the
+        gateway's request id (gRPC metadata `x-request-id`)."""
+        method = fn.__name__
+        started = time.perf_counter()
+        outcome = "error"
+        with logs.bind_request_id(_request_id(ctx)):
+            try:
+                if self.s.vault.fault == "slow":
+                    await asyncio.sleep(30)  # test fault: longer than any gateway timeout
+                try:
+                    reply = fn(req)
+                    outcome = "ok"
+                    _count_shares(method, reply)
+                    return reply
+                except RequestRefused as exc:
+                    outcome = "refused"
+                    await ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.details())
+                except Exception as exc:
+                    log.exception("internal error")
+                    await ctx.abort(
+                        grpc.StatusCode.INTERNAL,
+                        RequestRefused(f"internal error: {type(exc).__name__}").details(),
+                    )
+            finally:
+                seconds = time.perf_counter() - started
+                m.NODE_RPCS.labels(method, outcome).inc()
+                m.NODE_LATENCY.labels(method, outcome).observe(seconds)
+                rpc_log.info("rpc", method=method, outcome=outcome, seconds=round(seconds, 6))
 
     async def Info(self, request: Any, context: Any) -> Any:
         return self.s.info(request)
@@ -148,6 +169,19 @@ class Servicer(node_pb2_grpc.NodeServicer):
 
     async def Governance(self, request: Any, context: Any) -> Any:
         return await self._call(self.s.governance_op, request, context)
+
+
+def _request_id(ctx: grpc.aio.ServicerContext) -> str | None:
+    for key, value in ctx.invocation_metadata() or ():
+        if key == logs.REQUEST_ID_HEADER and isinstance(value, str):
+            return logs.valid_request_id(value)
+    return None
+
+
+def _count_shares(method: str, reply: Any) -> None:
+    if method == "sign_batch":
+        for r in reply.results:
+            m.NODE_SHARES.labels("refused" if r.error else "signed").inc()
 
 
 GRPC_OPTIONS = [
@@ -170,12 +204,23 @@ async def serve(cfg: NodeConfig, service: NodeService) -> None:
         raise StartupError(f"cannot listen on {cfg.listen}", EXIT_CONFIG)
     await server.start()
     log.info("node %d listening on %s (mutual TLS)", cfg.node_id, cfg.listen)
+    scraper = None
+    if cfg.metrics_port is not None:
+        scraper = await m.serve(node_registry(service), cfg.metrics_port, cfg.metrics_host)
+        log.info(
+            "node %d metrics on http://%s:%d/metrics",
+            cfg.node_id,
+            cfg.metrics_host,
+            cfg.metrics_port,
+        )
     print(f"tholos node {cfg.node_id} ready on {cfg.listen}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if scraper is not None:
+        scraper.close()
     await server.stop(grace=1.0)
     service.store.close()
 
@@ -186,14 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault", choices=FAULTS, default="", help="test-only fault injection")
     args = ap.parse_args(argv)
     os.umask(0o077)  # the database, its -wal/-shm and the audit log: owner only
-    logging.basicConfig(
-        level=os.environ.get("THOLOS_LOG", "INFO"),
-        format="%(asctime)s node %(name)s %(levelname)s %(message)s",
-    )
+    try:
+        logs.configure("node")
+    except ValueError as exc:
+        print(f"tholos node: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     try:
         if args.fault and os.environ.get("THOLOS_ALLOW_FAULTS") != "1":
             raise StartupError("--fault is for tests only: set THOLOS_ALLOW_FAULTS=1", EXIT_CONFIG)
         cfg = NodeConfig.load(args.config)
+        logs.bind_node(cfg.node_id)
         service = build_service(cfg, args.fault)
         from tholos.node import governance
         from tholos.node.wallets import wallet_resolver

@@ -1,0 +1,179 @@
+"""Request ids, request metrics and the request log of the gateway's REST API.
+
+`RequestObserver` (the outermost ASGI middleware) takes the caller's `X-Request-Id` (or makes
+one), binds it for every log line and node RPC of the request (gRPC metadata, see
+gateway/transport.py), echoes it in the response, counts and times the request by route,
+scheme and outcome, and logs one line. `gateway_registry` adds the gauges read at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from tholos.gateway.request_body import App, Message, Receive, Scope, Send
+from tholos.observability import logs
+from tholos.observability import metrics as m
+
+log = logs.get_logger("tholos.gateway.http")
+Samples = Iterable[tuple[tuple[str, ...], float]]
+NODE_STATES = ("up", "slow", "down", "excluded")
+
+
+class RequestObserver:
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or ()).get(logs.REQUEST_ID_HEADER.encode())
+        rid = logs.valid_request_id(given.decode("latin-1") if given else None)
+        rid = rid or logs.new_request_id()
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", ())
+                    if k.lower() != logs.REQUEST_ID_HEADER.encode()
+                ]
+                headers.append((logs.REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with logs.bind_request_id(rid):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        scheme = _scheme(scope)
+        outcome = m.outcome_of(status)
+        m.GATEWAY_REQUESTS.labels(route, scope["method"], scheme, outcome).inc()
+        m.GATEWAY_LATENCY.labels(route, scheme, outcome).observe(seconds)
+        client = (scope.get("state") or {}).get("api_client")
+        log.info(
+            "request",
+            method=scope["method"],
+            route=route,
+            scheme=scheme,
+            status=status,
+            client=getattr(client, "name", None),
+            seconds=round(seconds, 6),
+        )
+
+
+def _scheme(scope: Scope) -> str:
+    """The scheme of the key a request names (`{key_id}` in its route), or "none"."""
+    key_id = (scope.get("path_params") or {}).get("key_id")
+    app = scope.get("app")
+    gw = getattr(getattr(app, "state", None), "gateway", None)
+    if not key_id or gw is None:
+        return "none"
+    try:
+        return str(gw.key(key_id).scheme)
+    except Exception:  # unknown or malformed key id: the request was refused
+        return "none"
+
+
+def gateway_registry(gw: Any) -> CollectorRegistry:
+    """The gateway's metrics: request counters and latencies, and gauges read from `gw`."""
+    from tholos.gateway.requests import governed
+    from tholos.gateway.scheme_protocols import presignatures
+
+    def states() -> Samples:
+        counts = dict.fromkeys(NODE_STATES, 0)
+        for n in gw.nodes.status():
+            counts[n["state"]] = counts.get(n["state"], 0) + 1
+        return [((s,), float(c)) for s, c in counts.items()]
+
+    def node_state() -> Samples:
+        return [
+            ((str(n["node_id"]), s), 1.0 if n["state"] == s else 0.0)
+            for n in gw.nodes.status()
+            for s in NODE_STATES
+        ]
+
+    def commitments() -> Samples:
+        return [
+            ((str(n["node_id"]), g), float(c))
+            for n in gw.nodes.status()
+            for g, c in sorted(n["pooled_commitments"].items())
+        ]
+
+    def nonces() -> Samples:
+        return [
+            ((str(n["node_id"]), g), float(c))
+            for n in gw.nodes.status()
+            for g, c in sorted(n["nonces"].items())
+        ]
+
+    def stale() -> Samples:
+        return [
+            ((str(i),), float(len(st.info.stale_keys)))
+            for i, st in gw.nodes.nodes.items()
+            if st.info is not None
+        ]
+
+    def presigs() -> Samples:
+        pools = presignatures(gw).pools
+        return [((), float(sum(len(p) for p in pools.values())))]
+
+    def audit() -> Samples:
+        chain = governed(gw).audit
+        return [] if chain is None else [(("gateway",), float(chain.head()[0]))]
+
+    return m.registry(
+        m.GATEWAY_METRICS,
+        m.StateCollector(
+            [
+                m.Gauge("tholos_gateway_nodes", "Nodes by health state", ("state",), states),
+                m.Gauge(
+                    "tholos_gateway_node_state",
+                    "1 for the state each node is in (up, slow, down, excluded)",
+                    ("node", "state"),
+                    node_state,
+                ),
+                m.Gauge(
+                    "tholos_gateway_commitment_pool",
+                    "Nonce commitments the gateway holds ready, by node and group",
+                    ("node", "group"),
+                    commitments,
+                ),
+                m.Gauge(
+                    "tholos_node_nonces",
+                    "Unused nonces in each node's pool, as the node last reported",
+                    ("node", "group"),
+                    nonces,
+                ),
+                m.Gauge(
+                    "tholos_node_stale_keys",
+                    "Keys whose share on the node is stale (needs repair), as it last reported",
+                    ("node",),
+                    stale,
+                ),
+                m.Gauge(
+                    "tholos_gateway_presignatures",
+                    "ECDSA presignatures pooled at the gateway (all keys)",
+                    (),
+                    presigs,
+                ),
+                m.Gauge(
+                    "tholos_audit_chain_height",
+                    "Entries in the audit chain (sequence number of its head)",
+                    ("chain",),
+                    audit,
+                ),
+            ]
+        ),
+    )
