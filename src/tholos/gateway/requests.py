@@ -36,7 +36,7 @@ from tholos.gateway.request_status import (
     expire,
 )
 from tholos.gateway.scheme_protocols import is_round_signed
-from tholos.gateway.service import Gateway, GatewayError
+from tholos.gateway.service import Gateway, GatewayError, check_options
 from tholos.gateway.tracked import Tracked, is_pending, refusal
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance import Approval, SigningRequest, read_user_key
@@ -286,8 +286,12 @@ class GovernedSigning:
                 tracked.append(existing)
                 continue
             row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
-            if request.intent.taproot and row.scheme != "bip340":
-                raise GatewayError(400, "bad_request", "the taproot tweak is for bip340 keys only")
+            check_options(  # 400 option_not_for_scheme, e.g. a taproot tweak on an ecdsa key
+                row.scheme,
+                path=request.intent.derivation_path,
+                taproot_tweak=request.intent.taproot,
+                merkle_root=request.intent.merkle_root,
+            )
             if is_round_signed(row.scheme):  # ECDSA, BLS: gateway/governed_rounds.py
                 governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
