@@ -259,21 +259,29 @@ def test_policy_enforced_by_every_node(gov_cluster: Callable[..., GovCluster]) -
     adopted = c.adopt(c.next_doc(policy=_test_policy()), "admin-1", "admin-2")
     assert adopted["adopted_by"] == c.n, adopted
 
+    waits, refused = "awaiting-approval", "refused"
     cases = [
-        ("no approvals", c.request(kid, "addr-a", 100), (), "standard"),
-        ("wrong group", c.request(kid, "addr-a", 20_000), ("approver-1", "approver-2"), "large"),
+        ("no approvals", c.request(kid, "addr-a", 100), (), "standard", waits),
+        (
+            "wrong group",
+            c.request(kid, "addr-a", 20_000),
+            ("approver-1", "approver-2"),
+            "large",
+            waits,
+        ),
         (
             "above limit",
             c.request(kid, "addr-a", 60_000),
             ("approver-1", "approver-2", "risk-1"),
             "large",
+            refused,
         ),
-        ("destination", c.request(kid, "addr-z", 100), ("approver-1",), "standard"),
-        ("window", c.request(kid, "addr-night", 100), ("approver-1",), "night-desk"),
+        ("destination", c.request(kid, "addr-z", 100), ("approver-1",), "standard", refused),
+        ("window", c.request(kid, "addr-night", 100), ("approver-1",), "night-desk", refused),
     ]
-    for what, req, approvers, rule in cases:
+    for what, req, approvers, rule, status in cases:
         res = c.submit(req, *approvers)
-        assert res["status"] == "refused-by-policy", (what, res)
+        assert res["status"] == status, (what, res)
         assert {v["rule_id"] for v in res["refusals"].values()} == {rule}, (what, res)
         every = asyncio.run(_direct_sign(c, kid, req, c.approvals(req, *approvers)))
         assert _rules(every) == {rule}, (what, every)  # every node, same rule, no share
@@ -286,14 +294,16 @@ def test_policy_enforced_by_every_node(gov_cluster: Callable[..., GovCluster]) -
 
     # Expiry: reserved while valid, approved too late.
     req = c.request(kid, "addr-a", 100, lifetime=3)
-    res = c.submit(req)  # refused for want of approvals
-    assert res["status"] == "refused-by-policy", res
+    res = c.submit(req)  # waits for approvals
+    assert res["status"] == "awaiting-approval", res
     time.sleep(3.5)
     res = c.post(
         f"/v1/signing-requests/{req.intent.request_id}/approvals",
         {"approval": c.approvals(req, "approver-1")[0]},
+        expect=409,
     )
-    assert res["status"] == "refused-by-policy" and "expired" in json.dumps(res["refusals"]), res
+    assert res["error"]["code"] == "request_closed" and "expired" in json.dumps(res), res
+    assert c.get(f"/v1/signing-requests/{req.intent.request_id}")["status"] == "expired"
     assert _rules(asyncio.run(_direct_sign(c, kid, req, c.approvals(req, "approver-1")))) == {
         "expired"
     }
@@ -384,7 +394,7 @@ def _cli_governance(c: GovCluster, kid: str) -> None:
     assert code == 0 and out["status"] != "signed", out
     rid = out["request_id"]
     code, out = _cli("requests", "show", rid, *d)
-    assert code == 0 and out["status"] == "refused-by-policy" and out["approvals"] == [], out
+    assert code == 0 and out["status"] == "awaiting-approval" and out["approvals"] == [], out
     code, out = _cli("requests", "approve", rid, "--as", "approver-3", *d)
     assert code == 0 and out["status"] == "signed", out
     code, shown = _cli("requests", "show", rid, *d)
@@ -427,7 +437,7 @@ def _compromised_gateway(c: GovCluster, kid: str) -> None:
     rolled-back policy, a document signed by too few admins: no share, no state change."""
     req = c.request(kid, "addr-a", 100)
     res = c.submit(req)  # no approvals yet
-    assert res["status"] == "refused-by-policy", res
+    assert res["status"] == "awaiting-approval", res
     forged = approve(req, "approver-1", Ed25519PrivateKey.generate()).model_dump(mode="json")
     got = asyncio.run(_direct_sign(c, kid, req, [forged]))
     assert _rules(got) == {"approvals"}, got

@@ -65,7 +65,7 @@ def test_governed_ecdsa_request_via_the_cli(cluster: GovCluster) -> None:
         "requests", "create", "--key-id", kid, "--destination", "0xabc", "--amount", "100",
         "--data", digest.hex(), "--as", "initiator", *d,
     )  # fmt: skip
-    assert code == 0 and out["status"] == "refused-by-policy", out
+    assert code == 0 and out["status"] == "awaiting-approval", out
     assert len(out["refusals"]) == 3 and "approvals" in out["error"], out
     rid = out["request_id"]
 

@@ -72,10 +72,22 @@ BAD = [
         "/v1/keys/{key}/sign",
         {"message": "00", "merkle_root": "00" * 31, "taproot_tweak": True},
         400,
-        "bad_length",
+        "bad_length",  # checked before the scheme: an ed25519 key takes no tweak either
     ),
-    ("post", "/v1/keys/{key}/sign", {"message": "00", "taproot_tweak": True}, 400, "bad_request"),
-    ("post", "/v1/keys/{key}/sign", {"message": "00", "path": "m/0'/1"}, 400, "bad_request"),
+    (
+        "post",
+        "/v1/keys/{key}/sign",
+        {"message": "00", "taproot_tweak": True},
+        400,
+        "option_not_for_scheme",
+    ),
+    (
+        "post",
+        "/v1/keys/{key}/sign",
+        {"message": "00", "path": "m/0'/1"},
+        400,
+        "option_not_for_scheme",  # ed25519 keys take no path at all
+    ),
     ("get", "/v1/keys/{key}/derive?path=m/0", None, 400, "unsupported"),
     (
         "post",

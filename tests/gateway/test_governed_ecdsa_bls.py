@@ -158,7 +158,7 @@ async def test_governed_ecdsa_signs_after_approval(governed: Governed, path: str
     digest = os.urandom(32)
     req = g.request(key_id, digest, path=path)
     (t,) = await g.signing.create([(req, [])])
-    assert t.status == "refused-by-policy" and not t.signature, t.summary()
+    assert t.status == "awaiting-approval" and not t.signature, t.summary()
     assert len(t.signers) == 3 and set(_rules(t)) >= set(t.signers), t.summary()
     assert all(_rules(t)[s] == "standard" for s in t.signers) and "approvals" in t.error
     # Refused on every signer before anything is consumed: no presignature is lost.
@@ -195,7 +195,7 @@ async def test_governed_bls_signs_after_approval(governed: Governed) -> None:
     message = b"validator attestation " + os.urandom(40)
     req = g.request(row.key_id, message)
     (t,) = await g.signing.create([(req, [])])
-    assert t.status == "refused-by-policy" and not t.signature, t.summary()
+    assert t.status == "awaiting-approval" and not t.signature, t.summary()
     assert len(t.signers) == 2 and all(_rules(t)[s] == "standard" for s in t.signers)
     t = await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
     assert t.status == "signed", t.summary()
@@ -211,7 +211,7 @@ async def test_over_the_amount_limit_is_refused_by_every_signer(governed: Govern
     before = g.presigs()
     req = g.request(key_id, os.urandom(32), amount=10_001)
     (t,) = await g.signing.create([(req, g.approvals(req))])
-    assert t.status == "refused-by-policy" and not t.signature, t.summary()
+    assert t.status == "refused" and not t.signature, t.summary()
     assert {_rules(t)[s] for s in t.signers} == {"standard"} and "above 10000" in t.error
     assert g.presigs() == before
 
@@ -225,7 +225,7 @@ async def test_payload_differing_from_the_intent_is_refused(governed: Governed) 
     payload = raw_payload("raw", "RAW", "addr-1", 400, "", data)  # the intent says 500
     req = new_request(CLUSTER, good.intent, payload, g.users["initiator"])
     (t,) = await g.signing.create([(req, g.approvals(req))])
-    assert t.status == "refused-by-policy" and not t.signature, t.summary()
+    assert t.status == "refused" and not t.signature, t.summary()
     assert {_rules(t)[s] for s in t.signers} == {"payload"} and "amount differs" in t.error
     # A gateway sending another digest than the approved payload's: refused by every node.
     pool = presignatures(g.cluster.gateway).pools[key_id]

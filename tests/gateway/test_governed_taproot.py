@@ -120,7 +120,7 @@ async def test_governed_taproot_request_signs_under_the_output_key(
 async def test_taproot_on_a_key_without_it_is_refused_at_the_gateway(governed: Governed) -> None:
     (row,) = await governed.cluster.gateway.create_keys("ed25519")
     req = governed.request(row.key_id, taproot=True)
-    with pytest.raises(GatewayError, match="bip340 keys only"):
+    with pytest.raises(GatewayError, match="'taproot_tweak' does not apply to ed25519"):
         await governed.signing.create([(req, [])])
 
 

@@ -69,7 +69,7 @@ def test_accept_large_needs_two_treasury_and_one_risk(
 
 def test_not_enough_approvals(cluster: Cluster, state: GovernanceState) -> None:
     req = cluster.request()
-    refused(run(state, req, []), "small", "needs 1 from treasury")
+    refused(run(state, req, []), "small", "needs 1 more from treasury")
     big = cluster.request(amount=50_000)
     refused(
         run(state, big, cluster.approvals(big, "tina", "rita")),

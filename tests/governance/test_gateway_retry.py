@@ -143,7 +143,7 @@ async def test_failed_signer_is_retried_on_other_nodes(governed: Governed, fault
 
 async def test_policy_refusal_is_not_retried(governed: Governed) -> None:
     (t,) = await governed.g.create([governed.item(approved=False)])
-    assert t.status == "refused-by-policy"
+    assert t.status == "awaiting-approval"
     assert sorted(t.refusals) == sorted(t.signers) and len(t.signers) == 2
     assert all(v["rule_id"] == "one" for v in t.refusals.values()), t.refusals
 

@@ -27,6 +27,7 @@ from tholos.governance import (
     User,
     approve,
     read_user_key,
+    sign_cancellation,
     sign_document,
     sign_kill_switch,
 )
@@ -252,6 +253,15 @@ def cmd_requests(args: argparse.Namespace) -> dict[str, Any]:
                 {"approval": appr.model_dump(mode="json")},
             )
             return out
+        if args.action == "cancel":
+            shown = c.get(f"/v1/signing-requests/{args.request_id}")
+            body: dict[str, str] = {}
+            if args.as_user or args.key_file:
+                req = _fetch_request(c, shown)
+                who, key = _key(args)
+                body = {"user": who, "signature": sign_cancellation(req, key)}
+            done: dict[str, Any] = c.post(f"/v1/signing-requests/{args.request_id}/cancel", body)
+            return done
         if args.action == "list":
             params = {"status": args.status} if args.status else None
             lst: dict[str, Any] = c.get("/v1/signing-requests", params)
@@ -478,9 +488,13 @@ def add_commands(sub: Any, common: Common) -> None:
     common(p)
     _signer(p)
     p.add_argument("request_id")
+    p = rs.add_parser("cancel", help="withdraw a request (as its initiator, or as an admin client)")
+    common(p)
+    _signer(p)
+    p.add_argument("request_id")
     p = rs.add_parser("list")
     common(p)
-    p.add_argument("--status")
+    p.add_argument("--status", help="created, reserved, awaiting-approval, signed, refused, ...")
     p = rs.add_parser("show")
     common(p)
     p.add_argument("request_id")

@@ -28,7 +28,7 @@ from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
 from tholos.gateway.observe import RequestObserver, gateway_registry
 from tholos.gateway.request_body import BodyGuard
-from tholos.gateway.service import Gateway, GatewayError
+from tholos.gateway.service import Gateway, GatewayError, check_options
 from tholos.gateway.signing import SignJob, job_result
 from tholos.gateway.store import KeyFilter
 from tholos.observability import metrics
@@ -313,6 +313,12 @@ def create_app(
     @app.post("/v1/keys/{key_id}/sign", responses=KEY_ERRORS)
     async def sign(key_id: KeyIdParam, body: SignBody) -> JSONResponse:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):  # ecdsa, bls12381 (and dise)
+            check_options(
+                gw().key(key_id).scheme,
+                path=body.path,
+                taproot_tweak=body.taproot_tweak,
+                merkle_root=body.merkle_root,
+            )
             msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
             return await scheme_routes.sign(gw(), key_id, msg, _path(body.path))
         job = _job(key_id, body)

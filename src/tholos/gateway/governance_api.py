@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
+from tholos.gateway.access import client_of
 from tholos.gateway.http_errors import responses
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.requests import GovernedSigning, governed
@@ -49,6 +50,14 @@ class DocumentBody(_Body):
 class SignatureBody(_Body):
     signer: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]{1,64}$")
     signature: str = Field(pattern="^[0-9a-f]{128}$", description="Ed25519, hex")
+
+
+class CancelBody(_Body):
+    """Withdraw a request: the initiator's signature over "tholos/cancel/v1" || digest; an admin
+    API client may leave both empty."""
+
+    user: str = Field(default="", max_length=64, pattern=r"^([A-Za-z0-9._@-]{1,64})?$")
+    signature: str = Field(default="", pattern="^([0-9a-f]{128})?$", description="Ed25519, hex")
 
 
 class AuditBody(_Body):
@@ -244,6 +253,18 @@ async def approve(request: Request, request_id: IdParam, body: ApprovalBody) -> 
 @router.post("/v1/signing-requests/{request_id}/sign")
 async def retry(request: Request, request_id: IdParam) -> dict[str, Any]:
     return (await _g(request).execute(request_id[:64])).summary()
+
+
+@router.post("/v1/signing-requests/{request_id}/cancel", responses=responses(400, 403))
+async def cancel(request: Request, request_id: IdParam, body: CancelBody) -> dict[str, Any]:
+    """Cancel a request not signed yet (its initiator, or an admin client without a signature)."""
+    admin = not body.signature and client_of(request).may("admin")
+    if not admin and not (body.user and body.signature):
+        raise GatewayError(
+            400, "invalid_request", "cancel needs the initiator's user and signature"
+        )
+    t = await _g(request).cancel(request_id[:64], body.user, body.signature, admin=admin)
+    return t.summary()
 
 
 @router.get("/v1/audit/gateway")

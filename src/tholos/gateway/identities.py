@@ -43,6 +43,7 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/signing-requests/batch"): "sign",
     ("POST", "/v1/signing-requests/{request_id}/approvals"): "sign",
     ("POST", "/v1/signing-requests/{request_id}/sign"): "sign",
+    ("POST", "/v1/signing-requests/{request_id}/cancel"): "sign",
     ("POST", "/v1/keys"): "operate",
     ("POST", "/v1/keys/import"): "operate",
     ("POST", "/v1/keys/{key_id}/refresh"): "operate",

@@ -24,12 +24,26 @@ from typing import Any
 from tholos.audit import KIND_GOVERNANCE, AuditLog
 from tholos.gateway import chain_targets, governed_rounds
 from tholos.gateway.governed_frost import GOVERNANCE_TIMEOUT, GovernedFrost
+from tholos.gateway.request_status import (
+    AWAITING_APPROVAL,
+    CANCELLED,
+    EXPIRED,
+    OPEN,
+    REFUSED,
+    RESERVED,
+    SIGNED,
+    classify,
+    expire,
+)
 from tholos.gateway.scheme_protocols import is_round_signed
-from tholos.gateway.service import Gateway, GatewayError
+from tholos.gateway.service import Gateway, GatewayError, check_options
 from tholos.gateway.tracked import Tracked, is_pending, refusal
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance import Approval, SigningRequest, read_user_key
+from tholos.governance._keys import public_key_from_hex, verify
+from tholos.governance.errors import InvalidSignature
 from tholos.governance.quorum import quorums
+from tholos.governance.requests import CANCEL_TAG
 from tholos.rpc import node_pb2 as pb
 
 log = logging.getLogger("tholos.gateway")
@@ -223,6 +237,8 @@ class GovernedSigning:
     def get(self, request_id: str) -> Tracked:
         t = self._cache.get(request_id)
         if t is not None:
+            if expire(t):
+                self._save([t])
             return t
         row = self.db.execute(
             "SELECT request, approvals, status, detail FROM signing_requests WHERE request_id = ?",
@@ -244,6 +260,8 @@ class GovernedSigning:
             d.get("transaction", {}),
         )
         self._cache[request_id] = t
+        if expire(t):
+            self._save([t])
         return t
 
     def list_requests(self, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -270,8 +288,12 @@ class GovernedSigning:
                 tracked.append(existing)
                 continue
             row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
-            if request.intent.taproot and row.scheme != "bip340":
-                raise GatewayError(400, "bad_request", "the taproot tweak is for bip340 keys only")
+            check_options(  # 400 option_not_for_scheme, e.g. a taproot tweak on an ecdsa key
+                row.scheme,
+                path=request.intent.derivation_path,
+                taproot_tweak=request.intent.taproot,
+                merkle_root=request.intent.merkle_root,
+            )
             if request.intent.transaction is not None:
                 chain_targets.parse(row, request)  # 400 naming the field: nobody could sign it
             if is_round_signed(row.scheme):  # ECDSA, BLS: gateway/governed_rounds.py
@@ -341,20 +363,68 @@ class GovernedSigning:
         t = self.get(request_id)
         if approval.request_id != request_id:
             raise GatewayError(400, "bad_request", "approval is for another request")
-        if t.status == "signed":
+        if t.status == SIGNED:
             raise GatewayError(409, "already_signed", "request is signed already")
+        if t.status not in OPEN:
+            raise GatewayError(409, "request_closed", f"request is {t.status}: {t.error}"[:300])
         t.approvals = [a for a in t.approvals if a.approver != approval.approver] + [approval]
-        if t.status in ("reserved", "refused-by-policy"):
+        if t.status in (RESERVED, AWAITING_APPROVAL):
             await self._execute([t])
         self._save([t])
         return t
 
     async def execute(self, request_id: str) -> Tracked:
         t = self.get(request_id)
-        if t.status in ("reserved", "refused-by-policy"):
+        if t.status in (RESERVED, AWAITING_APPROVAL):
             await self._execute([t])
             self._save([t])
         return t
+
+    async def cancel(
+        self, request_id: str, user: str, signature: str, admin: bool = False
+    ) -> Tracked:
+        """Withdraw a request not signed yet: by its initiator (Ed25519 over "tholos/cancel/v1"
+        || digest, checked against the adopted user registry) or by an admin API client. The
+        nodes tombstone it, so it no longer counts against any limit."""
+        t = self.get(request_id)
+        if t.status not in OPEN:
+            code = "already_signed" if t.status == SIGNED else "request_closed"
+            raise GatewayError(409, code, f"request is {t.status}, it cannot be cancelled")
+        if not admin:
+            if user != t.request.intent.initiator:
+                raise GatewayError(
+                    403, "not_initiator", f"only the initiator may cancel request {request_id}"
+                )
+            await self._check_initiator(t, user, signature)
+        await self.broadcast(
+            "refuse",
+            {
+                "requests": [t.request.model_dump(mode="json")],
+                "reason": f"cancelled by {user or 'admin'}",
+            },
+            self._holders(t),
+        )
+        t.status, t.error = CANCELLED, f"cancelled by {user or 'an admin client'}"
+        self._save([t])
+        self._log(
+            KIND_GOVERNANCE, {"event": "request-cancelled", "request_id": request_id, "by": user}
+        )
+        return t
+
+    async def _check_initiator(self, t: Tracked, user: str, signature: str) -> None:
+        """403 unless `signature` is the initiator's over the cancel message of this request."""
+        doc = (await self.state())["document"]
+        if doc is None:
+            raise GatewayError(503, "unavailable", "no node answered with its governance state")
+        keys = {u["user_id"]: u["public_key"] for u in doc["document"]["users"]}
+        if user not in keys:
+            raise GatewayError(403, "unknown_user", f"{user} is not a registered user")
+        try:
+            verify(
+                public_key_from_hex(keys[user]), signature, CANCEL_TAG + t.request.digest(), user
+            )
+        except InvalidSignature as exc:
+            raise GatewayError(403, "bad_signature", str(exc)) from None
 
     async def _reserve(self, tracked: list[Tracked]) -> None:
         """Step 1 on every node holding the keys: W pending receipts or a cluster-wide abort."""
@@ -407,6 +477,8 @@ class GovernedSigning:
             await governed_rounds.sign(self.gw, self.audit, row, nodes, tracked, snapshots)
         else:
             await GovernedFrost(self.gw, self.audit).sign(row, nodes, tracked, snapshots)
+        for t in tracked:
+            classify(t)
 
     def _holders(self, t: Tracked) -> list[int]:
         row = self.gw.key(t.request.intent.key_id)
@@ -462,19 +534,17 @@ class GovernedSigning:
             await self._sign(
                 key_id, pending, [tracked[k] for k in idxs], [snapshots[k] for k in idxs]
             )
-        # A request refused for velocity would hold its reservation until it expires: abort it
-        # on every node (tombstones), so that it stops counting for the others.
-        over = [t for t in tracked if t.status == "refused-by-policy" and "velocity" in t.error]
+        # A refused request would hold its reservation until it expires: abort it on every
+        # node (tombstones), so that it stops counting for the others (velocity limits).
+        over = [t for t in tracked if t.status in (REFUSED, EXPIRED)]
         if over:
             await self.broadcast(
                 "refuse",
                 {
                     "requests": [t.request.model_dump(mode="json") for t in over],
-                    "reason": "velocity limit",
+                    "reason": "refused by policy",
                 },
             )
-            for t in over:
-                t.status = "refused"
 
 
 _BY_GATEWAY: dict[int, GovernedSigning] = {}

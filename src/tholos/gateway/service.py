@@ -23,7 +23,7 @@ from tholos.gateway.signing import SigningCoordinator, SignJob, job_record
 from tholos.gateway.store import GatewayStore, KeyRow
 from tholos.gateway.transport import NodeRefused, NodeTransport, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import SCHEMES, Scheme
+from tholos.schemes import SCHEMES, OptionNotForScheme, Scheme
 from tholos.transport.e2e import EnvelopeError, PeerIdentity, context
 
 log = logging.getLogger("tholos.gateway")
@@ -339,6 +339,7 @@ class Gateway:
         row = self.key(key_id)
         check_usable(row)
         sch = SCHEMES[row.scheme]
+        check_options(row.scheme, path=path, taproot_tweak=taproot, merkle_root=merkle_root)
         public = self._public(row)
         try:
             sch.merkle_root(taproot, merkle_root)
@@ -378,3 +379,14 @@ class Gateway:
 
 
 __all__ = ["Gateway", "GatewayError", "NodeUnavailable"]
+
+
+def check_options(scheme: str, **given: Any) -> None:
+    """400 `option_not_for_scheme`, naming the option, for an option the scheme does not take
+    (the scheme registry decides: `Scheme.options`)."""
+    try:
+        SCHEMES[scheme].check_options(**given)
+    except OptionNotForScheme as exc:
+        raise GatewayError(
+            400, "option_not_for_scheme", str(exc), option=exc.option, scheme=scheme
+        ) from None

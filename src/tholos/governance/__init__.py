@@ -68,6 +68,7 @@ from tholos.governance.requests import (
     approve,
     new_request,
     request_digest,
+    sign_cancellation,
 )
 from tholos.governance.state import (
     GovernanceState,
@@ -148,6 +149,7 @@ __all__ = [
     "receipts_digest",
     "replay",
     "request_digest",
+    "sign_cancellation",
     "sign_document",
     "sign_kill_switch",
     "sign_receipt",

@@ -54,6 +54,24 @@ def quorum_met(requirements: Sequence[ApprovalRequirement], approvers: Sequence[
     slots = [req.group for req in requirements for _ in range(req.count)]
     if len(slots) > len(approvers):
         return False
+    return all(o is not None for o in _match(slots, approvers))
+
+
+def missing(
+    requirements: Sequence[ApprovalRequirement], approvers: Sequence[User]
+) -> list[tuple[str, int]]:
+    """Per group, how many more distinct approvers the best assignment still lacks."""
+    slots = [req.group for req in requirements for _ in range(req.count)]
+    owner = _match(slots, approvers)
+    short: dict[str, int] = {}
+    for group, o in zip(slots, owner, strict=True):
+        if o is None:
+            short[group] = short.get(group, 0) + 1
+    return [(g, short[g]) for g in dict.fromkeys(slots) if g in short]
+
+
+def _match(slots: list[str], approvers: Sequence[User]) -> list[int | None]:
+    """A maximum assignment of distinct approvers to slots (augmenting paths): slot -> approver."""
     owner: list[int | None] = [None] * len(slots)
 
     def assign(a: int, visited: set[int]) -> bool:
@@ -69,8 +87,13 @@ def quorum_met(requirements: Sequence[ApprovalRequirement], approvers: Sequence[
 
     for a in range(len(approvers)):
         assign(a, set())
-    return all(o is not None for o in owner)
+    return owner
 
 
 def describe(requirements: Sequence[ApprovalRequirement]) -> str:
     return " and ".join(f"{r.count} from {r.group}" for r in requirements)
+
+
+def describe_missing(requirements: Sequence[ApprovalRequirement], approvers: Sequence[User]) -> str:
+    """What a request still needs, e.g. "1 more from treasury and 1 more from risk"."""
+    return " and ".join(f"{n} more from {g}" for g, n in missing(requirements, approvers))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from tholos.chains.base import SigningTarget
 from tholos.governance import _keys
-from tholos.governance.approvals import describe, quorum_met, verify_approvals
+from tholos.governance.approvals import describe, describe_missing, quorum_met, verify_approvals
 from tholos.governance.decision import Accept, Decision, Refuse
 from tholos.governance.errors import InvalidSignature, PayloadError
 from tholos.governance.journal import SeenStore
@@ -301,7 +301,8 @@ class Evaluator:
                     names = ", ".join(sorted(u.user_id for u in approvers)) or "none"
                     return Refuse(
                         rule.rule_id,
-                        f"approvals: needs {describe(rule.approvals)}; valid approvers: {names}",
+                        f"approvals: needs {describe_missing(rule.approvals, approvers)} "
+                        f"(rule: {describe(rule.approvals)}); valid approvers: {names}",
                     )
         return Accept(
             rules=tuple(r.rule_id for r in rules),

@@ -4,7 +4,8 @@ The request digest is SHA-256("tholos/request/v1" || 0 || canonical(request with
 initiator signature, payload replaced by its SHA-256)). It covers the cluster, request id, key and
 path, the BIP341 taproot tweak (when asked for), chain/asset/destination/amount/memo, expiry and
 payload hash, so an approval cannot be moved to another request, key, tweak, payload or cluster.
-Approvers sign "tholos/approval/v1" || digest; the initiator signs "tholos/initiation/v1" || digest.
+Approvers sign "tholos/approval/v1" || digest; the initiator signs "tholos/initiation/v1" || digest,
+and "tholos/cancel/v1" || digest to withdraw a request not signed yet.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tholos.governance._model import FORMAT_VERSION, Hex32, Hex64, Model, Name, 
 REQUEST_TAG = b"tholos/request/v1"
 APPROVAL_TAG = b"tholos/approval/v1"
 INITIATION_TAG = b"tholos/initiation/v1"
+CANCEL_TAG = b"tholos/cancel/v1"
 
 _PATH_RE = re.compile(r"^m(/[0-9]{1,10})*$")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -197,3 +199,8 @@ def approve(request: SigningRequest, approver: str, key: Ed25519PrivateKey) -> A
         digest=digest.hex(),
         signature=_keys.sign(key, APPROVAL_TAG + digest),
     )
+
+
+def sign_cancellation(request: SigningRequest, key: Ed25519PrivateKey) -> str:
+    """The initiator's signature withdrawing its own request (hex), checked by the gateway."""
+    return _keys.sign(key, CANCEL_TAG + request.digest())

@@ -21,6 +21,8 @@ from tholos.crypto.frost.bip340 import FROST_BIP340
 from tholos.crypto.frost.suites import FROST_ED25519_SHA512, FROST_SECP256K1_SHA256
 from tholos.schemes.base import (
     MAX_MESSAGE,
+    SIGNING_OPTIONS,
+    OptionNotForScheme,
     Scheme,
     SignerCommitment,
     SigningRequest,
@@ -74,10 +76,12 @@ __all__ = [
     "MAX_MESSAGE",
     "POOLS",
     "SCHEMES",
+    "SIGNING_OPTIONS",
     "BlsScheme",
     "DiseScheme",
     "EcdsaScheme",
     "FrostScheme",
+    "OptionNotForScheme",
     "Scheme",
     "SignerCommitment",
     "SigningRequest",

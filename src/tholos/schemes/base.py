@@ -19,6 +19,19 @@ from tholos.crypto.keys import KeyShare, PublicKeyPackage
 
 MAX_MESSAGE = 64 * 1024
 
+SIGNING_OPTIONS = ("path", "taproot_tweak", "merkle_root")
+"""Every per-request signing option a client may set; `Scheme.options` says which apply."""
+
+
+class OptionNotForScheme(InvalidInput):
+    """A signing option set for a scheme it does not apply to (refused, never ignored)."""
+
+    def __init__(self, option: str, scheme: str, allowed: frozenset[str]) -> None:
+        self.option = option
+        self.scheme = scheme
+        what = ", ".join(sorted(allowed)) or "none"
+        super().__init__(f"option {option!r} does not apply to {scheme} keys (theirs: {what})")
+
 
 @dataclass(frozen=True)
 class SignerCommitment:
@@ -89,6 +102,29 @@ class Scheme:
     @property
     def supports_derivation(self) -> bool:
         return self.group.name == "secp256k1"
+
+    @property
+    def options(self) -> frozenset[str]:
+        """The signing options (SIGNING_OPTIONS) this scheme's keys accept: the one list REST
+        (plain and governed requests) and CLI consult."""
+        out = {"path"} if self.supports_derivation else set()
+        if self.name == "bip340":
+            out |= {"taproot_tweak", "merkle_root"}
+        return frozenset(out)
+
+    def check_options(
+        self, *, path: str = "", taproot_tweak: bool = False, merkle_root: object = None
+    ) -> None:
+        """Raise OptionNotForScheme for the first option set (non-default) that this scheme does
+        not take: an option that does not apply is refused, never silently dropped."""
+        given = {
+            "path": path not in ("", "m"),
+            "taproot_tweak": bool(taproot_tweak),
+            "merkle_root": merkle_root not in (None, "", b""),
+        }
+        for option in SIGNING_OPTIONS:
+            if given[option] and option not in self.options:
+                raise OptionNotForScheme(option, self.name, self.options)
 
     def signers_needed(self, threshold: int) -> int:
         """How many signers one signature needs."""
