@@ -615,7 +615,7 @@ async def test_an_ecdsa_target_altered_by_the_gateway_is_refused_and_uses_no_pre
     monkeypatch.setattr(chain_targets, "parse", lying)
     pool = presignatures(governed.cluster.gateway).pool_size(wallet.wallet_id)
     (t,) = await governed.signing.create([(req, governed.approvals(req))])
-    assert t.status == "refused-by-policy" and not t.transaction, t.summary()
+    assert t.status == "refused" and not t.transaction, t.summary()
     assert t.refusals and all("targets[0].message" in v["reason"] for v in t.refusals.values()), (
         t.summary()
     )
