@@ -434,6 +434,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.set_defaults(fn=None)
+
+    p = sub.add_parser(
+        "soak", help="mixed load at a set rate for minutes; failed and lost requests"
+    )
+    _common(p, cluster=False)
+    from tholos.bench.soak import add_arguments as add_soak_arguments
+
+    add_soak_arguments(p)
+    p.set_defaults(fn=None)
     return ap
 
 
@@ -453,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         from tholos.bench.run import run
 
         return run(args)
+    if args.command == "soak":
+        from tholos.bench.soak import run as soak
+
+        return soak(args)
     try:
         out = args.fn(args)
     except (CliError, ApiError, OSError, ValueError) as exc:

@@ -61,11 +61,16 @@ GRPC_OPTIONS = [
 ]
 
 
+OLD_CHANNEL_GRACE_S = 120.0  # longer than any RPC timeout the gateway sets
+
+
 class GrpcNodeTransport:
     def __init__(self, node_id: int, address: str, tls: TlsFiles) -> None:
         self.node_id = node_id
         self.address = address
         self.tls = tls
+        self._closing: set[asyncio.Task[None]] = set()
+        self._old_channels: set[grpc.aio.Channel] = set()
         self._connect()
 
     def _connect(self) -> None:
@@ -81,7 +86,17 @@ class GrpcNodeTransport:
         that long after it listens. Health probes call this after a failure."""
         old = self.channel
         self._connect()
-        await old.close(grace=None)
+        # Calls still in flight on the old channel (a slow protocol round on a loaded host whose
+        # health probe timed out) finish there; closing it at once would cancel them all.
+        self._old_channels.add(old)
+
+        async def close_old() -> None:
+            await old.close(grace=OLD_CHANNEL_GRACE_S)
+            self._old_channels.discard(old)
+
+        closing = asyncio.create_task(close_old())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def _call(self, method: Any, req: Any, timeout: float) -> Any:
         rid = logs.current_request_id()  # the REST request this call serves (gateway/observe.py)
@@ -128,6 +143,11 @@ class GrpcNodeTransport:
         return r
 
     async def close(self) -> None:
+        for task in list(self._closing):
+            task.cancel()
+        for old in list(self._old_channels):
+            await old.close(grace=None)
+        self._old_channels.clear()
         await self.channel.close()
 
 
