@@ -29,7 +29,7 @@ from tholos.node.barrier import (
 from tholos.node.config import NodeConfig
 from tholos.node.metrics import node_registry
 from tholos.node.service import NodeService, RequestRefused
-from tholos.node.store import NodeStore
+from tholos.node.store import NodeStore, is_storage_full
 from tholos.node.vault import KeyVault
 from tholos.observability import logs
 from tholos.observability import metrics as m
@@ -144,6 +144,13 @@ class Servicer(node_pb2_grpc.NodeServicer):
                     outcome = "refused"
                     await ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.details())
                 except Exception as exc:
+                    if is_storage_full(exc):  # the transaction rolled back: nothing was written
+                        outcome = "storage_full"
+                        log.warning("disk full: %s refused", method)
+                        await ctx.abort(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            RequestRefused("storage full on this node").details(),
+                        )
                     log.exception("internal error")
                     await ctx.abort(
                         grpc.StatusCode.INTERNAL,

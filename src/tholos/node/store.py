@@ -38,6 +38,16 @@ CREATE TABLE IF NOT EXISTS pending_keys (
 """
 
 
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether `exc` is the disk (or SQLite's file) being full: the write's transaction rolled
+    back, so the node refuses the request and keeps everything it had."""
+    import errno
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def take_rows(
     db: sqlite3.Connection, table: str, id_col: str, tag_col: str, ids: Sequence[bytes]
 ) -> dict[bytes, tuple[str, bytes]]:
