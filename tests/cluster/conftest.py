@@ -89,7 +89,7 @@ class LocalCluster:
 
     def wait_healthy(self, nodes: int | None = None) -> None:
         want = self.n if nodes is None else nodes
-        wait_until(lambda: self.get("/v1/health")["nodes_up"] >= want, 30, "cluster healthy")
+        wait_until(lambda: self.get("/v1/health")["nodes_up"] >= want, 90, "cluster healthy")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         p = self.procs.get(name)
