@@ -3,12 +3,20 @@ remove a holder and add one back, the public key unchanged and the key signing a
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
+from typing import Any
 
-from tests.gateway.conftest import Cluster
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.gateway.conftest import Cluster, governed_cluster
+from tholos.cluster.governance_init import DEMO_USERS, make_genesis
 from tholos.gateway import committee
 from tholos.gateway.errors import GatewayError
+from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES
+from tholos.transport.refusal import RequestRefused
 
 pytestmark = pytest.mark.asyncio
 
@@ -67,3 +75,54 @@ async def test_node_refuses_threshold_below_its_minimum(cluster: Cluster) -> Non
     assert "below this node's minimum" in str(e.value)
     assert gw.key(row.key_id) == row
     await _signs(cluster, row.key_id, b"unchanged")
+
+
+def _step(c: Cluster, node: int, phase: str, body: dict[str, Any]) -> Any:
+    req = pb.ProtocolRequest(protocol="reshare", phase=phase, payload=json.dumps(body).encode())
+    return c.services[node].protocol(req)
+
+
+async def test_node_refuses_retire_it_was_not_told_at_finish(cluster: Cluster) -> None:
+    """A gateway cannot make a holder delete its share with a bare "retire": only a share a
+    reshare's finish left out goes."""
+    gw = cluster.gateway
+    (row,) = await gw.create_keys("bip340")
+    with pytest.raises(RequestRefused, match="did not leave this node out"):
+        _step(cluster, 1, "retire", {"batch": "b" * 32, "keys": [row.key_id]})
+    assert cluster.services[1].vault.has_key(row.key_id)
+    await _signs(cluster, row.key_id, b"still signs")
+
+
+async def test_node_refuses_an_announced_package_it_does_not_hold(cluster: Cluster) -> None:
+    gw = cluster.gateway
+    (row, other) = await gw.create_keys("ed25519", 2)
+    body = {
+        "batch": "c" * 32,
+        "participants": [1, 2, 3, 4],
+        "sessions": [
+            {
+                "session": row.key_id,
+                "scheme": "ed25519",
+                "public": other.package,  # the gateway lies about the old package
+                "dealers": [1, 2, 3, 4],
+                "threshold": 2,
+                "members": [1, 2, 3, 4],
+            }
+        ],
+    }
+    with pytest.raises(RequestRefused, match="not the one held here"):
+        _step(cluster, 1, "round1", body)
+    await _signs(cluster, row.key_id, b"unchanged")
+
+
+async def test_governed_nodes_refuse_committee_changes(tmp_path: Path) -> None:
+    users = {name: Ed25519PrivateKey.generate() for name in DEMO_USERS}
+    genesis = make_genesis("tholos-committee", users)
+    async with governed_cluster(tmp_path, genesis, "tholos-committee") as c:
+        (row,) = await c.gateway.create_keys("secp256k1")
+        with pytest.raises(GatewayError) as e:
+            await committee.reshare(c.gateway, [row.key_id], 3)
+        assert "quorum-signed admin document" in str(e.value)
+        assert c.gateway.key(row.key_id) == row
+        for s in c.services.values():
+            assert s.vault.epoch(s.vault.record(row.key_id)) == 0
