@@ -293,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("node", help="run a node (see tholos node --help)", add_help=False)
     sub.add_parser("gateway", help="run the gateway (see tholos gateway --help)", add_help=False)
 
-    cl = sub.add_parser("cluster", help="local cluster: init, up, down, status")
+    cl = sub.add_parser(
+        "cluster",
+        help="local cluster: init, up, down, status, reshare, add-node, remove-node, replace-node",
+    )
     clsub = cl.add_subparsers(dest="action", required=True)
     p = clsub.add_parser("init")
     _common(p)
@@ -412,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)
+
+    from tholos.cli.committee_cmds import add_parsers as add_committee_parsers
+
+    add_committee_parsers(clsub, ksub, _common, _client)
 
     from tholos.cli.lifecycle_cmds import add_parsers as add_lifecycle_parsers
 

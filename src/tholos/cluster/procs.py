@@ -44,7 +44,8 @@ def processes(cd: ClusterDir) -> dict[str, tuple[list[str], Path]]:
     m = cd.load()
     py = [sys.executable, "-m", "tholos"]
     out = {}
-    for i in range(1, int(m["nodes"]) + 1):
+    ids = sorted(int(i) for i in m.get("node_addresses", {})) or range(1, int(m["nodes"]) + 1)
+    for i in ids:
         cfg = cd.node_config(i)
         out[f"node-{i}"] = ([*py, "node", "--config", str(cfg)], cfg)
     out["gateway"] = ([*py, "gateway", "--config", str(cd.gateway_config)], cd.gateway_config)

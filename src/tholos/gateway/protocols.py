@@ -25,6 +25,7 @@ log = logging.getLogger("tholos.gateway")
 PHASES: dict[str, tuple[str, ...]] = {
     "dkg": ("round1", "round2", "round3", "finish"),
     "refresh": ("round1", "round2", "round3", "finish"),  # commit: gateway/repair.py
+    "reshare": ("round1", "round2", "round3", "finish"),  # commit, retire: gateway/committee.py
 }
 
 

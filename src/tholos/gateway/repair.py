@@ -65,9 +65,14 @@ def waiting(row: KeyRow) -> list[int]:
 
 # -- two-phase refresh commit ----------------------------------------------------------------------
 def prepared_row(
-    row: KeyRow, package: dict[str, Any], batch: str, finish: list[pb.Envelope]
+    row: KeyRow,
+    package: dict[str, Any],
+    batch: str,
+    finish: list[pb.Envelope],
+    protocol: str = "refresh",
 ) -> KeyRow:
-    """The key's row at the commit point: next epoch, and what is needed to (re)send commits."""
+    """The key's row at the commit point: next epoch, and what is needed to (re)send commits
+    (to the holders of the new package: a reshare's new members)."""
     envs = [
         {"sender": e.sender, "payload": e.payload.hex(), "signature": e.signature.hex()}
         for e in finish
@@ -75,7 +80,12 @@ def prepared_row(
     meta = {
         **row.meta,
         "epoch": epoch(row) + 1,
-        "refresh_commit": {"batch": batch, "envelopes": envs, "waiting": holders(row)},
+        "refresh_commit": {
+            "batch": batch,
+            "envelopes": envs,
+            "waiting": sorted(int(i) for i in package["verifying_shares"]),
+            "protocol": protocol,
+        },
     }
     return replace(row, package=package, meta=meta)
 
@@ -84,8 +94,9 @@ async def _commit_one(gw: Gateway, row: KeyRow, node: int) -> str:
     """Send node the stored commit of the key's last refresh; '' on success, else why not."""
     rc = row.meta["refresh_commit"]
     batch = str(rc["batch"])
+    protocol = str(rc.get("protocol", "refresh"))
     req = pb.ProtocolRequest(
-        protocol="refresh",
+        protocol=protocol,
         phase="commit",
         payload=json.dumps({"batch": batch, "keys": [row.key_id]}).encode(),
         envelopes=[
@@ -100,7 +111,7 @@ async def _commit_one(gw: Gateway, row: KeyRow, node: int) -> str:
     try:
         rep = await gw.nodes.transport(node).protocol(req, gw.driver.timeout)
         gw.driver._verifier.verify(
-            node, context("refresh", "commit", batch), rep.envelope.payload, rep.envelope.signature
+            node, context(protocol, "commit", batch), rep.envelope.payload, rep.envelope.signature
         )
     except (NodeUnavailable, NodeRefused, EnvelopeError) as exc:
         return str(getattr(exc, "reason", exc))

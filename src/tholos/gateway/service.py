@@ -13,7 +13,7 @@ from typing import Any
 
 from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import PublicKeyPackage
-from tholos.gateway import repair
+from tholos.gateway import committee, repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.errors import GatewayError as GatewayError
 from tholos.gateway.key_lifecycle import check_usable
@@ -124,7 +124,9 @@ class Gateway:
     async def _resume_commits(self, only: list[int] | None = None) -> int:
         """`repair.resume_commits` as a background task: keys left waiting, -1 on error."""
         try:
-            return await repair.resume_commits(self, only)
+            left = await repair.resume_commits(self, only)
+            await committee.resume_retires(self, only)  # reshare: old holders left out
+            return left
         except Exception:  # nobody awaits this task: log it here
             log.exception("re-sending refresh commits failed")
             return -1

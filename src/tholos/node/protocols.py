@@ -1,4 +1,5 @@
-"""Batched multi-party protocols run by a node under the gateway's direction (DKG, refresh).
+"""Batched multi-party protocols run by a node under the gateway's direction (DKG, refresh,
+reshare: node/reshare.py).
 
 The crypto state machines (`tholos.crypto.dkg`) have four steps: round1 (broadcast commitments),
 round2 (private shares), round3 (broadcast complaints), finish. Each maps to one RPC phase here; in
@@ -30,6 +31,7 @@ from typing import Any
 from tholos.crypto.dkg import ComplaintsPackage, Round1Package, Round2Package
 from tholos.crypto.errors import CryptoError, CulpritError
 from tholos.crypto.keys import KeyShare
+from tholos.node import reshare
 from tholos.node.vault import KeyRecord, KeyVault
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES, Scheme
@@ -166,9 +168,11 @@ class ProtocolRunner:
             raise ProtocolError("missing batch id")
         if req.protocol == "import" and req.phase == "store":
             return pb.ProtocolReply(envelope=self._import(batch, body))
-        if req.protocol == "refresh" and req.phase == "commit":
-            return pb.ProtocolReply(envelope=self._commit(batch, body, req.envelopes))
-        if req.protocol not in ("dkg", "refresh"):
+        if req.protocol in ("refresh", reshare.PROTOCOL) and req.phase == "commit":
+            return pb.ProtocolReply(envelope=self._commit(batch, body, req.envelopes, req.protocol))
+        if req.protocol == reshare.PROTOCOL and req.phase == "retire":
+            return pb.ProtocolReply(envelope=self._retire(batch, body))
+        if req.protocol not in ("dkg", "refresh", reshare.PROTOCOL):
             raise ProtocolError(f"unknown protocol {req.protocol!r}")
         if req.phase == "round1":
             return pb.ProtocolReply(envelope=self._round1(req.protocol, batch, body))
@@ -217,9 +221,24 @@ class ProtocolRunner:
             raise ProtocolError("this node is not a participant")
         sessions: list[Session] = []
         out: dict[str, Any] = {}
+        announce: dict[str, Any] = {}
         ev = self._evidence_ok
         for s in body["sessions"]:
             sid = str(s["session"])
+            if protocol == reshare.PROTOCOL:
+                try:
+                    scheme, meta, machine, announce[sid] = reshare.start_session(
+                        self.vault, s, batch, self.min_threshold, ev
+                    )
+                except (reshare.ReshareRefused, CryptoError, KeyError, ValueError) as exc:
+                    raise ProtocolError(f"reshare of {sid}: {exc}") from None
+                sess = Session(sid, scheme, machine.threshold, meta, machine)
+                if machine.is_dealer:
+                    out[sid] = machine.round1().to_dict()
+                else:
+                    machine.skip_round1()
+                sessions.append(sess)
+                continue
             if protocol == "dkg":
                 scheme = SCHEMES[str(s["scheme"])]
                 if self.vault.has_key(sid):
@@ -250,7 +269,10 @@ class ProtocolRunner:
             sessions.append(sess)
         state = BatchState(protocol, batch, participants, sessions)
         self.batches[batch] = state
-        return self._seal(state, "round1", {"round1": out})
+        first: dict[str, Any] = {"round1": out}
+        if protocol == reshare.PROTOCOL:
+            first["reshare"] = announce
+        return self._seal(state, "round1", first)
 
     def _round2(self, state: BatchState, envelopes: Sequence[pb.Envelope]) -> pb.Envelope:
         got = self._collect(state, "round1", envelopes)
@@ -261,15 +283,20 @@ class ProtocolRunner:
         digests: dict[int, list[bytes]] = {j: [] for j in private}
         for sess in state.sessions:
             try:
+                if state.protocol == reshare.PROTOCOL:
+                    dealers = list(sess.machine.dealers)
+                    agreed = reshare.agreed_meta(sess.session, dealers, got)
+                    if not sess.machine.is_dealer:
+                        sess.meta = {**sess.meta, **agreed}
                 received = {
                     i: Round1Package.from_dict(b["round1"][sess.session])
                     for i, b in got.items()
-                    if i != self.node_id
+                    if i != self.node_id and sess.session in b["round1"]
                 }
                 outgoing = sess.machine.round2(received)
             except CulpritError as exc:
                 raise ProtocolError(f"round 1 of {sess.session}: {exc}", exc.culprits) from None
-            except (CryptoError, KeyError) as exc:
+            except (CryptoError, KeyError, reshare.ReshareRefused) as exc:
                 raise ProtocolError(
                     f"round 1 of {sess.session}: {type(exc).__name__}: {exc}"
                 ) from None
@@ -336,13 +363,14 @@ class ProtocolRunner:
         echo3 = envelope_digest(envelopes)
         results: dict[str, Any] = {}
         to_store = []
+        retire: list[str] = []
         excluded: dict[str, Any] = {}
         for sess in state.sessions:
             try:
                 received = {
                     i: ComplaintsPackage.from_dict(b["round3"][sess.session])
                     for i, b in got.items()
-                    if i != self.node_id
+                    if i != self.node_id and i in sess.machine.receivers
                 }
                 share = sess.machine.finish(received)
             except CulpritError as exc:
@@ -352,20 +380,31 @@ class ProtocolRunner:
             if sess.machine.excluded:
                 excluded[sess.session] = {str(k): v for k, v in sess.machine.excluded.items()}
             meta = sess.meta
-            if state.protocol == "refresh":
+            if state.protocol != "dkg":
                 meta = {**meta, "epoch": int(meta.get("epoch", 0)) + 1, "refresh": state.batch}
+            if share is None:  # reshare: an old holder that is not a new member only dealt
+                retire.append(sess.session)
+                results[sess.session] = sess.machine.new_public.to_dict()
+                continue
             to_store.append((sess.session, sess.scheme, share, meta))
             results[sess.session] = share.public.to_dict()
         if state.protocol == "dkg":
             self.vault.store_shares(to_store)
-        else:  # phase 1 of the refresh commit: durable, the current shares stay in use
-            self.vault.prepare_refresh(state.batch, to_store)
+        else:  # phase 1 of the two-phase commit: durable, the current shares stay in use
+            if to_store:
+                self.vault.prepare_refresh(state.batch, to_store)
+            for key_id in retire:  # its share goes at "retire", after every new member committed
+                self.vault.mark_retiring(key_id, state.batch)
         return self._seal(
             state, "finish", {"echo": echo3, "results": results, "excluded": excluded}
         )
 
     def _commit(
-        self, batch: str, body: dict[str, Any], envelopes: Sequence[pb.Envelope]
+        self,
+        batch: str,
+        body: dict[str, Any],
+        envelopes: Sequence[pb.Envelope],
+        protocol: str = "refresh",
     ) -> pb.Envelope:
         """Refresh phase 2: the prepared shares replace the old ones once every participant has
         finished (the gateway shows all finish envelopes, which must agree). Needs no memory of
@@ -385,12 +424,14 @@ class ProtocolRunner:
         missing = sorted(set(keys) - set(prepared) - set(done))
         if missing or not keys:
             raise ProtocolError(
-                f"refresh {batch} was not prepared on this node for {missing or 'any key'}"
+                f"{protocol} {batch} was not prepared on this node for {missing or 'any key'}"
             )
-        state = BatchState("refresh", batch, [], [])
+        state = BatchState(protocol, batch, [], [])
         if prepared:
             first = next(iter(prepared.values()))
             state.participants = sorted(int(i) for i in first["verifying_shares"])
+            if protocol == reshare.PROTOCOL:  # dealers that are not new members finished too
+                state.participants = sorted(set(state.participants) | {e.sender for e in envelopes})
             got = self._collect(state, "finish", envelopes)
             mine = got[self.node_id]
             for k, pkg in prepared.items():
@@ -402,4 +443,24 @@ class ProtocolRunner:
                 if b.get("results") != mine.get("results") or b.get("echo") != mine.get("echo"):
                     raise ProtocolError(f"node {i} finished differently: refusing to commit")
             self.vault.commit_refresh(batch)
+            if protocol == reshare.PROTOCOL:  # presignatures of the old committee are void
+                self.vault.drop_presignatures(list(prepared))
         return self._seal(state, "commit", {"stored": keys})
+
+    def _retire(self, batch: str, body: dict[str, Any]) -> pb.Envelope:
+        """Reshare, old holder left out of the new committee: delete its share of each key once
+        the gateway reports every new member committed. Only a share marked at this batch's
+        finish goes; a repeated retire is acknowledged without change."""
+        keys = sorted(str(k) for k in body.get("keys", []))
+        if not keys:
+            raise ProtocolError("retire names no key")
+        marked = {k: self.vault.retiring(k) for k in keys}
+        wrong = [k for k, b in marked.items() if b not in (batch, None)]
+        unmarked = [k for k, b in marked.items() if b is None and self.vault.has_key(k)]
+        if wrong or unmarked:
+            raise ProtocolError(
+                f"reshare {batch} did not leave this node out of {sorted(wrong + unmarked)}"
+            )
+        retired = [k for k, b in marked.items() if b == batch and self.vault.retire(k)]
+        state = BatchState(reshare.PROTOCOL, batch, [self.node_id], [])
+        return self._seal(state, "retire", {"retired": retired, "keys": keys})

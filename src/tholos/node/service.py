@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from tholos import __version__
-from tholos.node import key_state, repair
+from tholos.node import key_state, repair, reshare
 from tholos.node.governance import GovernanceRefused, NodeGovernance
 from tholos.node.protocols import ProtocolError, ProtocolRunner
 from tholos.node.scheme_protocols import PROTOCOLS as SCHEME_PROTOCOLS
@@ -126,6 +126,8 @@ class NodeService:
                 return self._repair(req)
             if req.protocol == key_state.PROTOCOL:  # disable, enable, destroy
                 return key_state.step(self, req)
+            if req.protocol == reshare.PROTOCOL:
+                return self._reshare(req)
             return self.protocols.step(req)
         except ProtocolError as exc:
             log.warning("%s/%s refused: %s culprits=%s", req.protocol, req.phase, exc, exc.culprits)
@@ -133,6 +135,22 @@ class NodeService:
         except (VaultError, KeyError, ValueError, TypeError) as exc:
             log.warning("%s/%s refused: %s", req.protocol, req.phase, exc)
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
+
+    def _reshare(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
+        """A committee change (node/reshare.py): refused in a governed cluster, audited."""
+        gov = self.governance
+        if gov is not None and gov.state is not None:
+            raise ProtocolError(
+                "a committee change in a governed cluster needs a quorum-signed admin document, "
+                "which this version does not accept yet: the keys are unchanged"
+            )
+        reply = self.protocols.step(req)
+        if gov is not None and req.phase in ("commit", "retire"):
+            from tholos.audit import KIND_GOVERNANCE
+
+            body = json.loads(reply.envelope.payload)
+            gov.audit.append(KIND_GOVERNANCE, {"event": f"reshare_{req.phase}", **body})
+        return reply
 
     def _repair(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         """One phase of a share repair (node/repair.py), on the DKG runner's batch state."""

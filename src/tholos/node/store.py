@@ -117,6 +117,15 @@ class NodeStore:
             self.db.execute("PRAGMA secure_delete=OFF")
         return n > 0
 
+    def drop_presignatures(self, key_ids: Sequence[str]) -> None:
+        """Delete the ECDSA presignatures of `key_ids` (made for a key package now replaced)."""
+        if not self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'presigs'"
+        ).fetchone():
+            return
+        with self.db:
+            self.db.executemany("DELETE FROM presigs WHERE key_id = ?", [(k,) for k in key_ids])
+
     def put_keys(self, rows: Iterable[tuple[str, str, str, bytes]]) -> None:
         """(key_id, scheme, public JSON, sealed share) rows, committed in one transaction."""
         with self.db:

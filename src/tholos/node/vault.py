@@ -23,6 +23,7 @@ KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
 PENDING_TABLE = "pending_keys"
 DISABLED = "disabled:"  # node meta row per disabled key (node-side: a gateway cannot skip it)
+RETIRE = "retire:"  # node meta row per key a reshare left this node out of (node/reshare.py)
 
 
 class VaultError(Exception):
@@ -143,6 +144,28 @@ class KeyVault:
             self.stale.pop(key_id, None)
             out.append(rec)
         return out
+
+    # -- reshare: an old holder left out of the new committee ------------------------------------
+    def mark_retiring(self, key_id: str, batch: str) -> None:
+        """Remember (durably) that reshare `batch` leaves this node out of `key_id`'s committee."""
+        self._store.put_meta(RETIRE + key_id, batch)
+
+    def retiring(self, key_id: str) -> str | None:
+        """The reshare batch whose retire deletes this node's share of `key_id`, if any."""
+        return self._store.get_meta(RETIRE + key_id)
+
+    def retire(self, key_id: str) -> bool:
+        """Delete the share (and presignatures, and the mark) of a key this node no longer holds
+        after a reshare; False if the share was gone already."""
+        with self._lock:
+            self._cache.pop(key_id, None)
+            self.stale.pop(key_id, None)
+            self.broken.discard(key_id)
+            return self._store.destroy_key(key_id, [RETIRE + key_id, DISABLED + key_id])
+
+    def drop_presignatures(self, key_ids: Sequence[str]) -> None:
+        """ECDSA presignatures made with the old shares of `key_ids` (void after a reshare)."""
+        self._store.drop_presignatures(key_ids)
 
     def pending_public(self, batch: str) -> dict[str, dict[str, Any]]:
         """Public key packages prepared by `batch` (no secret is opened)."""
