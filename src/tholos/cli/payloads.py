@@ -9,6 +9,16 @@ from pathlib import Path
 from tholos.chains.base import ChainError
 
 
+def payload_arguments(p: argparse.ArgumentParser) -> None:
+    """WALLET_ID and the payload file by chain (one of --psbt, --eth-tx, --sol-tx), --index."""
+    p.add_argument("wallet_id")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--psbt", type=Path, help="bitcoin: PSBT file (binary or base64)")
+    what.add_argument("--eth-tx", dest="eth_tx", type=Path, help="ethereum: hex or JSON payload")
+    what.add_argument("--sol-tx", dest="sol_tx", type=Path, help="solana: wire tx (raw/base64)")
+    p.add_argument("--index", type=int, help="ethereum hex tx: the sending address m/0/i")
+
+
 def usage(message: str) -> Exception:
     """A usage error (exit 2)."""
     from tholos.cli import EXIT_USAGE, CliError

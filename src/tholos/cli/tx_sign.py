@@ -22,7 +22,7 @@ from typing import Any
 from tholos.chains.base import ChainError
 from tholos.chains.registry import chain_for
 from tholos.chains.wallet_kinds import ref_of
-from tholos.cli.payloads import read_payload, refused, usage
+from tholos.cli.payloads import payload_arguments, read_payload, refused, usage
 from tholos.client import Client
 
 PENDING = frozenset({"created", "reserved", "awaiting-approval"})
@@ -113,12 +113,7 @@ def add_parser(
         "sign", help="a governed request to sign the wallet's transaction (as --as USER)"
     )
     common(p)
-    p.add_argument("wallet_id")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--psbt", type=Path, help="bitcoin: PSBT (base64 or binary)")
-    what.add_argument("--eth-tx", dest="eth_tx", type=Path, help="ethereum: hex of the tx")
-    what.add_argument("--sol-tx", dest="sol_tx", type=Path, help="solana: wire tx (base64)")
-    p.add_argument("--index", type=int, help="ethereum: the sending address m/0/i (default 0)")
+    payload_arguments(p)
     p.add_argument("--as", dest="as_user", help="initiator user id (key file D/users/USER.key)")
     p.add_argument("--key-file", type=Path, help="the initiator's Ed25519 key file (hex seed)")
     p.add_argument("--memo", default="")

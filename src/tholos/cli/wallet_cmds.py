@@ -14,6 +14,7 @@ from typing import Any
 from tholos.chains.base import ChainError, WalletRef
 from tholos.chains.registry import chain_for
 from tholos.chains.wallet_kinds import ADDRESS_TYPES, ref_of
+from tholos.cli.payloads import payload_arguments
 from tholos.cli.payloads import read_payload as _read_payload
 from tholos.cli.payloads import refused as _refused
 from tholos.cli.payloads import usage as _usage
@@ -253,12 +254,7 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.set_defaults(fn=lambda a: _tx_build(a, client))
     p = tsub.add_parser("parse", help="the intent the wallet's chain package derives")
     common(p)
-    p.add_argument("wallet_id")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--psbt", type=Path, help="bitcoin: PSBT file (binary or base64)")
-    what.add_argument("--eth-tx", dest="eth_tx", type=Path, help="ethereum: hex or JSON payload")
-    what.add_argument("--sol-tx", dest="sol_tx", type=Path, help="solana: wire tx (raw/base64)")
-    p.add_argument("--index", type=int, help="ethereum hex tx: the sending address m/0/i")
+    payload_arguments(p)
     p.set_defaults(fn=lambda a: _tx_parse(a, client))
     from tholos.cli.tx_sign import add_parser as add_sign_parser
 
