@@ -7,12 +7,12 @@ import pytest
 from pydantic import ValidationError
 
 from tholos.chains.base import ContractCall, DerivedIntent, Transfer
+from tholos.chains.intent_check import first_difference
 from tholos.governance.decision import Refuse
 from tholos.governance.policy import Match, Rule
 from tholos.governance.requests import Intent, TransactionIntent, request_digest
 from tholos.governance.transactions import (
     declare,
-    first_difference,
     normalise,
     policy_items,
     spent,

@@ -7,6 +7,10 @@ the cluster's), then measures `POST /v1/signing-requests/batch` with `--batch` r
 and `--concurrency` calls in flight. Every signer verifies the initiator's signature, the payload
 against the intent, the approval, the policy, and records the request in its journal and audit
 chain before its share leaves. Compare with the `sign/batch` line of the same n, t and scheme.
+
+Once per run it also adds the `node/parse+policy` line per chain (bench/chain_policy.py): the CPU a
+node spends on one chain transaction request before it reserves (initiator signature, its own
+parse of the payload held against the declared intent, the policy), measured in this process.
 """
 
 from __future__ import annotations
@@ -39,6 +43,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip the governed 'with policy' signing line",
     )
+    p.add_argument(
+        "--no-chain-line",
+        dest="chain_line",
+        action="store_false",
+        help="skip the per-chain node parse+policy line (2-in/2-out PSBT, ERC-20, Solana)",
+    )
+
+
+_chain_line_done = False
+
+
+def chain_line(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The per-chain `node/parse+policy` rows, the first time a run asks for them."""
+    global _chain_line_done
+    if _chain_line_done or not getattr(args, "chain_line", True):
+        return []
+    _chain_line_done = True
+    from tholos.bench.chain_policy import measure as measure_chains
+
+    return measure_chains()
 
 
 def _prepare(
@@ -189,8 +213,9 @@ def run_config(
     from tholos.cluster.layout import ClusterDir, init_cluster
     from tholos.transport.tls import client_ssl_context
 
+    rows = chain_line(args)
     if not getattr(args, "policy_line", True) or "bip340" not in args.schemes.split(","):
-        return []
+        return rows
     root = Path(tempfile.mkdtemp(prefix=f"tholos-bench-policy-{n}-{t}-"))
     cd = ClusterDir(root)
     try:
@@ -199,7 +224,7 @@ def run_config(
         m = cd.load()
         measure_cpu = functools.partial(measure, cpu_pids=cpu.cluster_pids(cd))
         ctx = client_ssl_context(cd.client_tls)
-        return asyncio.run(bench_governed(m["gateway"], ctx, root, args, n, t, measure_cpu))
+        return rows + asyncio.run(bench_governed(m["gateway"], ctx, root, args, n, t, measure_cpu))
     finally:
         procs.down(cd)
         if not args.keep:

@@ -1,4 +1,5 @@
-"""`tholos wallets create|list|show|address` (the gateway's /v1/wallets) and `tholos tx build|parse`:
+"""`tholos wallets create|list|show|address` (the gateway's /v1/wallets) and `tholos tx build|parse`
+(`tx sign` is in tx_sign.py):
 an unsigned transaction for a wallet from what the caller supplies (coins, nonce and fees,
 blockhash; nothing is fetched from a chain), and the intent the chain package derives from it."""
 
@@ -13,6 +14,10 @@ from typing import Any
 from tholos.chains.base import ChainError, WalletRef
 from tholos.chains.registry import chain_for
 from tholos.chains.wallet_kinds import ADDRESS_TYPES, ref_of
+from tholos.cli.payloads import payload_arguments
+from tholos.cli.payloads import read_payload as _read_payload
+from tholos.cli.payloads import refused as _refused
+from tholos.cli.payloads import usage as _usage
 from tholos.client import Client
 
 Common = Callable[[argparse.ArgumentParser], None]
@@ -23,18 +28,6 @@ CHAIN_FLAGS = {
     "ethereum": ("nonce", "gas", "max_fee", "priority_fee", "index"),
     "solana": ("blockhash", "decimals"),
 }
-
-
-def _usage(message: str) -> Exception:
-    from tholos.cli import EXIT_USAGE, CliError
-
-    return CliError(message, "usage", EXIT_USAGE)
-
-
-def _refused(exc: ChainError) -> Exception:
-    from tholos.cli import CliError
-
-    return CliError(str(exc), "invalid_transaction", field=exc.field)
 
 
 def _wallets(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
@@ -194,29 +187,6 @@ def _tx_build(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
     return out
 
 
-def _read_payload(args: argparse.Namespace, chain: str) -> bytes:
-    given = {"bitcoin": args.psbt, "ethereum": args.eth_tx, "solana": args.sol_tx}
-    flag = {"bitcoin": "--psbt", "ethereum": "--eth-tx", "solana": "--sol-tx"}
-    path: Path | None = given[chain]
-    if path is None:
-        raise _usage(f"a {chain} wallet parses {flag[chain]} FILE")
-    raw = path.read_bytes()
-    if chain == "ethereum":
-        text = raw.strip()
-        if text[:1] == b"{":
-            return text
-        try:
-            tx = bytes.fromhex(text.decode("ascii").removeprefix("0x"))
-        except (UnicodeDecodeError, ValueError):
-            raise _usage(f"{path}: not a hex transaction nor a JSON payload") from None
-        if args.index:
-            from tholos.chains.ethereum import transaction_payload
-
-            return transaction_payload(tx, args.index)
-        return tx
-    return raw
-
-
 def _tx_parse(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
     ref = _wallet_ref(args, client)
     chain = chain_for(ref.chain)
@@ -263,7 +233,7 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("--change", action="store_true")
     wallets.set_defaults(fn=lambda a: _wallets(a, client))
 
-    tx = sub.add_parser("tx", help="build an unsigned transaction for a wallet, or parse one")
+    tx = sub.add_parser("tx", help="build, parse or sign (governed) a wallet's transaction")
     tsub = tx.add_subparsers(dest="action", required=True)
     p = tsub.add_parser("build", help="print the unsigned payload (--json: and its intent)")
     common(p)
@@ -284,10 +254,8 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.set_defaults(fn=lambda a: _tx_build(a, client))
     p = tsub.add_parser("parse", help="the intent the wallet's chain package derives")
     common(p)
-    p.add_argument("wallet_id")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--psbt", type=Path, help="bitcoin: PSBT file (binary or base64)")
-    what.add_argument("--eth-tx", dest="eth_tx", type=Path, help="ethereum: hex or JSON payload")
-    what.add_argument("--sol-tx", dest="sol_tx", type=Path, help="solana: wire tx (raw/base64)")
-    p.add_argument("--index", type=int, help="ethereum hex tx: the sending address m/0/i")
+    payload_arguments(p)
     p.set_defaults(fn=lambda a: _tx_parse(a, client))
+    from tholos.cli.tx_sign import add_parser as add_sign_parser
+
+    add_sign_parser(tsub, common, client)

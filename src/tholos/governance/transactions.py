@@ -4,17 +4,17 @@ and the items the policy judges (one per transfer or contract call).
 The initiator's client parses the unsigned transaction with the same chain package and declares
 the result (`TransactionIntent`); approvers sign the digest of that intent and the payload. Each
 node parses the payload again with its own copy of the chain package, from its own key material
-(`WalletRef`), and refuses on the first difference, naming the field. Policy and velocity then see
-only derived fields.
+(`WalletRef`), and refuses on the first difference, naming the field (the one rule of
+`chains/intent_check.py`). Policy and velocity then see only derived fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from tholos.chains.base import ChainError, DerivedIntent, ParsedTransaction, WalletRef
+from tholos.chains.intent_check import first_difference
 from tholos.chains.registry import chain_for
 from tholos.governance.decision import Refuse
 from tholos.governance.requests import Intent, TransactionIntent
@@ -67,37 +67,6 @@ def parse_and_compare(
     if not parsed.targets:
         return Refuse("payload", "the transaction needs no signature from this wallet")
     return parsed
-
-
-def first_difference(derived: Any, declared: Any, path: str) -> str | None:
-    """The path of the first field where two JSON-shaped values differ, or None."""
-    if isinstance(derived, Mapping) and isinstance(declared, Mapping):
-        for name in sorted(set(derived) | set(declared), key=_field_order):
-            if name not in derived or name not in declared:
-                return f"{path}.{name}"
-            found = first_difference(derived[name], declared[name], f"{path}.{name}")
-            if found is not None:
-                return found
-        return None
-    if isinstance(derived, list | tuple) and isinstance(declared, list | tuple):
-        if len(derived) != len(declared):
-            return f"{path} (the transaction has {len(derived)}, the intent {len(declared)})"
-        for i, (a, b) in enumerate(zip(derived, declared, strict=True)):
-            found = first_difference(a, b, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    if type(derived) is not type(declared) or derived != declared:
-        return path
-    return None
-
-
-_FIRST = ("network", "kind", "transfers", "change", "calls", "fee", "fee_asset", "to", "amount")
-
-
-def _field_order(name: str) -> tuple[int, str]:
-    """Where money moves is reported before incidental details (nonce, gas, blockhash)."""
-    return (_FIRST.index(name) if name in _FIRST else len(_FIRST), name)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from spl.token.instructions import (
 from spl.token.models import ApproveCheckedParams, TransferCheckedParams, TransferParams
 
 from tholos.chains.base import Chain, ChainError, WalletRef
+from tholos.chains.intent_check import check_intent
 from tholos.chains.solana import (
     SOLANA,
     TOKEN_2022_PROGRAM,
@@ -42,7 +43,6 @@ from tholos.chains.solana import (
     token_transfer_checked,
     unsigned,
 )
-from tholos.chains.solana.check import check_intent
 
 BLOCKHASH = Hash.new_unique()
 
@@ -342,8 +342,7 @@ def test_hostile_transactions_differ_from_the_approved_intent(
 ) -> None:
     me, to = key.pubkey(), Pubkey.new_unique()
     approved = SOLANA.parse(wallet, unsigned(me, [system_transfer(me, to, 500)], BLOCKHASH))
-    approved_dict = approved.intent.as_dict()
-    check_intent(approved_dict, approved.intent)
+    check_intent(approved.intent, approved.intent)
 
     def derived(*ixs: Instruction, **kw: int) -> object:
         return SOLANA.parse(wallet, unsigned(me, list(ixs), BLOCKHASH, **kw)).intent  # type: ignore[arg-type]
@@ -362,12 +361,12 @@ def test_hostile_transactions_differ_from_the_approved_intent(
     }
     for field, intent in cases.items():
         with pytest.raises(ChainError) as info:
-            check_intent(approved_dict, intent)  # type: ignore[arg-type]
+            check_intent(approved.intent, intent)  # type: ignore[arg-type]
         assert info.value.field == field
     other_net = dataclasses.replace(wallet, network="mainnet-beta")
     with pytest.raises(ChainError) as info:
         check_intent(
-            approved_dict,
+            approved.intent,
             SOLANA.parse(other_net, unsigned(me, [system_transfer(me, to, 500)], BLOCKHASH)).intent,
         )
     assert info.value.field == "network"

@@ -6,7 +6,6 @@ hardened path cannot be derived from the public side). See `wallet` for addresse
 strict loading, `chain` for the node's parse and the finalisation, `builder` for unsigned PSBTs.
 """
 
-from tholos.chains.bitcoin.approval import check_approved
 from tholos.chains.bitcoin.builder import Utxo, build_psbt
 from tholos.chains.bitcoin.chain import BitcoinChain
 from tholos.chains.bitcoin.wallet import address_of, script_of
@@ -19,6 +18,5 @@ __all__ = [
     "Utxo",
     "address_of",
     "build_psbt",
-    "check_approved",
     "script_of",
 ]

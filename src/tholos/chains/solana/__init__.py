@@ -23,7 +23,6 @@ less: 11 000 against a bound of 208 000 for one transfer at 10^6 micro-lamports 
 
 from tholos.chains.solana.build import system_transfer, token_transfer_checked, unsigned
 from tholos.chains.solana.chain import NETWORKS, Solana
-from tholos.chains.solana.check import check_intent
 from tholos.chains.solana.programs import TOKEN_2022_PROGRAM, TOKEN_PROGRAM, UNKNOWN_MINT
 
 SOLANA = Solana()
@@ -35,7 +34,6 @@ __all__ = [
     "TOKEN_PROGRAM",
     "UNKNOWN_MINT",
     "Solana",
-    "check_intent",
     "system_transfer",
     "token_transfer_checked",
     "unsigned",
