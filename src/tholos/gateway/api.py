@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from tholos import __version__
-from tholos.gateway import http_errors, key_lifecycle, openapi, repair, scheme_routes, wallets
+from tholos.gateway import (
+    console,
+    http_errors,
+    key_lifecycle,
+    openapi,
+    repair,
+    scheme_routes,
+    wallets,
+)
 from tholos.gateway.access import ClientGate, authorize, charge_keys
 from tholos.gateway.http_errors import responses
 from tholos.gateway.identities import ApiClients
@@ -360,6 +368,7 @@ def create_app(
     app.include_router(repair.router, responses=KEY_ERRORS)
     app.include_router(wallets.router)
     app.include_router(key_lifecycle.router, responses=KEY_ERRORS)
+    console.install(app)  # the web console at /console (gateway/console/)
     openapi.install(app)
     return app
 
