@@ -12,6 +12,7 @@ checked with axe-core (labels, contrast, keyboard: WCAG 2 A/AA rules).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ import pytest
 from tests.cluster.conftest import wait_until
 from tests.cluster.test_governance import GovCluster
 from tholos.cluster.governance_init import user_key_file
+from tholos.governance import SigningRequest, approve
+from tholos.governance.requests import APPROVAL_TAG
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -222,6 +225,16 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
         pg = p.go(f"/requests/{request_id}")
         assert pg.locator("#digest").inner_text() == digest
         assert pg.locator("tr.destination td.to").inner_text() == DESTINATION
+        # What the browser signs is the approval the CLI makes (Ed25519 is deterministic): the
+        # same bytes, recomputed here from the raw request, and the same signature.
+        raw = SigningRequest.model_validate_json(
+            json.dumps(c.get(f"/v1/signing-requests/{request_id}/raw")["request"])
+        )
+        expected = approve(raw, user, c.key_of(user))
+        message = pg.get_by_role("button", name="Approve").get_attribute("data-message")
+        assert message == (APPROVAL_TAG + raw.digest()).hex()
+        made = pg.evaluate(f"async () => await tholosConsole.sign('{user}', '{message}')")
+        assert made == expected.signature
         pg.get_by_role("button", name="Approve").click()
         pg.wait_for_load_state()
         playwright_sync.expect(pg.locator("#approvers")).to_contain_text(user)

@@ -359,7 +359,7 @@ async def sign_proposal(request: Request) -> JSONResponse:
     require_role(doc, s.user, "admin")
     try:
         prop = g.proposal(body.proposal_id)
-        proposed = GovernanceDocument.model_validate(prop["document"])
+        proposed = GovernanceDocument.model_validate_json(json.dumps(prop["document"]))
         _check(doc, s.user, body.signature, proposed.signing_message())
         out = await g.sign_proposal(
             body.proposal_id, {"signer": s.user, "signature": body.signature}

@@ -3,6 +3,7 @@ governance state; nothing here changes anything."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import segno
@@ -207,7 +208,7 @@ async def policies_page(request: Request) -> HTMLResponse:
 def _proposal_view(p: dict[str, Any]) -> dict[str, Any]:
     """A proposal with what an admin signs (None when the document does not parse)."""
     try:
-        doc = GovernanceDocument.model_validate(p["document"])
+        doc = GovernanceDocument.model_validate_json(json.dumps(p["document"]))
         message = doc.signing_message().hex()
     except ValueError:
         message = None
