@@ -161,6 +161,12 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert page.url.endswith("/console/login")
     shoot(page, "01-login")
     accessible(page, "login")
+    # Someone else's key file: the challenge signature does not verify, no session opens.
+    page.get_by_label("User id").fill("initiator")
+    page.get_by_label("Key file").set_input_files(str(user_key_file(c.cd.root, "approver-1")))
+    page.get_by_role("button", name="Log in").click()
+    playwright_sync.expect(page.locator("#status")).to_contain_text("does not verify")
+    assert not initiator.ctx.cookies()
     initiator.login()
     assert page.evaluate("() => crypto.subtle !== undefined && window.isSecureContext")
     key = page.evaluate("async () => await tholosConsole.loadKey('initiator')")
