@@ -22,6 +22,7 @@ from pydantic.config import JsonDict
 from tholos import __version__
 from tholos.gateway import (
     committee,
+    console,
     http_errors,
     key_lifecycle,
     openapi,
@@ -369,6 +370,7 @@ def create_app(
     app.include_router(committee.router, responses=KEY_ERRORS)
     app.include_router(wallets.router)
     app.include_router(key_lifecycle.router, responses=KEY_ERRORS)
+    console.install(app)  # the web console at /console (gateway/console/)
     openapi.install(app)
     return app
 

@@ -22,7 +22,7 @@ from tholos.governance.decision import Accept, Decision, Refuse
 from tholos.governance.errors import InvalidSignature, PayloadError
 from tholos.governance.journal import SeenStore
 from tholos.governance.parsers import REQUIRED_FIELDS, ParsedPayload, ParserRegistry
-from tholos.governance.policy import Match, Rule, TimeWindow, VelocityLimit
+from tholos.governance.policy import Match, Policy, Rule, TimeWindow, VelocityLimit
 from tholos.governance.requests import (
     INITIATION_TAG,
     Approval,
@@ -87,6 +87,11 @@ def _matches(match: Match, intent: Intent, item: PolicyItem, wallet: str | None)
         and (match.max_amount is None or item.amount <= match.max_amount)
         and item.action in (match.actions or ("transfer",))
     )
+
+
+def rules_for(policy: Policy, intent: Intent, item: PolicyItem, wallet: str | None) -> list[Rule]:
+    """The allow and deny rules whose match covers this policy item, in policy order."""
+    return [r for r in policy.rules if _matches(r.match, intent, item, wallet)]
 
 
 def _call_allowed(rule: Rule, item: PolicyItem) -> bool:
@@ -156,7 +161,7 @@ class Evaluator:
             where = "" if item.field == "intent" else f"{item.field}: "
             if normalise(item.destination) in denied:
                 return Refuse("deny-list", f"{where}destination {item.destination} is deny-listed")
-            rules = [r for r in policy.rules if _matches(r.match, intent, item, wallet)]
+            rules = rules_for(policy, intent, item, wallet)
             for rule in rules:
                 if rule.effect == "deny":
                     return Refuse(rule.rule_id, f"{where}denied by rule")

@@ -63,11 +63,11 @@ from tholos.governance import (
     load_genesis,
     sign_receipt,
     sign_snapshot,
-    tagged_digest,
     verify_quorum_read,
 )
 from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
+from tholos.governance.audit_export import audit_export_message
 from tholos.governance.quorum import quorums
 from tholos.governance.transactions import WalletResolver
 from tholos.rpc import node_pb2 as pb
@@ -77,7 +77,6 @@ from tholos.transport.e2e import Identity, PeerIdentity
 log = logging.getLogger("tholos.node.governance")
 
 DEFAULT_CHAINS = ("raw", "btc", "eth", "sol")
-AUDIT_EXPORT_TAG = b"tholos/audit-export/v1"
 AUDIT_SKEW = 300
 CHECKPOINT_EVERY = 64
 MAX_ITEMS = 10_000
@@ -90,12 +89,6 @@ class GovernanceRefused(Exception):
 def node_name(node_id: int) -> str:
     """The node id as governance objects name it (receipts, snapshots, audit chains)."""
     return f"node-{node_id}"
-
-
-def audit_export_message(cluster_id: str, issued_at: int) -> bytes:
-    """What an auditor (or admin) signs to read a node's audit chain."""
-    body = canonical_json({"cluster_id": cluster_id, "issued_at": issued_at})
-    return tagged_digest(AUDIT_EXPORT_TAG, body)
 
 
 class _IdentitySigner:

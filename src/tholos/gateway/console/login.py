@@ -1,0 +1,17 @@
+"""The login page (no session needed): the user names themself and picks their key file once;
+the browser keeps the key in IndexedDB as a non-extractable WebCrypto key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from tholos.gateway.console.web import COOKIE, console_state, page
+
+router = APIRouter()
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    session = console_state(request).sessions.get(request.cookies.get(COOKIE))
+    return page(request, "login.html", session)

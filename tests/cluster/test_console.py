@@ -1,0 +1,321 @@
+"""The web console in a real browser (Playwright driving Debian's chromium, headless) against a
+live governed cluster: real node and gateway processes, mutual TLS, the browser presenting the
+cluster's client certificate.
+
+The initiator logs in with their key file, creates a Solana wallet and a transfer; two treasury
+approvers (two browser contexts) and a risk approver approve it from the request page; it is
+signed, and the signature verifies under the wallet's key. An admin engages the kill switch and two
+admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
+checked with axe-core (labels, contrast, keyboard: WCAG 2 A/AA rules).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import wait_until
+from tests.cluster.test_governance import GovCluster
+from tholos.cluster.governance_init import user_key_file
+from tholos.governance import SigningRequest, approve
+from tholos.governance.requests import APPROVAL_TAG
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("THOLOS_CONSOLE_SCREENSHOTS", ROOT / "build" / "console-screenshots"))
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+AMOUNT = 20_000  # above 10,000: the genesis rule "large" wants 2 from treasury and 1 from risk
+BLOCKHASH = "4uQeVj5tqViQh7yWWGStvkEG1Zmhx6uasJtWCJziofM"
+DESTINATION = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[GovCluster]:
+    c = GovCluster(tmp_path / "c", 4, 2)
+    try:
+        for i in range(1, c.n + 1):
+            c.start_node(i)
+        c.start_gateway()
+        # A browser test runs beside other work on small CI machines: allow a slow start.
+        wait_until(lambda: c.get("/v1/health")["nodes_up"] >= c.n, 180, "cluster healthy")
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("no chromium on PATH (Debian package chromium)")
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Person:
+    """One user at their own browser (own context: own cookies, own IndexedDB key store)."""
+
+    def __init__(self, browser: Any, c: GovCluster, user: str) -> None:
+        self.c, self.user = c, user
+        self.ctx = browser.new_context(
+            ignore_https_errors=True,  # the gateway's certificate is from the cluster's own CA
+            client_certificates=[
+                {
+                    "origin": c.url,
+                    "certPath": str(c.cd.client_tls.cert),
+                    "keyPath": str(c.cd.client_tls.key),
+                }
+            ],
+            viewport={"width": 1280, "height": 900},
+        )
+        self.page = self.ctx.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def go(self, path: str) -> Any:
+        self.page.goto(self.c.url + "/console" + path)
+        return self.page
+
+    def login(self) -> None:
+        page = self.go("/login")
+        page.get_by_label("User id").fill(self.user)
+        page.get_by_label("Key file").set_input_files(str(user_key_file(self.c.cd.root, self.user)))
+        page.get_by_role("button", name="Log in").click()
+        self.wait_url("**/console/")
+        assert page.locator("#whoami").inner_text() == self.user
+
+    def wait_url(self, pattern: str) -> None:
+        """Wait for the page script to navigate; on a refusal, fail with what the page says."""
+        try:
+            self.page.wait_for_url(pattern, timeout=60_000)
+        except playwright_sync.TimeoutError:
+            raise AssertionError(self.page.locator("#status").inner_text()) from None
+
+    def expect_status(self, text: str) -> None:
+        """Wait for the page's live status line (errors from the server land there)."""
+        status = self.page.locator("#status")
+        playwright_sync.expect(status).not_to_have_class("status error")
+        playwright_sync.expect(status).to_contain_text(text)
+
+
+def shoot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def accessible(page: Any, name: str) -> None:
+    """axe-core over the page (WCAG 2 A and AA rules): no violations; every control is reachable
+    with the Tab key."""
+    # Evaluated over the DevTools protocol: the console's CSP (script-src 'self') stays in force.
+    page.evaluate(AXE.read_text() + "\n;void 0")
+    result = page.evaluate(
+        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    problems = [
+        f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})"
+        for v in result["violations"]
+    ]
+    assert not problems, (name, problems)
+    controls = page.evaluate(
+        "() => Array.from(document.querySelectorAll('a[href], button, input, select, textarea'))"
+        ".filter(e => !e.closest('[hidden]') && !e.disabled && e.offsetParent !== null)"
+        ".filter(e => e.type !== 'radio' || e.checked).length"
+    )
+    reached = set()
+    page.locator("body").focus()
+    for _ in range(controls + 2):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("() => document.activeElement.outerHTML.slice(0, 120)"))
+    assert len(reached) >= controls, (name, controls, len(reached))
+
+
+def visit(p: Person, path: str, name: str) -> Any:
+    page = p.go(path)
+    shoot(page, name)
+    accessible(page, name)
+    return page
+
+
+def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser: Any) -> None:
+    c = cluster
+    initiator = Person(browser, c, "initiator")
+
+    # Not logged in: pages send the browser to the login page; a POST without a session is 401.
+    page = initiator.go("/")
+    assert page.url.endswith("/console/login")
+    shoot(page, "01-login")
+    accessible(page, "login")
+    # Someone else's key file: the challenge signature does not verify, no session opens.
+    page.get_by_label("User id").fill("initiator")
+    page.get_by_label("Key file").set_input_files(str(user_key_file(c.cd.root, "approver-1")))
+    page.get_by_role("button", name="Log in").click()
+    playwright_sync.expect(page.locator("#status")).to_contain_text("does not verify")
+    assert not initiator.ctx.cookies()
+    initiator.login()
+    assert page.evaluate("() => crypto.subtle !== undefined && window.isSecureContext")
+    key = page.evaluate("async () => await tholosConsole.loadKey('initiator')")
+    assert key is not None
+    assert page.evaluate(
+        "async () => { const k = await tholosConsole.loadKey('initiator');"
+        " return [k.extractable, k.algorithm.name, k.usages.join()]; }"
+    ) == [False, "Ed25519", "sign"]
+
+    # A POST without the CSRF header is refused and changes nothing.
+    r = page.evaluate(
+        "async () => { const r = await fetch('/console/wallets', {method: 'POST', headers: "
+        "{'Content-Type': 'application/json'}, body: JSON.stringify({chain: 'solana', "
+        "network: 'localnet'})}); return [r.status, await r.text()]; }"
+    )
+    assert r[0] == 403 and "CSRF" in r[1], r
+    assert c.get("/v1/wallets")["total"] == 0
+
+    visit(initiator, "/", "02-dashboard")
+
+    # The initiator creates a Solana wallet; its page shows deposit addresses with QR codes.
+    page = visit(initiator, "/wallets", "03-wallets")
+    page.get_by_label("Chain").select_option("solana")
+    page.get_by_label("Network").fill("localnet")
+    page.get_by_label("Label (optional)").fill("hot")
+    page.get_by_role("button", name="Create wallet").click()
+    initiator.wait_url("**/console/wallets/*")
+    wallet_id = page.locator("#wallet-id").inner_text()
+    listed = c.get(f"/v1/wallets/{wallet_id}")
+    assert page.locator("code.address").first.inner_text() == listed["address"]
+    assert page.locator(".qr svg").count() == 1  # a threshold ed25519 key: address 0 only
+    shoot(page, "04-wallet")
+    accessible(page, "wallet")
+
+    # A transfer built in the console: the review shows the parsed intent before signing.
+    page = visit(initiator, f"/transfers/new?wallet_id={wallet_id}", "05-transfer-new")
+    page.get_by_label("Destination").fill(DESTINATION)
+    page.get_by_label("Amount (base units").fill(str(AMOUNT))
+    page.get_by_label("Solana: recent blockhash").fill(BLOCKHASH)
+    page.get_by_role("button", name="Review").click()
+    initiator.expect_status("Check the transaction")
+    review = page.locator("#review")
+    assert review.locator("tr.destination td.to").inner_text() == DESTINATION
+    assert review.locator("tr.destination td.amount").inner_text() == str(AMOUNT)
+    assert "solana" in review.locator("dd.chain").inner_text()
+    shoot(page, "06-transfer-review")
+    page.get_by_role("button", name="Sign and submit").click()
+    initiator.wait_url("**/console/requests/*")
+    request_id = page.url.rsplit("/", 1)[1]
+    assert page.locator("#request-status").inner_text() == "awaiting-approval"
+    assert "large" in page.locator(".rule").first.inner_text()
+    digest = page.locator("#digest").inner_text()
+    assert c.get(f"/v1/signing-requests/{request_id}")["digest"] == digest
+    shoot(page, "07-request-awaiting")
+    accessible(page, "request")
+    assert page.get_by_role("button", name="Approve").count() == 0  # the initiator may not
+
+    # Two treasury approvers in two browser contexts, then risk: each approves in the browser.
+    for user, left in (("approver-1", "awaiting"), ("approver-2", "awaiting"), ("risk-1", "")):
+        p = Person(browser, c, user)
+        p.login()
+        pg = p.go(f"/requests/{request_id}")
+        assert pg.locator("#digest").inner_text() == digest
+        assert pg.locator("tr.destination td.to").inner_text() == DESTINATION
+        # What the browser signs is the approval the CLI makes (Ed25519 is deterministic): the
+        # same bytes, recomputed here from the raw request, and the same signature.
+        raw = SigningRequest.model_validate_json(
+            json.dumps(c.get(f"/v1/signing-requests/{request_id}/raw")["request"])
+        )
+        expected = approve(raw, user, c.key_of(user))
+        message = pg.get_by_role("button", name="Approve").get_attribute("data-message")
+        assert message == (APPROVAL_TAG + raw.digest()).hex()
+        made = pg.evaluate(f"async () => await tholosConsole.sign('{user}', '{message}')")
+        assert made == expected.signature
+        pg.get_by_role("button", name="Approve").click()
+        pg.wait_for_load_state()
+        playwright_sync.expect(pg.locator("#approvers")).to_contain_text(user)
+        if left:
+            playwright_sync.expect(pg.locator("#request-status")).to_contain_text(left)
+        assert not p.errors, p.errors
+        p.ctx.close()
+    done = c.get(f"/v1/signing-requests/{request_id}")
+    assert done["status"] == "signed", done
+    assert sorted(done["approvals"]) == ["approver-1", "approver-2", "risk-1"]
+    _verify_solana(done, listed)
+    page = initiator.go(f"/requests/{request_id}")
+    playwright_sync.expect(page.locator("#request-status")).to_have_text("signed")
+    assert page.locator("#txid").inner_text() == done["transaction"]["txid"]
+    shoot(page, "08-request-signed")
+    visit(initiator, "/requests", "09-requests")
+
+    # An admin engages the kill switch; two admins release it (admin quorum 2).
+    admin = Person(browser, c, "admin-1")
+    admin.login()
+    page = visit(admin, "/killswitch", "10-killswitch-off")
+    page.get_by_label("Reason").fill("console drill")
+    page.get_by_role("button", name="Engage the kill switch").click()
+    admin.wait_url("**/console/killswitch")
+    playwright_sync.expect(page.locator("#kill-state")).to_contain_text("ENGAGED")
+    states = c.get("/v1/governance")["nodes"]
+    assert all(s.get("kill_switch") for s in states.values()), states
+    shoot(page, "11-killswitch-engaged")
+    page.get_by_role("button", name="Propose and sign the release").click()
+    admin.expect_status("open")
+    admin2 = Person(browser, c, "admin-2")
+    admin2.login()
+    page = visit(admin2, "/policies", "12-policies-pending")
+    page.get_by_role("button", name="Approve version 1 with my key").click()
+    admin2.wait_url("**/console/policies")
+    playwright_sync.expect(page.locator(".proposal-status").first).to_have_text("adopted")
+    states = c.get("/v1/governance")["nodes"]
+    assert not any(s.get("kill_switch") for s in states.values()), states
+    page = visit(admin2, "/killswitch", "13-killswitch-released")
+    playwright_sync.expect(page.locator("#kill-state")).to_contain_text("Off")
+
+    visit(admin2, "/users", "14-users")
+    visit(admin2, "/policies", "15-policies")
+    page = visit(admin2, "/audit", "16-audit")
+    page.get_by_role("button", name="Read and verify the audit chains").click()
+    admin2.expect_status("verified")
+    oks = page.locator("td.audit-ok").all_inner_texts()
+    assert oks == ["yes"] * c.n, oks
+    shoot(page, "17-audit-verified")
+    accessible(page, "audit-verified")
+
+    # Logging out ends the session on the server: the old cookie opens nothing.
+    cookie = next(k for k in admin2.ctx.cookies() if k["name"] == "tholos_console")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    page.get_by_role("button", name="Log out").click()
+    admin2.wait_url("**/console/login")
+    admin2.ctx.add_cookies([cookie])
+    page = admin2.go("/")
+    assert page.url.endswith("/console/login")
+    for p in (initiator, admin, admin2):
+        assert not p.errors, p.errors
+
+
+def _verify_solana(done: dict[str, Any], wallet: dict[str, Any]) -> None:
+    """The signed wire transaction: libsodium verifies its signature under the wallet's key over
+    its message, which pays DESTINATION."""
+    from nacl.signing import VerifyKey
+    from solders.pubkey import Pubkey
+    from solders.transaction import Transaction
+
+    tx = done["transaction"]
+    assert tx["encoding"] == "base64", tx
+    signed = Transaction.from_bytes(base64.b64decode(tx["raw"]))
+    payer = bytes(signed.message.account_keys[0])
+    assert payer == bytes.fromhex(wallet["public_key"])
+    assert Pubkey.from_string(DESTINATION) in signed.message.account_keys
+    VerifyKey(payer).verify(bytes(signed.message), bytes(signed.signatures[0]))
+    assert str(signed.signatures[0]) == tx["txid"]
