@@ -283,7 +283,7 @@ def _fetch_request(c: Any, shown: dict[str, Any]) -> SigningRequest:
 def collect(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Every node's chain (signed request as auditor when governed) and the gateway's."""
     from tholos.cluster.layout import ClusterDir
-    from tholos.node.governance import audit_export_message
+    from tholos.governance.audit_export import audit_export_message
 
     cli = _cli()
     cd = ClusterDir(cli._cluster_dir(args))
