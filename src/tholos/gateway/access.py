@@ -23,7 +23,7 @@ class ClientGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = self.clients.identify(dict(scope))
+        client = self.clients.identify(scope)
         if client is None:
             await envelope(
                 403, "unknown_client", "this certificate is not an API client of the gateway"

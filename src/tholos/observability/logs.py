@@ -60,11 +60,35 @@ def log_format(env: dict[str, str] | None = None) -> str:
     return value
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_levels(spec: str) -> tuple[str, dict[str, str]]:
+    """`THOLOS_LOG`: a level, then optional `logger=LEVEL` pairs, comma-separated, e.g.
+    `INFO,tholos.node.rpc=DEBUG` (one line per RPC and per REST request are DEBUG: see
+    node/server.py and gateway/observe.py). ValueError names a bad part."""
+    root, loggers = "INFO", {}
+    for part in (p.strip() for p in spec.split(",")):
+        name, sep, level = part.rpartition("=")
+        level = level.strip().upper()
+        if level not in LEVELS or (sep and not name.strip()):
+            raise ValueError(
+                f"THOLOS_LOG: {part!r} is not LEVEL or logger=LEVEL ({', '.join(LEVELS)})"
+            )
+        if sep:
+            loggers[name.strip()] = level
+        else:
+            root = level
+    return root, loggers
+
+
 def configure(process: str, fmt: str | None = None, level: str | None = None) -> None:
     """Route every log record of this process (stdlib `logging` and structlog loggers) to
     stderr through structlog: JSON lines or text, with time, level, logger, `process` (e.g.
-    "gateway", "node-2") and the bound request id."""
+    "gateway", "node-2") and the bound request id. `level` (default `THOLOS_LOG`): see
+    `log_levels`."""
     fmt = log_format() if fmt is None else fmt
+    root_level, logger_levels = log_levels(level or os.environ.get("THOLOS_LOG", "INFO"))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -90,7 +114,9 @@ def configure(process: str, fmt: str | None = None, level: str | None = None) ->
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("THOLOS_LOG", "INFO"))
+    root.setLevel(root_level)
+    for name, lvl in logger_levels.items():
+        logging.getLogger(name).setLevel(lvl)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
