@@ -94,3 +94,16 @@ def test_levels_per_logger(configured: None, capsys: pytest.CaptureFixture[str])
 def test_bad_levels_named(spec: str) -> None:
     with pytest.raises(ValueError, match=r"THOLOS_LOG: .* is not LEVEL or logger=LEVEL"):
         logs.log_levels(spec)
+
+
+def test_bound_request_id_nests_and_restores() -> None:
+    assert logs.current_request_id() is None
+    with logs.bind_request_id("outer"):
+        with logs.bind_request_id("inner"):
+            assert logs.current_request_id() == "inner"
+            assert structlog.contextvars.get_contextvars()["request_id"] == "inner"
+        with logs.bind_request_id(None):
+            assert logs.current_request_id() == "outer"
+        assert structlog.contextvars.get_contextvars()["request_id"] == "outer"
+    assert logs.current_request_id() is None
+    assert "request_id" not in structlog.contextvars.get_contextvars()

@@ -5,6 +5,7 @@ every node."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
@@ -30,9 +31,15 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# the request id bound now, beside structlog's copy (read on every node RPC the gateway makes:
+# structlog's own getter walks every context variable)
+_REQUEST_ID_VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tholos_request_id", default=None
+)
+
+
 def current_request_id() -> str | None:
-    rid = structlog.contextvars.get_contextvars().get("request_id")
-    return None if rid is None else str(rid)
+    return _REQUEST_ID_VAR.get()
 
 
 @contextmanager
@@ -42,8 +49,13 @@ def bind_request_id(request_id: str | None) -> Iterator[None]:
     if request_id is None:
         yield
         return
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    token = _REQUEST_ID_VAR.set(request_id)
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+        _REQUEST_ID_VAR.reset(token)
 
 
 def bind_node(node_id: int) -> None:
