@@ -22,7 +22,11 @@ from tholos.audit.syslog import message_of
 
 pytestmark = pytest.mark.slow
 SIGN = "/v1/keys/{key_id}/sign"
-JSON_LOGS = {"THOLOS_LOG_FORMAT": "json"}
+# JSON lines, and the one-line-per-call logs that are DEBUG when the call went well
+JSON_LOGS = {
+    "THOLOS_LOG_FORMAT": "json",
+    "THOLOS_LOG": "INFO,tholos.gateway.http=DEBUG,tholos.node.rpc=DEBUG",
+}
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""Exports and micro-benchmarks of the ECDSA, BLS and DiSE packages (smoke: one iteration)."""
+"""Exports of the ECDSA, BLS and DiSE packages; their micro-benchmarks (tholos.bench, smoke: one
+iteration)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tholos.bench import bls_micro
+from tholos.bench import bls_micro, dise_micro, ecdsa_micro
 from tholos.crypto import bls, dise, ecdsa
 
 
@@ -28,7 +29,11 @@ def test_bls_group_module_registers() -> None:
 
 @pytest.mark.parametrize(
     "bench",
-    [lambda: bls_micro.bench_bls(1), lambda: ecdsa.bench_ecdsa(1), lambda: dise.bench_dise(1)],
+    [
+        lambda: bls_micro.bench_bls(1),
+        lambda: ecdsa_micro.bench_ecdsa(1),
+        lambda: dise_micro.bench_dise(1),
+    ],
 )
 def test_bench_functions(bench: object) -> None:
     result = bench()  # type: ignore[operator]

@@ -74,3 +74,36 @@ def test_request_id_accepts_only_safe_tokens(value: str) -> None:
 def test_new_request_ids_are_valid_and_distinct() -> None:
     ids = {logs.new_request_id() for _ in range(100)}
     assert len(ids) == 100 and all(logs.valid_request_id(i) == i for i in ids)
+
+
+def test_levels_per_logger(configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert logs.log_levels("warning") == ("WARNING", {})
+    assert logs.log_levels("INFO, tholos.node.rpc=debug") == ("INFO", {"tholos.node.rpc": "DEBUG"})
+    rpc = logging.getLogger("tholos.node.rpc")
+    try:
+        logs.configure("node", fmt="json", level="WARNING,tholos.node.rpc=DEBUG")
+        logs.get_logger("tholos.node.rpc").debug("rpc", method="sign_batch")
+        logs.get_logger("tholos.node").info("not shown")
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        assert [(x["event"], x["level"]) for x in lines] == [("rpc", "debug")]
+    finally:
+        rpc.setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("spec", ["LOUD", "INFO,=DEBUG", "INFO,tholos.node=LOUD", ""])
+def test_bad_levels_named(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"THOLOS_LOG: .* is not LEVEL or logger=LEVEL"):
+        logs.log_levels(spec)
+
+
+def test_bound_request_id_nests_and_restores() -> None:
+    assert logs.current_request_id() is None
+    with logs.bind_request_id("outer"):
+        with logs.bind_request_id("inner"):
+            assert logs.current_request_id() == "inner"
+            assert structlog.contextvars.get_contextvars()["request_id"] == "inner"
+        with logs.bind_request_id(None):
+            assert logs.current_request_id() == "outer"
+        assert structlog.contextvars.get_contextvars()["request_id"] == "outer"
+    assert logs.current_request_id() is None
+    assert "request_id" not in structlog.contextvars.get_contextvars()

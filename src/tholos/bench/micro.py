@@ -17,11 +17,11 @@ import coincurve
 import nacl.signing
 
 from tholos.bench.bls_micro import bench_bls
+from tholos.bench.dise_micro import bench_dise
+from tholos.bench.dkg_micro import bench_dkg
+from tholos.bench.ecdsa_micro import bench_ecdsa
 from tholos.bench.frost_micro import bench_frost
 from tholos.bench.frost_micro import format_table as format_frost
-from tholos.crypto.dise import bench_dise
-from tholos.crypto.dkg import bench_dkg
-from tholos.crypto.ecdsa.driver import bench_ecdsa
 from tholos.crypto.frost import FROST_BIP340, FROST_ED25519_SHA512, FROST_SECP256K1_SHA256
 from tholos.crypto.groups import ED25519, SECP256K1
 from tholos.crypto.groups.bls12381 import BLS12_381_G1

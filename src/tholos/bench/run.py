@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import cpu, round_schemes, wan
+from tholos.bench import cpu, readme, round_schemes, wan
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -70,6 +70,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="keygen/batch,keygen/single,keygen/latency,sign/batch,sign/single,sign/latency",
     )
     p.add_argument("--dir", type=Path, default=None, help="use this running cluster instead")
+    p.add_argument(
+        "--markdown", type=Path, default=None, help="also write the README's table to this file"
+    )
+    p.add_argument(
+        "--update-readme",
+        type=Path,
+        default=None,
+        metavar="README",
+        help="rewrite the table between <!-- bench:begin --> and <!-- bench:end --> in README",
+    )
     round_schemes.add_arguments(p)
     policy_bench.add_arguments(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
@@ -330,6 +340,11 @@ def run(args: argparse.Namespace) -> int:
                     shutil.rmtree(root, ignore_errors=True)
             if wan_profile is None:
                 rows += policy_bench.run_config(n, t, args, _measure)  # the "with policy" line
+    table_md = readme.markdown(rows)
+    if args.markdown is not None:
+        args.markdown.write_text(table_md)
+    if args.update_readme is not None:
+        args.update_readme.write_text(readme.update(args.update_readme.read_text(), table_md))
     if args.json:
         out: dict[str, Any] = {"results": rows, "reference": REFERENCE}
         if wan_info is not None:

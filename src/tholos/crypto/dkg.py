@@ -68,7 +68,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import itertools
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -98,7 +97,6 @@ __all__ = [
     "Round1Package",
     "Round2Package",
     "VssParticipant",
-    "bench_dkg",
     "compute_proof_of_knowledge",
     "dkg_challenge",
     "drive",
@@ -1234,27 +1232,3 @@ def run_dkg(
     """Run a whole DKG in memory (tests and benchmarks): {identifier: KeyShare}."""
     parties = {i: DkgParticipant(group, i, threshold, participants, context) for i in participants}
     return drive_shares(parties)
-
-
-def bench_dkg(group: Group[Any], t: int, n: int, iterations: int = 50) -> dict[str, Any]:
-    """Time `iterations` in-memory DKGs; per-participant cost is total / (iterations · n).
-
-    All n participants run in this one thread, so per-participant time is what one node spends.
-    """
-    ids = list(range(1, n + 1))
-    run_dkg(group, t, ids, b"warmup")
-    start = time.perf_counter()
-    for k in range(iterations):
-        run_dkg(group, t, ids, b"bench-%d" % k)
-    total = time.perf_counter() - start
-    per_participant = total / (iterations * n)
-    return {
-        "group": group.name,
-        "t": t,
-        "n": n,
-        "iterations": iterations,
-        "dkg_ms": 1000 * total / iterations,
-        "per_participant_ms": 1000 * per_participant,
-        "participant_dkgs_per_s": 1 / per_participant,
-        "dkgs_per_s_one_core": iterations / total,
-    }

@@ -23,7 +23,7 @@ class ClientGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = self.clients.identify(dict(scope))
+        client = self.clients.identify(scope)
         if client is None:
             await envelope(
                 403, "unknown_client", "this certificate is not an API client of the gateway"
@@ -51,7 +51,7 @@ def client_of(request: Request) -> ApiClient:
 async def authorize(request: Request) -> None:
     """Route dependency: 403 unless the client's role allows this route."""
     route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
+    path = route.path if route is not None else request.url.path  # the URL only when unrouted
     need = permission_for(request.method, path)
     client = client_of(request)
     if not client.may(need):

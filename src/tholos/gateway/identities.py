@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +105,7 @@ class ClientLimits:
 
 
 UNLIMITED = ClientLimits(rate=None, burst=1, keys_per_hour=None, max_count=1000)
+FINGERPRINT = "tholos_client_fingerprint"  # our key in the ASGI TLS extension: SHA-256 of the DER
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,22 @@ class ApiClients:
     def open(cls) -> ApiClients:
         return cls({}, open_access=True)
 
-    def identify(self, scope: dict[str, Any]) -> ApiClient | None:
-        """The client of this ASGI request, from its TLS certificate; None if not an API client."""
+    def identify(self, scope: Mapping[str, Any]) -> ApiClient | None:
+        """The client of this ASGI request, from its TLS certificate; None if not an API client.
+        The fingerprint is taken once per connection (`TlsClientProtocol`) when it is there."""
         if self.open_access:
-            return ApiClient("anonymous", "admin", "", UNLIMITED)
-        tls = scope.get("extensions", {}).get("tls") or {}
-        chain = tls.get("client_cert_chain") or []
-        if not chain:
-            return None
-        return self.by_fingerprint.get(fingerprint_pem(chain[0]))
+            return ANONYMOUS
+        tls = (scope.get("extensions") or {}).get("tls") or {}
+        fp = tls.get(FINGERPRINT)
+        if fp is None:
+            chain = tls.get("client_cert_chain") or []
+            if not chain:
+                return None
+            fp = fingerprint_pem(chain[0])
+        return self.by_fingerprint.get(fp)
+
+
+ANONYMOUS = ApiClient("anonymous", "admin", "", UNLIMITED)
 
 
 def fingerprint(der: bytes) -> str:
@@ -186,6 +195,7 @@ class TlsClientProtocol(HttpToolsProtocol):
                 "client_cert_name": cert.subject.rfc4514_string(),
                 "client_cert_error": None,
                 "client_cn": str(cns[0].value) if cns else "",
+                FINGERPRINT: fingerprint(der),
             }
 
     def on_message_begin(self) -> None:

@@ -181,7 +181,11 @@ class NodeSet:
 
     def broken(self, key_id: str) -> list[int]:
         """Nodes that reported (Info.broken_keys) they cannot open their share of `key_id`."""
-        return [i for i, st in self.nodes.items() if st.info and key_id in st.info.broken_keys]
+        return [
+            i
+            for i, st in self.nodes.items()
+            if st.info is not None and st.info.broken_keys and key_id in st.info.broken_keys
+        ]
 
     def note_broken(self, excluded: dict[int, str], key_id: str) -> None:
         """Leave out, without blame, the nodes that reported their share of `key_id` broken."""

@@ -7,6 +7,8 @@ scheme and outcome, and logs one line. `gateway_registry` adds the gauges read a
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +20,7 @@ from tholos.observability import logs
 from tholos.observability import metrics as m
 
 log = logs.get_logger("tholos.gateway.http")
+_log_std = logging.getLogger("tholos.gateway.http")
 Samples = Iterable[tuple[tuple[str, ...], float]]
 NODE_STATES = ("up", "slow", "down", "excluded")
 
@@ -59,10 +62,17 @@ class RequestObserver:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         scheme = _scheme(scope)
         outcome = m.outcome_of(status)
-        m.GATEWAY_REQUESTS.labels(route, scope["method"], scheme, outcome).inc()
-        m.GATEWAY_LATENCY.labels(route, scheme, outcome).observe(seconds)
+        count, latency = _request_series(route, scope["method"], scheme, outcome)
+        count.inc()
+        latency.observe(seconds)
+        # one line per request: DEBUG when it went well (metrics count them; the nodes' audit
+        # chains record what was signed), INFO when refused or failed; see logs.log_levels
+        level = logging.DEBUG if outcome == "ok" else logging.INFO
+        if not _log_std.isEnabledFor(level):
+            return
         client = (scope.get("state") or {}).get("api_client")
-        log.info(
+        log.log(
+            level,
             "request",
             method=scope["method"],
             route=route,
@@ -71,6 +81,15 @@ class RequestObserver:
             client=getattr(client, "name", None),
             seconds=round(seconds, 6),
         )
+
+
+@functools.lru_cache(maxsize=4096)  # bounded: the method of an unmatched route is the caller's
+def _request_series(route: str, method: str, scheme: str, outcome: str) -> tuple[Any, Any]:
+    """The counter and histogram series of one label set, looked up once."""
+    return (
+        m.GATEWAY_REQUESTS.labels(route, method, scheme, outcome),
+        m.GATEWAY_LATENCY.labels(route, scheme, outcome),
+    )
 
 
 def _scheme(scope: Scope) -> str:

@@ -100,7 +100,9 @@ class GrpcNodeTransport:
 
     async def _call(self, method: Any, req: Any, timeout: float) -> Any:
         rid = logs.current_request_id()  # the REST request this call serves (gateway/observe.py)
-        meta = None if rid is None else ((logs.REQUEST_ID_HEADER, rid),)
+        # a Metadata object, not a tuple: grpc checks a tuple against typing.Sequence (an ABC
+        # subclass check) on every call
+        meta = None if rid is None else grpc.aio.Metadata((logs.REQUEST_ID_HEADER, rid))
         try:
             return await method(req, timeout=timeout, metadata=meta)
         except grpc.aio.AioRpcError as exc:

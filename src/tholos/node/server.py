@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ from tholos.transport.e2e import Identity
 
 log = logging.getLogger("tholos.node")
 rpc_log = logs.get_logger("tholos.node.rpc")
+_rpc_std = logging.getLogger("tholos.node.rpc")
 FAULTS = ("corrupt-shares", "slow", "corrupt-repair", "crash-before-commit")
 EXIT_WRONG_PASSPHRASE = 3
 EXIT_CONFIG = 2
@@ -158,9 +160,16 @@ class Servicer(node_pb2_grpc.NodeServicer):
                     )
             finally:
                 seconds = time.perf_counter() - started
-                m.NODE_RPCS.labels(method, outcome).inc()
-                m.NODE_LATENCY.labels(method, outcome).observe(seconds)
-                rpc_log.info("rpc", method=method, outcome=outcome, seconds=round(seconds, 6))
+                count, latency = _rpc_series(method, outcome)
+                count.inc()
+                latency.observe(seconds)
+                # one line per RPC: DEBUG when it went well (the audit chain records what was
+                # signed; `THOLOS_LOG=INFO,tholos.node.rpc=DEBUG` shows every call), INFO else
+                level = logging.DEBUG if outcome == "ok" else logging.INFO
+                if _rpc_std.isEnabledFor(level):
+                    rpc_log.log(
+                        level, "rpc", method=method, outcome=outcome, seconds=round(seconds, 6)
+                    )
 
     async def Info(self, request: Any, context: Any) -> Any:
         return self.s.info(request)
@@ -176,6 +185,12 @@ class Servicer(node_pb2_grpc.NodeServicer):
 
     async def Governance(self, request: Any, context: Any) -> Any:
         return await self._call(self.s.governance_op, request, context)
+
+
+@functools.cache
+def _rpc_series(method: str, outcome: str) -> tuple[Any, Any]:
+    """The counter and histogram series of (method, outcome), looked up once."""
+    return m.NODE_RPCS.labels(method, outcome), m.NODE_LATENCY.labels(method, outcome)
 
 
 def _request_id(ctx: grpc.aio.ServicerContext) -> str | None:

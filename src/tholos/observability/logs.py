@@ -5,6 +5,7 @@ every node."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
@@ -30,9 +31,15 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# the request id bound now, beside structlog's copy (read on every node RPC the gateway makes:
+# structlog's own getter walks every context variable)
+_REQUEST_ID_VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tholos_request_id", default=None
+)
+
+
 def current_request_id() -> str | None:
-    rid = structlog.contextvars.get_contextvars().get("request_id")
-    return None if rid is None else str(rid)
+    return _REQUEST_ID_VAR.get()
 
 
 @contextmanager
@@ -42,8 +49,13 @@ def bind_request_id(request_id: str | None) -> Iterator[None]:
     if request_id is None:
         yield
         return
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    token = _REQUEST_ID_VAR.set(request_id)
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+        _REQUEST_ID_VAR.reset(token)
 
 
 def bind_node(node_id: int) -> None:
@@ -60,11 +72,35 @@ def log_format(env: dict[str, str] | None = None) -> str:
     return value
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_levels(spec: str) -> tuple[str, dict[str, str]]:
+    """`THOLOS_LOG`: a level, then optional `logger=LEVEL` pairs, comma-separated, e.g.
+    `INFO,tholos.node.rpc=DEBUG` (one line per RPC and per REST request are DEBUG: see
+    node/server.py and gateway/observe.py). ValueError names a bad part."""
+    root, loggers = "INFO", {}
+    for part in (p.strip() for p in spec.split(",")):
+        name, sep, level = part.rpartition("=")
+        level = level.strip().upper()
+        if level not in LEVELS or (sep and not name.strip()):
+            raise ValueError(
+                f"THOLOS_LOG: {part!r} is not LEVEL or logger=LEVEL ({', '.join(LEVELS)})"
+            )
+        if sep:
+            loggers[name.strip()] = level
+        else:
+            root = level
+    return root, loggers
+
+
 def configure(process: str, fmt: str | None = None, level: str | None = None) -> None:
     """Route every log record of this process (stdlib `logging` and structlog loggers) to
     stderr through structlog: JSON lines or text, with time, level, logger, `process` (e.g.
-    "gateway", "node-2") and the bound request id."""
+    "gateway", "node-2") and the bound request id. `level` (default `THOLOS_LOG`): see
+    `log_levels`."""
     fmt = log_format() if fmt is None else fmt
+    root_level, logger_levels = log_levels(level or os.environ.get("THOLOS_LOG", "INFO"))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -90,7 +126,9 @@ def configure(process: str, fmt: str | None = None, level: str | None = None) ->
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("THOLOS_LOG", "INFO"))
+    root.setLevel(root_level)
+    for name, lvl in logger_levels.items():
+        logging.getLogger(name).setLevel(lvl)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

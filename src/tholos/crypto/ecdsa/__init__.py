@@ -18,7 +18,7 @@ Known gaps (see the module docstrings for details):
   presignature used durably before its share leaves (it can be exported only while unused).
 """
 
-from tholos.crypto.ecdsa.driver import bench_ecdsa, run_presign, sign
+from tholos.crypto.ecdsa.driver import run_presign, sign
 from tholos.crypto.ecdsa.presign import (
     SCHEME,
     Presignature,
@@ -55,7 +55,6 @@ __all__ = [
     "Presignature",
     "PresignaturePublic",
     "SignatureShare",
-    "bench_ecdsa",
     "combine",
     "combine_robust",
     "key_fingerprint",
