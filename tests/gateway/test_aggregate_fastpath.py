@@ -11,7 +11,9 @@ from tholos.crypto.dkg import run_dkg
 from tholos.crypto.errors import CryptoError, InvalidSignatureShare
 from tholos.crypto.frost import SigningPackage, commit, sign
 from tholos.crypto.groups import ED25519
+from tholos.node.hooks import NO_HOOKS
 from tholos.schemes import SCHEMES, SignerCommitment, SigningRequest
+from tholos.testing.faults import fault
 
 # A point of order 2 on edwards25519 (y = -1): adding it leaves the curve but not the subgroup.
 ORDER_2 = bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
@@ -32,7 +34,7 @@ def signed(
         for ks in signers
     }
     if corrupt is not None:
-        z[corrupt] = scheme.corrupt_share(z[corrupt])
+        z[corrupt] = fault("corrupt-shares").frost_share(scheme, z[corrupt])
     req = SigningRequest(
         "r",
         "k",
@@ -77,7 +79,7 @@ async def test_corrupt_ed25519_node_is_excluded(cluster: Cluster) -> None:
     gw = cluster.gateway
     (row,) = await gw.create_keys("ed25519")
     for s in cluster.services.values():
-        s.vault.fault = "corrupt-shares" if s.identity.node_id == 3 else ""
+        s.vault.hooks = fault("corrupt-shares") if s.identity.node_id == 3 else NO_HOOKS
     jobs = []
     for k in range(6):  # one request at a time: round-robin picks node 3 within a few
         (job,) = await gw.sign([gw.sign_job(row.key_id, bytes([k]) * 32)])

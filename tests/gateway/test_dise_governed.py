@@ -45,6 +45,7 @@ from tholos.node.dise_governance import (
     sign_authorization,
 )
 from tholos.rpc import node_pb2 as pb
+from tholos.testing.faults import fault
 
 CLUSTER = "tholos-dise"
 PEOPLE = {
@@ -330,7 +331,7 @@ async def test_the_cli_names_a_bad_node_which_is_excluded_not_quarantined(
     c = governed.cluster
     (row,) = await c.gateway.create_keys("dise")
     public = PublicKeyPackage.from_dict(row.package)
-    c.services[1].vault.fault = "corrupt-shares"
+    c.services[1].vault.hooks = fault("corrupt-shares")
     key_file = governed.tmp / "analyst.key"
     write_user_key(key_file, governed.users["analyst"])
     args = argparse.Namespace(key_id=row.key_id, as_user="analyst", key_file=key_file)

@@ -43,6 +43,7 @@ from tholos.governance import (
 )
 from tholos.node.scheme_protocols import for_service
 from tholos.rpc import node_pb2 as pb
+from tholos.testing.faults import fault
 
 CLUSTER = "tholos-governed-extra"
 pytestmark = pytest.mark.asyncio
@@ -381,7 +382,7 @@ async def test_bls_bad_share_retried_on_nodes_not_asked_yet(
     pair journaled it: asking either again would be a replay)."""
     g = governed
     (row,) = await g.cluster.gateway.create_keys("bls12381")
-    g.cluster.services[3].vault.fault = "corrupt-shares"
+    g.cluster.services[3].vault.hooks = fault("corrupt-shares")
     _prefer(g, 3, monkeypatch)
     message = os.urandom(50)
     req = g.request(row.key_id, message)
@@ -401,7 +402,7 @@ async def test_ecdsa_bad_share_leaves_the_request_unsigned_at_n4_t2(
     so the request stays unsigned (never signed twice) and says why."""
     g = governed
     key_id, _ = await _ecdsa_key(g)
-    g.cluster.services[2].vault.fault = "corrupt-shares"
+    g.cluster.services[2].vault.hooks = fault("corrupt-shares")
     _prefer(g, 2, monkeypatch)
     req = g.request(key_id, os.urandom(32))
     (t,) = await g.signing.create([(req, g.approvals(req))])

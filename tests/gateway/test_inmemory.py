@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from tests.gateway.conftest import Cluster
+from tholos.node.hooks import NO_HOOKS
 from tholos.schemes import SCHEMES
+from tholos.testing.faults import fault
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,7 +30,7 @@ async def test_corrupt_node_is_excluded(cluster: Cluster) -> None:
     gw = cluster.gateway
     (row,) = await gw.create_keys("secp256k1")
     for s in cluster.services.values():
-        s.vault.fault = "corrupt-shares" if s.identity.node_id == 2 else ""
+        s.vault.hooks = fault("corrupt-shares") if s.identity.node_id == 2 else NO_HOOKS
     jobs = [gw.sign_job(row.key_id, b"m" * 32) for _ in range(4)]
     await gw.sign(jobs)
     named = [j for j in jobs if 2 in j.excluded]

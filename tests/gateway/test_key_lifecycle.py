@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.gateway.conftest import Cluster, governed_cluster
+from tests.gateway.conftest import Cluster
 from tests.gateway.test_repair import sign_with
-from tholos.cluster.governance_init import DEMO_USERS, make_genesis
 from tholos.gateway import key_lifecycle as life
 from tholos.gateway.scheme_protocols import presignatures, rounds_for
 from tholos.gateway.service import GatewayError
@@ -116,24 +113,6 @@ async def test_destroy_with_a_node_down_is_incomplete_then_idempotent(cluster: C
     out = await life.destroy(gw, row.key_id, row.key_id)
     assert out["nodes"] == {"1": False, "2": True, "3": False, "4": False}
     assert not cluster.services[2].vault.has_key(row.key_id)
-
-
-async def test_governed_nodes_refuse_lifecycle_changes_clearly(tmp_path: Path) -> None:
-    """A quorum-signed admin document is not implemented yet: governed nodes refuse, unchanged."""
-    users = {name: Ed25519PrivateKey.generate() for name in DEMO_USERS}
-    async with governed_cluster(tmp_path, make_genesis("tholos-life", users), "tholos-life") as c:
-        gw = c.gateway
-        (row,) = await gw.create_keys("bip340")
-        for change in ("disable", "destroy"):
-            with pytest.raises(GatewayError) as exc:
-                if change == "disable":
-                    await life.set_disabled(gw, row.key_id, True)
-                else:
-                    await life.destroy(gw, row.key_id, row.key_id)
-            assert "quorum-signed admin document" in str(exc.value), exc.value
-        for s in c.services.values():
-            assert s.vault.has_key(row.key_id) and not s.vault.is_disabled(row.key_id)
-        assert gw.key(row.key_id) == row  # the gateway's record is unchanged too
 
 
 async def test_disabled_round_key_and_dise_sign_hint(cluster: Cluster) -> None:

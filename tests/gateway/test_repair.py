@@ -15,8 +15,10 @@ from tholos.gateway import repair
 from tholos.gateway.service import GatewayError
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeUnavailable
+from tholos.node.hooks import NO_HOOKS
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES
+from tholos.testing.faults import fault
 
 pytestmark = pytest.mark.asyncio
 
@@ -111,12 +113,12 @@ async def test_lying_helper_is_named_and_repair_completes(cluster: Cluster) -> N
     gw = cluster.gateway
     (row,) = await gw.create_keys("secp256k1")
     wipe(cluster, 1)
-    cluster.services[2].vault.fault = "corrupt-repair"
+    cluster.services[2].vault.hooks = fault("corrupt-repair")
     report = await repair.repair_node(gw, 1, [row.key_id])
     assert "2" in report["excluded"] and "named by node 1" in report["excluded"]["2"]
     assert 2 not in report["helpers"][row.key_id]
     assert gw.nodes.nodes[2].quarantined_until > 0  # named nodes are quarantined
-    cluster.services[2].vault.fault = ""
+    cluster.services[2].vault.hooks = NO_HOOKS
     await sign_with(cluster, row, [1, 3], b"x" * 32)
 
 

@@ -18,6 +18,7 @@ from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway.scheme_protocols import presignatures, rounds_for
 from tholos.gateway.store import KeyRow
 from tholos.node.scheme_protocols import for_service
+from tholos.testing.faults import fault
 
 from .conftest import Cluster
 
@@ -70,7 +71,7 @@ async def test_ecdsa_pool_sign_and_derive(cluster: Cluster) -> None:
 async def test_ecdsa_corrupt_node_named_and_signing_completes(cluster: Cluster) -> None:
     row = await _key(cluster, "ecdsa")
     await presignatures(cluster.gateway).presign(row.key_id, 10)
-    cluster.services[2].vault.fault = "corrupt-shares"
+    cluster.services[2].vault.hooks = fault("corrupt-shares")
     digests = [os.urandom(32) for _ in range(4)]
     jobs = [rounds_for(cluster.gateway).job(row.key_id, d) for d in digests]
     await rounds_for(cluster.gateway).submit(jobs)
@@ -127,7 +128,7 @@ async def test_bls_sign_and_culprit(cluster: Cluster) -> None:
     job = await _sign(cluster, row.key_id, b"attestation")
     assert job.signature is not None and len(job.signature) == 96, job.error
     bls_basic.verify(bytes.fromhex(row.public_key), b"attestation", job.signature)
-    cluster.services[3].vault.fault = "corrupt-shares"
+    cluster.services[3].vault.hooks = fault("corrupt-shares")
     jobs = [rounds_for(cluster.gateway).job(row.key_id, b"m%d" % i) for i in range(4)]
     await rounds_for(cluster.gateway).submit(jobs)
     for i, j in enumerate(jobs):
@@ -166,7 +167,7 @@ async def test_dise_round_trip_refresh_and_culprit(cluster: Cluster, size: int) 
     new = await cluster.gateway.refresh(row.key_id)
     public2 = PublicKeyPackage.from_dict(new.package)
     dreq = dise.decrypt_begin(public2, ct)
-    cluster.services[1].vault.fault = "corrupt-shares"
+    cluster.services[1].vault.hooks = fault("corrupt-shares")
     fast = [await _evaluate(cluster, row.key_id, dreq, verify=False) for _ in range(4)]
     for j in fast:
         parts = [dise.PartialEval.from_dict(p) for p in j.partials]

@@ -1,25 +1,104 @@
-"""`tholos keys disable|enable|label|tag|destroy`: a key's lifecycle (gateway/key_lifecycle.py)."""
+"""`tholos keys disable|enable|label|tag|destroy`: a key's lifecycle (gateway/key_lifecycle.py),
+and `tholos keys change|sign-change`: the admins' key change document a governed cluster needs for
+disable, enable and destroy (write it, each admin signs it with their own key, then pass it with
+`--document FILE`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from tholos.governance.key_changes import (
+    ACTIONS,
+    MAX_LIFETIME,
+    SignedKeyChange,
+    add_signature,
+    new_key_change,
+    sign_key_change,
+)
+
+
+def _document(args: argparse.Namespace) -> dict[str, Any] | None:
+    path: Path | None = getattr(args, "document", None)
+    if path is None:
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
 
 
 def cmd_lifecycle(args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]) -> Any:
     c = client(args)
     try:
         base = f"/v1/keys/{args.key_id}"
+        doc = _document(args)
         if args.action in ("disable", "enable"):
-            return c.post(f"{base}/{args.action}")
+            return c.post(f"{base}/{args.action}", {"change": doc} if doc else None)
         if args.action == "label":
             return c.post(f"{base}/label", {"label": None if args.clear else args.label})
         if args.action == "tag":
             return c.post(f"{base}/tags", {"add": args.add or [], "remove": args.remove or []})
-        return c.post(f"{base}/destroy", {"confirm": args.confirm})
+        body: dict[str, Any] = {"confirm": args.confirm}
+        if doc:
+            body["change"] = doc
+        return c.post(f"{base}/destroy", body)
     finally:
         c.close()
+
+
+def _sign_into(args: argparse.Namespace, signed: SignedKeyChange) -> SignedKeyChange:
+    from tholos.cli.governance_cmds import _key
+
+    who, key = _key(args)
+    return add_signature(signed, sign_key_change(signed.change, who, key))
+
+
+def cmd_change(args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]) -> Any:
+    """Write a new key change at the cluster's current governance version (signed by --as)."""
+    from tholos.cli.governance_cmds import _current
+
+    c = client(args)
+    try:
+        doc = _current(c).document
+    finally:
+        c.close()
+    change = new_key_change(
+        doc.cluster_id,
+        doc.version,
+        args.key_id,
+        args.change,
+        int(time.time()),
+        args.lifetime,
+        args.reason,
+    )
+    signed = SignedKeyChange(change=change, signatures=())
+    if args.as_user or args.key_file:
+        signed = _sign_into(args, signed)
+    args.out.write_text(signed.model_dump_json(indent=2) + "\n")
+    return _summary(args.out, signed)
+
+
+def cmd_sign_change(args: argparse.Namespace) -> Any:
+    """Add the signature of one admin (--as / --key-file) to a key change file, in place."""
+    signed = SignedKeyChange.model_validate_json(args.file.read_text())
+    signed = _sign_into(args, signed)
+    args.file.write_text(signed.model_dump_json(indent=2) + "\n")
+    return _summary(args.file, signed)
+
+
+def _summary(path: Path, signed: SignedKeyChange) -> dict[str, Any]:
+    ch = signed.change
+    return {
+        "file": str(path),
+        "key_id": ch.key_id,
+        "action": ch.action,
+        "governance_version": ch.governance_version,
+        "expires_at": ch.expires_at,
+        "signers": sorted(s.signer for s in signed.signatures),
+    }
 
 
 def add_parsers(
@@ -27,6 +106,8 @@ def add_parsers(
     common: Callable[[argparse.ArgumentParser], None],
     client: Callable[[argparse.Namespace], Any],
 ) -> None:
+    from tholos.cli.governance_cmds import _signer
+
     helps = {
         "disable": "stop a key from signing: the gateway and every node refuse it (admin)",
         "enable": "let a disabled key sign again (admin)",
@@ -49,4 +130,35 @@ def add_parsers(
             p.add_argument(
                 "--confirm", required=True, metavar="KEY_ID", help="the key id again, to confirm"
             )
+        if name in ACTIONS:
+            p.add_argument(
+                "--document",
+                type=Path,
+                metavar="FILE",
+                help="governed cluster: the key change signed by the admin quorum "
+                "(`tholos keys change`, `tholos keys sign-change`)",
+            )
         p.set_defaults(fn=lambda a: cmd_lifecycle(a, client))
+    p = keys_sub.add_parser(
+        "change",
+        help="write a key change (disable/enable/destroy) for the admin quorum to sign "
+        "(governed clusters)",
+    )
+    common(p)
+    p.add_argument("key_id")
+    p.add_argument("--action", dest="change", required=True, choices=ACTIONS)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument(
+        "--lifetime",
+        type=int,
+        default=86_400,
+        help=f"seconds the document stays valid (at most {MAX_LIFETIME})",
+    )
+    p.add_argument("--reason", default="")
+    _signer(p)
+    p.set_defaults(fn=lambda a: cmd_change(a, client))
+    p = keys_sub.add_parser("sign-change", help="add an admin's signature to a key change file")
+    common(p)
+    p.add_argument("file", type=Path)
+    _signer(p)
+    p.set_defaults(fn=cmd_sign_change)

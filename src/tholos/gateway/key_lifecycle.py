@@ -5,7 +5,10 @@ Disable and destroy reach every node holding a share: each node keeps the disabl
 destroy, acknowledging in an envelope signed by its identity key (checked here). Every holder
 must be reachable: a change that could not reach one node is reported and not recorded here
 (nodes already disabled stay so, which is the safe side; destroy is idempotent, run it again).
-Label and tags are the gateway's public metadata only.
+In a governed cluster every disable, enable and destroy carries a key change signed by the
+admin quorum (`tholos.governance.key_changes`); the gateway only checks its shape and relays it,
+each node verifies it and refuses a replay. Label and tags are the gateway's public metadata only
+(no policy reads them), so they need no document.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
+from tholos.governance.key_changes import SignedKeyChange
 from tholos.rpc import node_pb2 as pb
 from tholos.transport.e2e import EnvelopeError, context
 
@@ -34,6 +38,7 @@ log = logging.getLogger("tholos.gateway")
 PROTOCOL = "key-state"
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 MAX_TAGS = 32
+REPLAYED = "already applied on this node"
 
 router = APIRouter()
 KeyIdParam = Annotated[str, openapi.key_id_param()]
@@ -47,10 +52,38 @@ def check_usable(row: KeyRow) -> None:
         )
 
 
-async def _tell_nodes(gw: Gateway, row: KeyRow, change: str) -> dict[int, dict[str, Any]]:
-    """Send one change to every holder; all must acknowledge with a valid signed envelope."""
+def _key_change(key_id: str, change: str, document: dict[str, Any] | None) -> dict[str, Any]:
+    """What a node is sent: the key id, and the admins' key change if there is one (its shape,
+    key and action checked here so that a wrong file is refused before any node is asked)."""
+    body: dict[str, Any] = {"key_id": key_id}
+    if document is None:
+        return body
+    try:
+        signed = SignedKeyChange.model_validate_json(json.dumps(document))
+    except ValidationError as exc:
+        raise GatewayError(
+            400,
+            "invalid_request",
+            "malformed key change document",
+            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+        ) from None
+    if (signed.change.key_id, signed.change.action) != (key_id, change):
+        raise GatewayError(
+            400,
+            "key_change_mismatch",
+            f"the key change document is a {signed.change.action} of key "
+            f"{signed.change.key_id}, not a {change} of {key_id}",
+        )
+    return {**body, "change": document}
+
+
+async def _tell_nodes(
+    gw: Gateway, row: KeyRow, change: str, document: dict[str, Any] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Send one change to every holder; all must acknowledge with a valid signed envelope (or,
+    for a key change being completed on the nodes it missed, say they applied it already)."""
     holders = sorted(int(i) for i in row.package["verifying_shares"])
-    body = json.dumps({"key_id": row.key_id}).encode()
+    body = json.dumps(_key_change(row.key_id, change, document)).encode()
     req = pb.ProtocolRequest(protocol=PROTOCOL, phase=change, payload=body)
     replies = await asyncio.gather(
         *(gw.nodes.transport(i).protocol(req, gw.driver.timeout) for i in holders),
@@ -58,12 +91,17 @@ async def _tell_nodes(gw: Gateway, row: KeyRow, change: str) -> dict[int, dict[s
     )
     acks: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
+    refused: list[str] = []
+    already: list[int] = []
     for i, rep in zip(holders, replies, strict=True):
         if isinstance(rep, NodeUnavailable):
             gw.nodes.mark_down(i, str(rep))
             errors.append(f"node {i} unavailable")
+        elif isinstance(rep, NodeRefused) and REPLAYED in rep.reason:
+            already.append(i)
         elif isinstance(rep, NodeRefused):
             errors.append(f"node {i}: {rep.reason}")
+            refused.append(f"node {i}: {rep.reason}")
         elif isinstance(rep, BaseException):
             errors.append(f"node {i}: {type(rep).__name__}")
         else:
@@ -79,6 +117,23 @@ async def _tell_nodes(gw: Gateway, row: KeyRow, change: str) -> dict[int, dict[s
                 acks[i] = json.loads(rep.envelope.payload)
             except (EnvelopeError, ValueError) as exc:
                 errors.append(f"node {i}: bad acknowledgement ({exc})")
+    if not acks and already and not errors:
+        raise GatewayError(
+            409,
+            "key_change_replayed",
+            f"every node had already applied this key change: nothing changed (a new {change} "
+            "needs a new document)",
+        )
+    if not acks and not already and errors and len(refused) == len(errors):
+        raise GatewayError(
+            409,
+            f"{change}_refused",
+            f"every node refused the {change} of key {row.key_id}, nothing changed: "
+            + "; ".join(refused),
+            done=[],
+        )
+    for i in already:
+        acks[i] = {"key_id": row.key_id, "change": change, "node": i, "already": True}
     if errors:
         done = sorted(acks)
         raise GatewayError(
@@ -92,23 +147,27 @@ async def _tell_nodes(gw: Gateway, row: KeyRow, change: str) -> dict[int, dict[s
 
 
 async def _tell_nodes_or_restore(
-    gw: Gateway, row: KeyRow, change: str
+    gw: Gateway, row: KeyRow, change: str, document: dict[str, Any] | None
 ) -> dict[int, dict[str, Any]]:
     """`_tell_nodes`; if no node made the change, the gateway's record is put back as it was."""
     try:
-        return await _tell_nodes(gw, row, change)
+        return await _tell_nodes(gw, row, change, document)
     except GatewayError as exc:
         if not exc.extra.get("done"):
             gw.store.put_keys([row])
         raise
 
 
-async def set_disabled(gw: Gateway, key_id: str, disabled: bool) -> dict[str, Any]:
+async def set_disabled(
+    gw: Gateway, key_id: str, disabled: bool, document: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Disable or enable on every node (`document`: the admins' key change, governed clusters)."""
     row = gw.key(key_id[:64])
     change = "disable" if disabled else "enable"
+    _key_change(row.key_id, change, document)  # a wrong document changes nothing, even here
     if disabled:  # the gateway refuses at once, before any node is asked
         gw.store.put_keys([replace(row, meta={**row.meta, "disabled": True})])
-    await _tell_nodes_or_restore(gw, row, change)
+    await _tell_nodes_or_restore(gw, row, change, document)
     new = replace(row, meta={k: v for k, v in row.meta.items() if k != "disabled"})
     if disabled:
         new = replace(new, meta={**new.meta, "disabled": True})
@@ -117,14 +176,18 @@ async def set_disabled(gw: Gateway, key_id: str, disabled: bool) -> dict[str, An
     return new.summary()
 
 
-async def destroy(gw: Gateway, key_id: str, confirm: str) -> dict[str, Any]:
+async def destroy(
+    gw: Gateway, key_id: str, confirm: str, document: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every node deletes its share (`document`: the admins' key change, governed clusters)."""
     row = gw.key(key_id[:64])
     if confirm != key_id:
         raise GatewayError(
             400, "confirm_mismatch", "destroy needs --confirm with the key id itself (irreversible)"
         )
+    _key_change(row.key_id, "destroy", document)
     gw.store.put_keys([replace(row, meta={**row.meta, "disabled": True})])
-    acks = await _tell_nodes_or_restore(gw, row, "destroy")
+    acks = await _tell_nodes_or_restore(gw, row, "destroy", document)
     gw.store.delete_key(key_id)
     log.warning("key %s destroyed: every node deleted its share", key_id)
     return {
@@ -156,9 +219,21 @@ def retag(gw: Gateway, key_id: str, add: list[str], remove: list[str]) -> dict[s
 
 
 # -- REST ------------------------------------------------------------------------------------------
+CHANGE_DOC = (
+    "governed clusters: the key change signed by the admin quorum "
+    "(tholos.governance.key_changes.SignedKeyChange)"
+)
+
+
+class ChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    change: dict[str, Any] | None = Field(default=None, description=CHANGE_DOC)
+
+
 class DestroyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     confirm: str = Field(max_length=64, description="the key id again: destroy is irreversible")
+    change: dict[str, Any] | None = Field(default=None, description=CHANGE_DOC)
 
 
 class LabelBody(BaseModel):
@@ -178,20 +253,24 @@ def _gw(request: Request) -> Gateway:
 
 
 @router.post("/v1/keys/{key_id}/disable")
-async def disable_key(key_id: KeyIdParam, request: Request) -> dict[str, Any]:
+async def disable_key(
+    key_id: KeyIdParam, request: Request, body: ChangeBody | None = None
+) -> dict[str, Any]:
     """Disable a key: the gateway and every node refuse to sign or evaluate with it."""
-    return await set_disabled(_gw(request), key_id, True)
+    return await set_disabled(_gw(request), key_id, True, body.change if body else None)
 
 
 @router.post("/v1/keys/{key_id}/enable")
-async def enable_key(key_id: KeyIdParam, request: Request) -> dict[str, Any]:
-    return await set_disabled(_gw(request), key_id, False)
+async def enable_key(
+    key_id: KeyIdParam, request: Request, body: ChangeBody | None = None
+) -> dict[str, Any]:
+    return await set_disabled(_gw(request), key_id, False, body.change if body else None)
 
 
 @router.post("/v1/keys/{key_id}/destroy")
 async def destroy_key(key_id: KeyIdParam, body: DestroyBody, request: Request) -> dict[str, Any]:
     """Every node deletes its share durably (audited on each node); then the key is forgotten."""
-    return await destroy(_gw(request), key_id, body.confirm)
+    return await destroy(_gw(request), key_id, body.confirm, body.change)
 
 
 @router.post("/v1/keys/{key_id}/label")

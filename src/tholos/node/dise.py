@@ -7,7 +7,6 @@ user's signed authorization and seals each partial to the user's client
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tholos.crypto.dise import EvalRequest, PartialEval, evaluate
@@ -40,8 +39,4 @@ class DiseEvaluator(ItemProtocol):
         rec = self.node.record(key_id, "dise", it.get("epoch"))
         request = EvalRequest.from_dict(it["request"])
         self.node.policy(rid, key_id, request.alpha, "")
-        if self.node.vault.fault == "corrupt-shares":
-            request = EvalRequest(
-                request.key_id, request.encryptor, os.urandom(32), request.purpose
-            )
-        return evaluate(rec.share, request)
+        return evaluate(rec.share, self.node.vault.hooks.dise_request(request))

@@ -31,7 +31,6 @@ from tholos.crypto.ecdsa.presign import (
 )
 from tholos.crypto.ecdsa.sign import sign_share
 from tholos.crypto.errors import CryptoError, CulpritError
-from tholos.crypto.groups.secp256k1 import N
 from tholos.crypto.keys import KeyShare
 from tholos.node.protocols import BatchState, ProtocolError, envelope_digest
 from tholos.node.rounds import Checked, ItemSigner, NodeContext, SchemeProtocol
@@ -310,9 +309,7 @@ class EcdsaSigner(ItemSigner):
                 plain = self.node.vault._barrier.open(PRESIG_TABLE, a.presig, got[1])
                 presig = _expand(self.node.node_id, json.loads(plain))
                 sh = sign_share(presig, a.rec.share, a.message, tweak=a.tweak)
-                s = sh.s
-                if self.node.vault.fault == "corrupt-shares":
-                    s = (s + 1) % N
+                s = self.node.vault.hooks.ecdsa_share(sh.s)
                 results[a.rid] = {"s": s.to_bytes(32, "big").hex()}
             except Exception as exc:
                 results[a.rid] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -68,6 +68,8 @@ from tholos.governance import (
 from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
 from tholos.governance.audit_export import audit_export_message
+from tholos.governance.errors import InvalidDocument
+from tholos.governance.key_changes import SignedKeyChange, verify_key_change
 from tholos.governance.quorum import quorums
 from tholos.governance.transactions import WalletResolver
 from tholos.rpc import node_pb2 as pb
@@ -140,6 +142,12 @@ _EVENTS = """
 CREATE TABLE IF NOT EXISTS governance_events (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('document', 'kill_switch')),
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_changes (
+    nonce TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    action TEXT NOT NULL,
     body TEXT NOT NULL
 );
 """
@@ -483,6 +491,56 @@ class NodeGovernance:
                 raise GovernanceRefused(f"audit export refused: {exc}") from None
         self.audit.checkpoint()
         return {"node_id": self.node_id, "lines": list(self.audit.export_lines())}
+
+    # -- key changes -----------------------------------------------------------------------------
+    def apply_key_change(
+        self, raw: Any, key_id: str, action: str, apply: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run `apply` (disable, enable or destroy `key_id` in the vault) only for an admin-quorum
+        key change this node has not applied before; its nonce is stored durably and the change
+        audited before the answer leaves. Refused (nothing changed, refusal audited) otherwise."""
+        state = self._state()
+        with self._lock:
+            try:
+                signed = SignedKeyChange.model_validate_json(canonical_json(raw))
+                change = verify_key_change(state, signed, key_id, action, self._now())
+                if self._db.execute(
+                    "SELECT 1 FROM key_changes WHERE nonce = ?", (change.nonce,)
+                ).fetchone():
+                    raise InvalidDocument(
+                        f"key change {change.nonce} was already applied on this node "
+                        "(replay): the key is unchanged"
+                    )
+            except (ValidationError, ValueError, GovernanceError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                self.audit.append(
+                    KIND_GOVERNANCE,
+                    {
+                        "event": "key_change-refused",
+                        "key_id": key_id,
+                        "change": action,
+                        "reason": reason,
+                    },
+                )
+                raise GovernanceRefused(f"{action} refused: {reason}") from None
+            out = apply()
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO key_changes (nonce, key_id, action, body) VALUES (?, ?, ?, ?)",
+                    (change.nonce, key_id, action, signed.model_dump_json()),
+                )
+            out = {**out, "nonce": change.nonce, "governance_version": change.governance_version}
+            self.audit.append(
+                KIND_GOVERNANCE,
+                {
+                    "event": f"key_{action}",
+                    **out,
+                    "digest": change.digest().hex(),
+                    "signers": sorted(s.signer for s in signed.signatures),
+                },
+            )
+        log.warning("key %s: %s by admin quorum (key change %s)", key_id, action, change.nonce)
+        return out
 
     # -- sign path -------------------------------------------------------------------------------
     def sign_batch(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -410,8 +409,7 @@ class ProtocolRunner:
         finished (the gateway shows all finish envelopes, which must agree). Needs no memory of
         the earlier phases, so a node that crashed after finishing commits after its restart; a
         repeated commit is acknowledged without change."""
-        if self.vault.fault == "crash-before-commit":
-            os._exit(70)  # test fault: the refresh crash window (finish done, commit not)
+        self.vault.hooks.before_refresh_commit()
         keys = sorted(str(k) for k in body.get("keys", []))
         prepared = self.vault.pending_public(batch)
         done = [

@@ -33,7 +33,6 @@ from tholos.crypto.repair import (
     repair_step2,
     repair_step3,
 )
-from tholos.crypto.secret import SecretScalar
 from tholos.node.protocols import (
     BatchState,
     ProtocolError,
@@ -219,11 +218,7 @@ def _round2(
             raise ProtocolError(f"repair of {key_id}: {exc}", exc.culprits) from None
         except CryptoError as exc:
             raise ProtocolError(f"repair of {key_id}: {type(exc).__name__}: {exc}") from None
-        if runner.vault.fault == "corrupt-repair":  # test fault: a lying helper
-            g = sigma.group
-            bad = SecretScalar((sigma.value.expose() + 1) % g.order)
-            sigma = RepairSigma(g, sigma.session, sigma.sender, bad)
-        sigmas[key_id] = sigma.to_dict()
+        sigmas[key_id] = runner.vault.hooks.repair_sigma(sigma).to_dict()
     state.own.clear()
     blob = runner.identity.encrypt_to(
         state.lost,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from tholos.node.barrier import (
     seal_file,
 )
 from tholos.node.config import NodeConfig
+from tholos.node.hooks import NO_HOOKS, NodeHooks
 from tholos.node.metrics import node_registry
 from tholos.node.service import NodeService, RequestRefused
 from tholos.node.store import NodeStore, is_storage_full
@@ -40,7 +42,7 @@ from tholos.transport.e2e import Identity
 log = logging.getLogger("tholos.node")
 rpc_log = logs.get_logger("tholos.node.rpc")
 _rpc_std = logging.getLogger("tholos.node.rpc")
-FAULTS = ("corrupt-shares", "slow", "corrupt-repair", "crash-before-commit")
+FAULTS_MODULE = "tholos.testing.faults"  # test-only; imported only for `--fault`
 EXIT_WRONG_PASSPHRASE = 3
 EXIT_CONFIG = 2
 
@@ -107,12 +109,23 @@ def load_identity(cfg: NodeConfig) -> Identity:
     return ident
 
 
-def build_service(cfg: NodeConfig, fault: str = "") -> NodeService:
+def load_fault(name: str) -> NodeHooks:
+    """The test-only hooks named by `--fault`: refused unless THOLOS_ALLOW_FAULTS=1."""
+    if os.environ.get("THOLOS_ALLOW_FAULTS") != "1":
+        raise StartupError("--fault is for tests only: set THOLOS_ALLOW_FAULTS=1", EXIT_CONFIG)
+    try:
+        hooks: NodeHooks = importlib.import_module(FAULTS_MODULE).fault(name)
+    except ValueError as exc:
+        raise StartupError(f"--fault: {exc}", EXIT_CONFIG) from None
+    return hooks
+
+
+def build_service(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> NodeService:
     store = NodeStore(cfg.db)
     barrier = unseal(cfg, store)
     identity = load_identity(cfg)
     vault = KeyVault(store, barrier, cfg.node_id)
-    vault.fault = fault
+    vault.hooks = hooks
     broken = vault.scan()
     if broken:
         log.error(
@@ -135,8 +148,7 @@ class Servicer(node_pb2_grpc.NodeServicer):
         outcome = "error"
         with logs.bind_request_id(_request_id(ctx)):
             try:
-                if self.s.vault.fault == "slow":
-                    await asyncio.sleep(30)  # test fault: longer than any gateway timeout
+                await self.s.vault.hooks.before_rpc(method)
                 try:
                     reply = fn(req)
                     outcome = "ok"
@@ -250,7 +262,9 @@ async def serve(cfg: NodeConfig, service: NodeService) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tholos node", description="Run a tholos node.")
     ap.add_argument("--config", required=True, type=Path)
-    ap.add_argument("--fault", choices=FAULTS, default="", help="test-only fault injection")
+    ap.add_argument(
+        "--fault", default="", metavar="NAME", help="tests only (THOLOS_ALLOW_FAULTS=1)"
+    )
     args = ap.parse_args(argv)
     os.umask(0o077)  # the database, its -wal/-shm and the audit log: owner only
     try:
@@ -259,11 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tholos node: {exc}", file=sys.stderr, flush=True)
         return EXIT_CONFIG
     try:
-        if args.fault and os.environ.get("THOLOS_ALLOW_FAULTS") != "1":
-            raise StartupError("--fault is for tests only: set THOLOS_ALLOW_FAULTS=1", EXIT_CONFIG)
+        hooks = load_fault(args.fault) if args.fault else NO_HOOKS
         cfg = NodeConfig.load(args.config)
         logs.bind_node(cfg.node_id)
-        service = build_service(cfg, args.fault)
+        service = build_service(cfg, hooks)
         from tholos.node import governance
         from tholos.node.wallets import wallet_resolver
 

@@ -50,7 +50,7 @@ class NodeService:
             nonces_available=self.store.count_nonces(),
             keys=self.store.count_keys(),
             version=__version__,
-            fault=self.vault.fault,
+            fault=self.vault.hooks.name,
             stale_keys=sorted(self.vault.stale),
             broken_keys=sorted(self.vault.broken),
             pending_refresh=self.store.count_pending(),

@@ -16,6 +16,7 @@ from typing import Any
 from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import KeyShare
 from tholos.node.barrier import Barrier, SealError
+from tholos.node.hooks import NO_HOOKS, NodeHooks
 from tholos.node.store import NodeStore
 from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest, as_frost
 
@@ -61,8 +62,8 @@ class KeyVault:
         self._cache: dict[str, KeyRecord] = {}
         self._lock = threading.Lock()
         self.policy: PolicyCheck = allow_all
-        # Test-only fault injection (see node.server: refused unless THOLOS_ALLOW_FAULTS=1).
-        self.fault = ""
+        #: where shares pass on their way out (node/hooks.py); a no-op outside tests.
+        self.hooks: NodeHooks = NO_HOOKS
         #: key id -> newer epoch a request asked for: this node's share is stale (reported by Info).
         self.stale: dict[str, int] = {}
         #: key ids whose sealed share fails to open (tampered, swapped, corrupted): reported by
@@ -311,9 +312,9 @@ class KeyVault:
                     raise VaultError("nonce belongs to another scheme's pool")
                 secret = self._barrier.open(NONCE_TABLE, nid, sealed)
                 frost = as_frost(rec.scheme)
-                share = frost.sign_share(rec.share, req, secret, rec.meta)
-                if self.fault == "corrupt-shares":
-                    share = frost.corrupt_share(share)
+                share = self.hooks.frost_share(
+                    frost, frost.sign_share(rec.share, req, secret, rec.meta)
+                )
                 results[req.request_id] = ShareResult(req.request_id, share=share)
             except Exception as exc:
                 results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))

@@ -138,11 +138,6 @@ class FrostScheme(Scheme):
         )
         return z.to_scalar_bytes()
 
-    def corrupt_share(self, share: bytes) -> bytes:
-        """Test-only fault: a share that is off by one."""
-        g = self.group
-        return g.serialize_scalar((g.deserialize_scalar(share) + 1) % g.order)
-
     def aggregate(
         self,
         public: PublicKeyPackage[Any],

@@ -1,0 +1,83 @@
+"""Test-only node faults: `NodeHooks` subclasses that make one node misbehave on purpose.
+
+Each answers a question a test asks of the rest of the system: are wrong shares caught and the
+culprit named (corrupt-shares), is a lying repair helper caught (corrupt-repair), does a refresh
+survive a crash between finish and commit (crash-before-commit), is a hung node skipped (slow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, ClassVar
+
+from tholos.crypto.dise import EvalRequest
+from tholos.crypto.groups.secp256k1 import N
+from tholos.crypto.repair import RepairSigma
+from tholos.crypto.secret import SecretScalar
+from tholos.node.hooks import NodeHooks
+from tholos.schemes.frost import FrostScheme
+
+CRASH_EXIT = 70
+HANG_SECONDS = 30  # longer than any gateway timeout
+
+
+class CorruptShares(NodeHooks):
+    """Every signature share or partial evaluation this node makes is wrong (but well formed)."""
+
+    name: ClassVar[str] = "corrupt-shares"
+
+    def frost_share(self, scheme: FrostScheme, share: bytes) -> bytes:
+        g = scheme.group
+        return g.serialize_scalar((g.deserialize_scalar(share) + 1) % g.order)
+
+    def ecdsa_share(self, s: int) -> int:
+        return (s + 1) % N
+
+    def bls_message(self, message: bytes) -> bytes:
+        return message + b"\x00"  # a partial of another message: detectable
+
+    def dise_request(self, request: EvalRequest) -> EvalRequest:
+        return EvalRequest(request.key_id, request.encryptor, os.urandom(32), request.purpose)
+
+
+class CorruptRepair(NodeHooks):
+    """As a repair helper, this node sends a contribution off by one."""
+
+    name: ClassVar[str] = "corrupt-repair"
+
+    def repair_sigma(self, sigma: RepairSigma[Any]) -> RepairSigma[Any]:
+        g = sigma.group
+        bad = SecretScalar((sigma.value.expose() + 1) % g.order)
+        return RepairSigma(g, sigma.session, sigma.sender, bad)
+
+
+class CrashBeforeCommit(NodeHooks):
+    """The process dies when a refresh commit reaches it (finish done, commit not)."""
+
+    name: ClassVar[str] = "crash-before-commit"
+
+    def before_refresh_commit(self) -> None:
+        os._exit(CRASH_EXIT)
+
+
+class Slow(NodeHooks):
+    """Answers `Info` at once, every other RPC only after any gateway has given up."""
+
+    name: ClassVar[str] = "slow"
+
+    async def before_rpc(self, method: str) -> None:
+        await asyncio.sleep(HANG_SECONDS)
+
+
+FAULTS: dict[str, type[NodeHooks]] = {
+    f.name: f for f in (CorruptShares, CorruptRepair, CrashBeforeCommit, Slow)
+}
+
+
+def fault(name: str) -> NodeHooks:
+    """The hooks of fault `name`; ValueError naming the known ones otherwise."""
+    cls = FAULTS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
+    return cls()
