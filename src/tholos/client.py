@@ -42,3 +42,6 @@ class Client:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._do("POST", path, json=body or {})
+
+    def delete(self, path: str) -> Any:
+        return self._do("DELETE", path)

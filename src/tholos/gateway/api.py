@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from tholos import __version__
-from tholos.gateway import http_errors, key_lifecycle, openapi, repair, scheme_routes, wallets
+from tholos.gateway import (
+    http_errors,
+    key_lifecycle,
+    openapi,
+    repair,
+    scheme_routes,
+    vault_gate,
+    wallets,
+)
 from tholos.gateway.access import ClientGate, authorize, charge_keys
 from tholos.gateway.http_errors import responses
 from tholos.gateway.identities import ApiClients
@@ -184,6 +192,7 @@ def create_app(
     app.add_middleware(ClientGate, clients=clients or ApiClients.open(), limiter=app.state.limiter)
     app.add_middleware(RequestObserver)  # outermost: every answer has a request id and counts
     http_errors.install(app)
+    vault_gate.install(app, clients or ApiClients.open())  # /v1/transit, X-Vault-Token
 
     def gw() -> Gateway:
         return state["gw"]
