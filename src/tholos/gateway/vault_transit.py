@@ -46,7 +46,15 @@ class ItemError(ValueError):
     """One input's refusal: in a batch it becomes that item's `error`, alone a 400."""
 
 
-def _ok(data: dict[str, Any] | None) -> JSONResponse:
+class Failed(str):
+    """An item the cluster could not serve (nodes unavailable...): alone, a 503."""
+
+    __slots__ = ()
+
+
+def _ok(data: dict[str, Any] | None, request: Request) -> JSONResponse:
+    ignored = request.scope.get("state", {}).get("vault_ignored")
+    warnings = [f"Endpoint ignored these unrecognized parameters: {ignored}"] if ignored else None
     return JSONResponse(
         {
             "request_id": str(uuid.uuid4()),
@@ -55,7 +63,7 @@ def _ok(data: dict[str, Any] | None) -> JSONResponse:
             "lease_duration": 0,
             "data": data,
             "wrap_info": None,
-            "warnings": None,
+            "warnings": warnings,
             "auth": None,
         }
     )
@@ -78,9 +86,9 @@ async def _body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad("request body must be a JSON object")
     unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _bad(f"unsupported parameter(s) {unknown}; supported: {sorted(allowed)}")
-    return body
+    if unknown:  # as Vault: ignored, and named in the answer's warnings (hvac sends "name")
+        request.scope.setdefault("state", {})["vault_ignored"] = unknown
+    return {k: v for k, v in body.items() if k in allowed}
 
 
 def _name(name: str) -> str:
@@ -149,20 +157,19 @@ def _items(body: dict[str, Any], fields: tuple[str, ...]) -> tuple[list[dict[str
     for i, it in enumerate(batch):
         if not isinstance(it, dict):
             raise _bad(f"batch_input[{i}] is not an object")
-        unknown = sorted(set(it) - {*fields, "reference"})
-        if unknown:
-            raise _bad(f"batch_input[{i}]: unsupported parameter(s) {unknown}")
-        out.append({**{k: body[k] for k in fields if k in body and k != "input"}, **it})
+        known = {k: v for k, v in it.items() if k in fields or k == "reference"}
+        out.append({**{k: body[k] for k in fields if k in body and k != "input"}, **known})
     return out, True
 
 
-def _answer(results: list[dict[str, Any]], batched: bool) -> JSONResponse:
+def _answer(results: list[dict[str, Any]], batched: bool, request: Request) -> JSONResponse:
     if not batched:
         r = results[0]
         if "error" in r:
-            raise _bad(str(r["error"]))
+            failed = isinstance(r["error"], Failed)
+            raise GatewayError(503 if failed else 400, "bad_request", str(r["error"]))
         r.pop("reference", None)
-        return _ok(r)
+        return _ok(r, request)
     if all("error" in r for r in results):
         return JSONResponse(
             status_code=400,
@@ -171,7 +178,7 @@ def _answer(results: list[dict[str, Any]], batched: bool) -> JSONResponse:
                 "data": {"batch_results": results},
             },
         )
-    return _ok({"batch_results": results})
+    return _ok({"batch_results": results}, request)
 
 
 async def _each(
@@ -206,7 +213,7 @@ async def list_keys(request: Request) -> JSONResponse:
     names = transit_of(_gw(request)).names()
     if not names:
         raise GatewayError(404, "unknown_transit_key", "no keys")
-    return _ok({"keys": names})
+    return _ok({"keys": names}, request)
 
 
 CREATE_FIELDS = frozenset(
@@ -241,7 +248,7 @@ async def create_key(name: str, request: Request) -> JSONResponse:
     key = transit_of(gw).get(_name(name))
     if key is not None and key.type != type_:
         raise _bad(f"key {name!r} exists with type {key.type}")
-    return _ok(_view(gw, key or await _create(gw, name, type_)))
+    return _ok(_view(gw, key or await _create(gw, name, type_)), request)
 
 
 @router.get("/v1/transit/keys/{name}")
@@ -250,7 +257,7 @@ async def read_key(name: str, request: Request) -> JSONResponse:
     key = transit_of(gw).get(_name(name))
     if key is None:
         raise GatewayError(404, "unknown_transit_key", f"no key {name!r}")
-    return _ok(_view(gw, key))
+    return _ok(_view(gw, key), request)
 
 
 CONFIG_FIELDS = frozenset(
@@ -290,7 +297,7 @@ async def configure_key(name: str, request: Request) -> JSONResponse:
     key.min_decryption_version, key.min_encryption_version = dec, enc
     key.deletion_allowed = deletion
     transit_of(gw).set_config(key)
-    return _ok(_view(gw, key))
+    return _ok(_view(gw, key), request)
 
 
 @router.post("/v1/transit/keys/{name}/rotate")
@@ -300,7 +307,7 @@ async def rotate_key(name: str, request: Request) -> JSONResponse:
     key = _key(gw, name, "no such key")
     label = f"transit:{key.name}:v{key.latest_version + 1}"
     (row,) = await gw.create_keys(TYPES[key.type], 1, label)
-    return _ok(_view(gw, transit_of(gw).add_version(key.name, row.key_id)))
+    return _ok(_view(gw, transit_of(gw).add_version(key.name, row.key_id)), request)
 
 
 @router.delete("/v1/transit/keys/{name}")
@@ -384,7 +391,7 @@ async def _sign_all(
         await rounds.submit(sjobs)
         for (v, _, marshaling), sj in zip(jobs, sjobs, strict=True):
             if sj.signature is None:
-                out.append(f"signing failed: {sj.error or 'unavailable'}")
+                out.append(Failed(f"signing failed: {sj.error or 'unavailable'}"))
                 continue
             sig = base64.b64encode(_encode_ecdsa(sj.signature, marshaling)).decode()
             out.append(
@@ -395,7 +402,7 @@ async def _sign_all(
     await gw.sign(fjobs)
     for (v, _, _), j in zip(jobs, fjobs, strict=True):
         if j.signature is None:
-            out.append(f"signing failed: {j.error or 'unavailable'}")
+            out.append(Failed(f"signing failed: {j.error or 'unavailable'}"))
         else:
             sig = base64.b64encode(j.signature).decode()
             out.append({"signature": f"vault:v{v}:{sig}", "key_version": v})
@@ -416,7 +423,7 @@ async def _sign(request: Request, name: str, path_hash: str | None) -> JSONRespo
     async def run(jobs: list[tuple[int, bytes, str]]) -> list[dict[str, Any] | str]:
         return await _sign_all(gw, key, jobs)
 
-    return _answer(await _each(items, prepare, run), batched)
+    return _answer(await _each(items, prepare, run), batched, request)
 
 
 @router.post("/v1/transit/sign/{name}")
@@ -468,7 +475,7 @@ async def _verify(request: Request, name: str, path_hash: str | None) -> JSONRes
     async def run(done: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
         return list(done)
 
-    return _answer(await _each(items, prepare, run), batched)
+    return _answer(await _each(items, prepare, run), batched, request)
 
 
 @router.post("/v1/transit/verify/{name}")
@@ -505,7 +512,7 @@ async def _evaluate(
     return [
         [dise.PartialEval.from_dict(p) for p in j.partials]
         if j.partials
-        else f"evaluation failed: {j.error or 'unavailable'}"
+        else Failed(f"evaluation failed: {j.error or 'unavailable'}")
         for j in jobs
     ]
 
@@ -596,7 +603,7 @@ async def encrypt(name: str, request: Request) -> JSONResponse:
             for (v, _), c in zip(jobs, cts, strict=True)
         ]
 
-    return _answer(await _each(items, prepare, run), batched)
+    return _answer(await _each(items, prepare, run), batched, request)
 
 
 DECRYPT_FIELDS = ("ciphertext", "context", "nonce")
@@ -631,4 +638,4 @@ async def decrypt(name: str, request: Request) -> JSONResponse:
             p if isinstance(p, str) else {"plaintext": base64.b64encode(p).decode()} for p in pts
         ]
 
-    return _answer(await _each(items, prepare, run), batched)
+    return _answer(await _each(items, prepare, run), batched, request)
