@@ -420,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_committee_parsers(clsub, ksub, _common, _client)
 
+    from tholos.cli.vault_cmds import add_parsers as add_vault_parsers
+
+    add_vault_parsers(sub, _common, _client)
+
     from tholos.cli.lifecycle_cmds import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(ksub, _common, _client)

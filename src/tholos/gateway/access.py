@@ -23,7 +23,8 @@ class ClientGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = self.clients.identify(scope)
+        # a client named upstream (gateway/vault_gate.py: by its Vault token) or by certificate
+        client = scope.get("state", {}).get("api_client") or self.clients.identify(scope)
         if client is None:
             await envelope(
                 403, "unknown_client", "this certificate is not an API client of the gateway"

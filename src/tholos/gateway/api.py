@@ -28,10 +28,12 @@ from tholos.gateway import (
     openapi,
     repair,
     scheme_routes,
+    vault_gate,
     wallets,
 )
 from tholos.gateway.access import ClientGate, authorize, charge_keys
 from tholos.gateway.http_errors import responses
+from tholos.gateway.idempotency import Idempotency
 from tholos.gateway.identities import ApiClients
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
@@ -189,10 +191,12 @@ def create_app(
         responses=ERRORS,
     )
     app.state.limiter = Limiter()
+    app.add_middleware(Idempotency)  # innermost: it needs the client named by ClientGate
     app.add_middleware(BodyGuard)
     app.add_middleware(ClientGate, clients=clients or ApiClients.open(), limiter=app.state.limiter)
     app.add_middleware(RequestObserver)  # outermost: every answer has a request id and counts
     http_errors.install(app)
+    vault_gate.install(app, clients or ApiClients.open())  # /v1/transit, X-Vault-Token
 
     def gw() -> Gateway:
         return state["gw"]

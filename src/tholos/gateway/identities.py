@@ -58,6 +58,18 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/governance/proposals/{proposal_id}/signatures"): "operate",
     ("POST", "/v1/killswitch"): "operate",
     ("POST", "/v1/wallets"): "operate",
+    # Vault tokens (gateway/vault_tokens.py): admin only, listing too
+    ("GET", "/v1/vault/tokens"): "admin",
+    # Vault transit (gateway/vault_transit.py); DELETE of a key is admin only
+    ("POST", "/v1/transit/keys/{name}"): "operate",
+    ("POST", "/v1/transit/keys/{name}/config"): "operate",
+    ("POST", "/v1/transit/keys/{name}/rotate"): "operate",
+    ("POST", "/v1/transit/sign/{name}"): "sign",
+    ("POST", "/v1/transit/sign/{name}/{hash_algorithm}"): "sign",
+    ("POST", "/v1/transit/verify/{name}"): "sign",
+    ("POST", "/v1/transit/verify/{name}/{hash_algorithm}"): "sign",
+    ("POST", "/v1/transit/encrypt/{name}"): "sign",
+    ("POST", "/v1/transit/decrypt/{name}"): "sign",
 }
 
 

@@ -13,10 +13,11 @@ import uvicorn
 
 from tholos.gateway.api import create_app
 from tholos.gateway.config import GatewayConfig
-from tholos.gateway.identities import ApiClients, TlsClientProtocol
+from tholos.gateway.identities import ApiClients
 from tholos.gateway.service import Gateway
 from tholos.gateway.store import GatewayStore
 from tholos.gateway.transport import GrpcNodeTransport, NodeTransport
+from tholos.gateway.vault_http import VaultHttpProtocol
 from tholos.observability import logs
 
 log = logging.getLogger("tholos.gateway")
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         access_log=False,
         loop=loop,
-        http=TlsClientProtocol,  # httptools, plus the client certificate in each request
+        http=VaultHttpProtocol,  # httptools, the client certificate in each request, Vault's LIST
         timeout_graceful_shutdown=2,
         **kw,  # type: ignore[arg-type]
     )

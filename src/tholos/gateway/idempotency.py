@@ -1,0 +1,160 @@
+"""`Idempotency-Key` on the POSTs that create keys or signatures: the first answer (any status
+below 500 except 429) is stored per (API client, key) with a hash of the request, and a retry
+with the same key and the same request gets that answer again (header `Idempotent-Replayed:
+true`) instead of a second DKG or signature. The same key with another request is 422
+`idempotency_key_reused`; a retry while the first is still running is 409
+`idempotency_in_progress`. Answers are kept for 24 hours in the gateway's SQLite database."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+from typing import Any
+
+from tholos.gateway.http_errors import envelope
+from tholos.gateway.request_body import App, Message, Receive, Scope, Send
+
+HEADER = b"idempotency-key"
+KEEP_SECONDS = 24 * 3600
+KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+ROUTES = re.compile(r"^/v1/(keys|keys/import|keys/[0-9a-f]{32}/sign|sign)$")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    client TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER,
+    body BLOB,
+    created REAL NOT NULL,
+    PRIMARY KEY (client, key)
+);
+"""
+
+
+class IdempotencyStore:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.db.executescript(SCHEMA)
+
+    def begin(self, client: str, key: str, digest: str) -> tuple[str, Any]:
+        """("new", None) | ("replay", (status, body)) | ("reused", None) | ("running", None)."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM idempotency WHERE created < ?", (now - KEEP_SECONDS,))
+            row = self.db.execute(
+                "SELECT request_hash, status, body FROM idempotency WHERE client = ? AND key = ?",
+                (client, key),
+            ).fetchone()
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO idempotency VALUES (?,?,?,NULL,NULL,?)", (client, key, digest, now)
+                )
+                return "new", None
+        if row[0] != digest:
+            return "reused", None
+        if row[1] is None:
+            return "running", None
+        return "replay", (int(row[1]), bytes(row[2]))
+
+    def finish(self, client: str, key: str, status: int | None, body: bytes) -> None:
+        """Keep the answer; `status` None forgets the key (a 5xx or 429: the retry runs)."""
+        with self.db:
+            if status is None:
+                self.db.execute(
+                    "DELETE FROM idempotency WHERE client = ? AND key = ?", (client, key)
+                )
+            else:
+                self.db.execute(
+                    "UPDATE idempotency SET status = ?, body = ? WHERE client = ? AND key = ?",
+                    (status, body, client, key),
+                )
+
+
+def store_of(gw: Any) -> IdempotencyStore:
+    store: IdempotencyStore | None = getattr(gw, "idempotency", None)
+    if store is None:
+        store = IdempotencyStore(gw.store.db)
+        gw.idempotency = store
+    return store
+
+
+class Idempotency:
+    """ASGI middleware inside the client gate (it needs the caller's name)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = dict(scope.get("headers", [])).get(HEADER) if scope["type"] == "http" else None
+        if key is None or scope["method"] != "POST" or not ROUTES.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        text = key.decode("latin-1")
+        if not KEY.match(text):
+            await envelope(
+                400, "bad_idempotency_key", "Idempotency-Key: 1-255 printable ASCII characters"
+            )(scope, receive, send)
+            return
+        client = scope["state"]["api_client"].name
+        chunks: list[bytes] = []
+        while True:  # the body is bounded by BodyGuard, outside this middleware
+            m = await receive()
+            chunks.append(m.get("body", b""))
+            if not m.get("more_body"):
+                break
+        body = b"".join(chunks)
+        digest = hashlib.sha256(scope["path"].encode() + b"\0" + body).hexdigest()
+        store = store_of(scope["app"].state.gateway)
+        state, stored = store.begin(client, text, digest)
+        if state == "reused":
+            await envelope(
+                422, "idempotency_key_reused", "this Idempotency-Key was used for another request"
+            )(scope, receive, send)
+            return
+        if state == "running":
+            await envelope(
+                409, "idempotency_in_progress", "the first request with this key is still running"
+            )(scope, receive, send)
+            return
+        if state == "replay":
+            status, answer = stored
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(answer)).encode()),
+                        (b"idempotent-replayed", b"true"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
+            return
+        sent = False
+
+        async def replay_body() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        seen: dict[str, Any] = {"status": 500, "body": b""}
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                seen["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, keep)
+        finally:
+            status = int(seen["status"])
+            keepable = status < 500 and status != 429
+            store.finish(client, text, status if keepable else None, seen["body"])
