@@ -7,6 +7,7 @@ signer without the gateway knowing, and its partner releases shares in the faile
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -166,3 +167,16 @@ async def test_too_few_signers_left_names_the_failures(governed: Governed) -> No
     assert t.status == "reserved" and not t.signature
     assert "fewer than 2 usable reserved signers" in t.error, t.error
     assert "unavailable" in t.error and 4 not in t.refusals, t.error
+
+
+async def test_governed_frost_signs_after_a_refresh(governed: Governed) -> None:
+    """Governed FROST items carry the key's refresh epoch, as plain ones do: after a refresh every
+    node signs with its new share (none refuses the request as stale) and the signature verifies
+    under the unchanged public key (libsecp256k1 BIP340)."""
+    row = await governed.gw.refresh(governed.key_id)
+    assert int(row.meta.get("epoch", 0)) == 1
+    req, approvals = governed.item()
+    (t,) = await governed.g.create([(req, approvals)])
+    assert t.status == "signed", (t.status, t.error)
+    data = bytes.fromhex(json.loads(req.payload_bytes())["data"])
+    SCHEMES["bip340"].verify(data, bytes.fromhex(t.signature), bytes.fromhex(row.public_key))

@@ -20,7 +20,7 @@ from tholos.node.barrier import (
     open_master,
 )
 from tholos.node.store import NodeStore
-from tholos.schemes import SCHEMES, SignerCommitment, SigningRequest
+from tholos.schemes import SCHEMES, SignerCommitment, SigningRequest, as_frost
 from tholos.transport.e2e import (
     EnvelopeError,
     Identity,
@@ -113,3 +113,51 @@ def test_sealed_box_and_envelopes() -> None:
     ib.verify(1, b"c", b"payload", sig)
     with pytest.raises(EnvelopeError):
         ib.verify(1, b"c", b"payloaX", sig)
+
+
+def test_frost_is_dispatched_by_the_scheme_registry(tmp_path: Path) -> None:
+    """`SignBatch` reaches the registered `frost-sign` protocol; the JSON `Protocol` RPC does not
+    serve it (its items carry pre-shared nonce commitments, only `SignBatch` takes them)."""
+    from tholos.node.frost import FrostSigner
+    from tholos.node.scheme_protocols import PROTOCOLS, REGISTRY
+    from tholos.rpc import node_pb2 as pb
+    from tholos.transport.refusal import RequestRefused
+
+    assert REGISTRY["frost-sign"] is FrostSigner and "frost-sign" not in PROTOCOLS
+    nodes = make_nodes(tmp_path, 3)
+    scheme = SCHEMES["bip340"]
+    shares = run_dkg(scheme.group, 2, [1, 2, 3])
+    for i, svc in nodes.items():
+        svc.vault.store_shares([("k", scheme, shares[i], {})])
+    comms = {
+        i: nodes[i].commitments(pb.CommitmentsRequest(group=scheme.pool, count=1)).commitments[0]
+        for i in (1, 2)
+    }
+    item = pb.SignItem(
+        request_id="r1",
+        key_id="k",
+        message=b"m" * 32,
+        commitments=[
+            pb.SignerCommitment(signer=i, nonce_id=c.nonce_id, hiding=c.hiding, binding=c.binding)
+            for i, c in comms.items()
+        ],
+    )
+    req = pb.SignBatchRequest(items=[item])
+    got = {i: nodes[i].sign_batch(req).results[0] for i in (1, 2)}
+    assert all(r.share and not r.error for r in got.values()), got
+    request = SigningRequest(
+        "r1",
+        "k",
+        b"m" * 32,
+        commitments={
+            i: SignerCommitment(c.nonce_id, c.hiding, c.binding) for i, c in comms.items()
+        },
+    )
+    public = shares[1].public
+    sig = as_frost(scheme).aggregate(public, {}, request, {i: r.share for i, r in got.items()})
+    scheme.verify(b"m" * 32, sig, scheme.public_key(public))  # libsecp256k1 BIP340; raises if bad
+    again = nodes[1].sign_batch(req).results[0]  # the nonce is gone: refused, nothing signed
+    assert not again.share and "used nonce" in again.error
+    with pytest.raises(RequestRefused, match="frost-sign"):
+        body = b'{"batch": "b1", "items": []}'
+        nodes[1].protocol(pb.ProtocolRequest(protocol="frost-sign", phase="sign", payload=body))

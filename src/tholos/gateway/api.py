@@ -39,8 +39,9 @@ from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
 from tholos.gateway.observe import RequestObserver, gateway_registry
 from tholos.gateway.request_body import BodyGuard
+from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.service import Gateway, GatewayError, check_options
-from tholos.gateway.signing import SignJob, job_result
+from tholos.gateway.signing import job_result
 from tholos.gateway.store import KeyFilter
 from tholos.observability import metrics
 from tholos.schemes import MAX_MESSAGE
@@ -311,7 +312,7 @@ def create_app(
         row = await gw().refresh(_key_id(key_id))
         return {**row.summary(), "refreshed": True, "uncommitted": repair.waiting(row)}
 
-    def _job(key_id: str, body: SignBody) -> SignJob:
+    def _job(key_id: str, body: SignBody) -> SchemeJob:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):
             raise GatewayError(
                 400, "unsupported", "ecdsa, bls12381 and dise keys: use POST /v1/keys/{id}/..."
@@ -320,7 +321,7 @@ def create_app(
         root = _hex(body.merkle_root, "merkle_root", exact=32) if body.merkle_root else None
         return gw().sign_job(_key_id(key_id), msg, _path(body.path), body.taproot_tweak, root)
 
-    def _result(j: SignJob) -> dict[str, Any]:
+    def _result(j: SchemeJob) -> dict[str, Any]:
         return job_result(j, gw().public_key_for)
 
     @app.post("/v1/keys/{key_id}/sign", responses=KEY_ERRORS)

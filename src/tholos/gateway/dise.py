@@ -35,7 +35,7 @@ class DiseRounds(RoundScheme):
     linger = {"linger": 0.002, "min_batch": 6}  # noqa: RUF012
 
     def prepare(self, job: SchemeJob, scheme: Scheme, eval_request: dict[str, Any] | None) -> None:
-        from tholos.gateway.service import GatewayError
+        from tholos.gateway.errors import GatewayError
 
         if job.path:
             raise GatewayError(400, "unsupported", f"{job.row.scheme} keys have no derivation")

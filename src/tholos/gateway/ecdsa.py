@@ -60,7 +60,7 @@ class EcdsaRounds(RoundScheme):
 
     # -- the round ---------------------------------------------------------------------------------
     def prepare(self, job: SchemeJob, scheme: Scheme, eval_request: dict[str, Any] | None) -> None:
-        from tholos.gateway.service import GatewayError
+        from tholos.gateway.errors import GatewayError
 
         if len(job.message) != 32:
             raise GatewayError(400, "bad_length", "ECDSA signs a 32-byte digest (--message HEX32)")
@@ -126,7 +126,7 @@ class EcdsaRounds(RoundScheme):
     async def presign(self, key_id: str, count: int) -> int:
         """Fill the pool of `key_id` with `count` more presignatures (batches of presign_batch);
         returns how many were added."""
-        from tholos.gateway.service import GatewayError
+        from tholos.gateway.errors import GatewayError
 
         row = self.gw.key(key_id)
         if getattr(SCHEMES[row.scheme], "kind", "") != "ecdsa":
@@ -149,7 +149,7 @@ class EcdsaRounds(RoundScheme):
     ) -> int:
         """One presign batch among the usable holders of the current share (a node that has not
         committed the last refresh would make every participant's proofs fail)."""
-        from tholos.gateway.service import GatewayError
+        from tholos.gateway.errors import GatewayError
 
         holders = sorted(set(public.identifiers) - set(stale))
         need = min_participants(public.threshold)

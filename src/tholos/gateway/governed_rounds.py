@@ -1,19 +1,18 @@
-"""Step 3 of governed signing for round-signed keys (ECDSA, BLS; `GovernedSigning` routes here).
+"""Step 3 of governed signing, for a key of any scheme (`GovernedSigning` routes here).
 
-A chain transaction (ecdsa keys: ethereum, bitcoin p2wpkh) is one job per signature it needs,
-sign item ids "<request id>#<k>", submitted together; the signatures are finalised into the
-transaction with the chain package (gateway/chain_targets.py).
-
-After the same reservation steps as a FROST request (gateway/requests.py), a request for an `ecdsa`
-or `bls12381` key goes to `RoundSigning` (gateway/scheme_protocols.py: presignature pools, 2t-1
-ECDSA signers or t BLS signers, share checks naming culprits) as a `SchemeJob` carrying the
-same governance blob as a FROST `SignItem`; every signer checks it itself (node/governed_signing.py).
-The message is the raw payload's `data`: for ECDSA the 32-byte digest (any other length is refused
-when the request is created), for BLS the message itself.
+After the reservation steps (gateway/requests.py), a request becomes one `SchemeJob` per
+signature it needs, carrying the request's governance blob, and goes to the same `RoundSigning`
+as a plain request (gateway/scheme_protocols.py: FROST with pre-shared nonces, ECDSA presignature
+pools and 2t-1 signers, BLS; share checks naming culprits); every signer checks the blob itself
+(node/governed_signing.py). A raw request signs the payload's `data` (ECDSA: a 32-byte digest,
+any other length is refused when the request is created) with the intent's path and taproot
+tweak; a chain transaction (bitcoin, ethereum, solana) is one job per target, sign item ids
+"<request id>#<k>", submitted together, finalised with the chain package (chain_targets.py).
 
 Signers are chosen among the nodes holding the reservation. A node asked once is not asked again
-for that request (its journal refuses a replay) and a policy refusal is final, as for FROST.
-Released signatures: ECDSA r||s||v (65 bytes, low-S, v the recovery id 0/1), BLS 96 bytes.
+for that request (its journal refuses a replay; a FROST retry is a fresh session with fresh
+nonces) and a policy refusal is final. Released signatures: FROST 64 bytes, ECDSA r||s||v
+(65 bytes, low-S, v the recovery id 0/1), BLS 96 bytes.
 """
 
 from __future__ import annotations
@@ -28,8 +27,15 @@ from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.scheme_protocols import RoundSigning, rounds_for
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.store import KeyRow
-from tholos.gateway.tracked import Tracked, governance_blob, refusal, request_message
+from tholos.gateway.tracked import (
+    Tracked,
+    governance_blob,
+    refusal,
+    request_merkle_root,
+    request_message,
+)
 from tholos.governance import SigningRequest
+from tholos.schemes import SCHEMES
 
 _BUSY: weakref.WeakKeyDictionary[Gateway, set[str]] = weakref.WeakKeyDictionary()
 """Request ids being signed, per gateway: a concurrent call leaves them to the first one."""
@@ -55,8 +61,10 @@ def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
             "bad_length",
             f"an ecdsa request signs a 32-byte digest: the payload's data is {len(message)} bytes",
         )
-    path = request.intent.derivation_path
-    job = rounds_for(gw).job(row.key_id, message, "" if path == "m" else path)
+    intent = request.intent
+    path = "" if intent.derivation_path == "m" else intent.derivation_path
+    root = request_merkle_root(request)
+    job = rounds_for(gw).job(row.key_id, message, path, None, intent.taproot, root)
     job.request_id = request.intent.request_id
     return job
 
@@ -64,13 +72,11 @@ def _job(gw: Gateway, row: KeyRow, request: SigningRequest) -> SchemeJob:
 def _transaction_jobs(gw: Gateway, row: KeyRow, request: SigningRequest) -> list[SchemeJob]:
     """The jobs of a chain transaction, one per target, with sign item ids "<request id>#<k>"
     as every node expects; submitted together, they go to the same signers in one batch."""
-    if row.scheme != "ecdsa":
-        raise GatewayError(400, "unsupported", f"{row.scheme} keys sign no chain transactions")
     _, parsed = chain_targets.parse(row, request)
     jobs = []
     for k, target in enumerate(parsed.targets):
         path = "" if target.path == "m" else target.path
-        job = rounds_for(gw).job(row.key_id, target.message, path)
+        job = rounds_for(gw).job(row.key_id, target.message, path, None, target.taproot)
         job.request_id = f"{request.intent.request_id}#{k}"
         jobs.append(job)
     return jobs
@@ -84,7 +90,7 @@ async def sign(
     tracked: list[Tracked],
     snapshots: list[list[dict[str, Any]]],
 ) -> None:
-    """Step 3 for the requests of one ecdsa or bls12381 key, on signers among `nodes` (those
+    """Step 3 for the requests of one key, on signers among `nodes` (those
     holding the reservation); updates each request's status, signature and refusals."""
     ext = rounds_for(gw)
     busy = _BUSY.setdefault(gw, set())
@@ -132,7 +138,7 @@ def _outcome(ext: RoundSigning, t: Tracked, jobs: list[SchemeJob], nodes: list[i
     for j in jobs:
         for s, why in j.excluded.items():
             if s not in t.refusals or t.refusals[s]["rule_id"] == "node":
-                t.refusals[s] = refusal(why)
+                t.refusals[s] = refusal(_unavailable(why))
     failed = [j for j in jobs if j.signature is None]
     j = failed[0] if failed else jobs[0]
     t.signers = j.signers
@@ -166,6 +172,16 @@ def _outcome(ext: RoundSigning, t: Tracked, jobs: list[SchemeJob], nodes: list[i
     elif j.status in (400, 502):  # every signer refused the request itself, or combining failed
         t.status, t.error = "failed", j.error
     else:  # too few usable signers holding the reservation (and not asked yet) left
+        need = SCHEMES[j.row.scheme].signers_needed(j.public.threshold)
+        why = "; ".join(f"node {s}: {v['reason']}" for s, v in sorted(t.refusals.items()))
         t.status = "reserved"
-        t.error = f"{j.error} (signers among nodes {nodes}, each asked once per request)"
+        t.error = (
+            f"fewer than {need} usable reserved signers left: {j.error} (signers among nodes "
+            f"{nodes}, each asked once per request)" + (f"; {why}" if why else "")
+        )
     return False
+
+
+def _unavailable(why: str) -> str:
+    """A request's refusal for a node that did not answer says so (`unavailable: timed out`)."""
+    return f"unavailable: {why}" if why in ("unreachable", "timed out", "error") else why

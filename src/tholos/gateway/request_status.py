@@ -23,7 +23,7 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 FAILED = "failed"
 POLICY_REFUSED = "refused-by-policy"
-"""What step 3 (governed_frost, governed_rounds) reports for any policy refusal; `classify`
+"""What step 3 (governed_rounds) reports for any policy refusal; `classify`
 turns it into one of the states above before anyone sees it."""
 
 OPEN = frozenset({CREATED, RESERVED, AWAITING_APPROVAL})

@@ -23,7 +23,6 @@ from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, AuditLog
 from tholos.gateway import chain_targets, governed_rounds
-from tholos.gateway.governed_frost import GOVERNANCE_TIMEOUT, GovernedFrost
 from tholos.gateway.request_status import (
     AWAITING_APPROVAL,
     CANCELLED,
@@ -35,7 +34,7 @@ from tholos.gateway.request_status import (
     classify,
     expire,
 )
-from tholos.gateway.scheme_protocols import is_round_signed
+from tholos.gateway.rounds import GOVERNANCE_TIMEOUT
 from tholos.gateway.service import Gateway, GatewayError, check_options
 from tholos.gateway.tracked import Tracked, is_pending, refusal
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
@@ -296,8 +295,7 @@ class GovernedSigning:
             )
             if request.intent.transaction is not None:
                 chain_targets.parse(row, request)  # 400 naming the field: nobody could sign it
-            if is_round_signed(row.scheme):  # ECDSA, BLS: gateway/governed_rounds.py
-                governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
+            governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
         fresh = [t for t in tracked if t.status == "created"]
         tried: set[int] = set()  # signed directly in this call, with retries on other signers
@@ -471,12 +469,9 @@ class GovernedSigning:
         snapshots: list[list[dict[str, Any]]],
     ) -> None:
         """Step 3 for the requests of one key, on signers among `nodes` (those holding the
-        reservation): FROST keys by `GovernedFrost`, round-signed ones by `governed_rounds`."""
+        reservation), every scheme by `governed_rounds`."""
         row = self.gw.key(key_id)
-        if is_round_signed(row.scheme):
-            await governed_rounds.sign(self.gw, self.audit, row, nodes, tracked, snapshots)
-        else:
-            await GovernedFrost(self.gw, self.audit).sign(row, nodes, tracked, snapshots)
+        await governed_rounds.sign(self.gw, self.audit, row, nodes, tracked, snapshots)
         for t in tracked:
             classify(t)
 

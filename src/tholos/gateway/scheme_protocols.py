@@ -1,7 +1,8 @@
-"""The gateway's registry of round-signed schemes (kind -> `RoundScheme`, gateway/rounds.py) and
-`RoundSigning`, which runs their jobs: per scheme a `Batcher`, then for each batch the signers
-(the scheme's `signers_needed`), one `Protocol` round, the scheme's `combine`, and retries on other
-signers when a node fails, refuses or sends a bad contribution (quarantined).
+"""The gateway's registry of schemes (kind -> `RoundScheme`, gateway/rounds.py) and `RoundSigning`,
+which runs every scheme's jobs, plain or governed: per scheme a `Batcher`, then for each batch the
+signers (the scheme's `signers_needed`), one round trip (the scheme's `exchange`), the scheme's
+`combine`, and retries on other signers when a node fails, refuses or sends a bad contribution
+(quarantined).
 
 Adding a scheme means adding its module (gateway/<scheme>.py) and listing it in `REGISTRY`.
 """
@@ -9,9 +10,7 @@ Adding a scheme means adding its module (gateway/<scheme>.py) and listing it in 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -20,22 +19,26 @@ from tholos.gateway.batcher import Batcher
 from tholos.gateway.bls import BlsRounds
 from tholos.gateway.dise import DiseRounds
 from tholos.gateway.ecdsa import EcdsaRounds
+from tholos.gateway.frost import FrostRounds
 from tholos.gateway.key_lifecycle import check_usable
 from tholos.gateway.repair import epoch
-from tholos.gateway.rounds import RoundScheme, SchemeJob
+from tholos.gateway.rounds import GOVERNANCE_TIMEOUT, RoundScheme, SchemeJob
 from tholos.gateway.signing import holders_with_share, job_record
-from tholos.rpc import node_pb2 as pb
+from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.schemes import SCHEMES
 
 log = logging.getLogger("tholos.gateway")
 MAX_ATTEMPTS = 6
-REGISTRY: dict[str, type[RoundScheme]] = {s.kind: s for s in (EcdsaRounds, BlsRounds, DiseRounds)}
-"""Round-signed schemes by `Scheme.kind`."""
+REGISTRY: dict[str, type[RoundScheme]] = {
+    s.kind: s for s in (FrostRounds, EcdsaRounds, BlsRounds, DiseRounds)
+}
+"""Every scheme's signing at the gateway, by `Scheme.kind`."""
 
 
 def is_round_signed(scheme: str) -> bool:
-    """Whether keys of this scheme are signed here (else by the FROST `SigningCoordinator`)."""
-    return SCHEMES[scheme].kind in REGISTRY
+    """Whether keys of this scheme are signed in rounds without pre-shared nonce commitments
+    (ECDSA, BLS, DiSE: their REST routes are in scheme_routes.py), unlike FROST."""
+    return not REGISTRY[SCHEMES[scheme].kind].precommitted
 
 
 class RoundSigning:
@@ -63,9 +66,11 @@ class RoundSigning:
         message: bytes,
         path: str = "",
         eval_request: dict[str, Any] | None = None,
+        taproot: bool = False,
+        merkle_root: bytes | None = None,
     ) -> SchemeJob:
         """A checked job for one key (GatewayError 400 for input the key cannot take)."""
-        from tholos.gateway.service import GatewayError
+        from tholos.gateway.errors import GatewayError
 
         row = self.gw.key(key_id)
         check_usable(row)
@@ -74,6 +79,7 @@ class RoundSigning:
         if handler is None:
             raise GatewayError(400, "unsupported", f"{row.scheme} keys are not handled here")
         job = SchemeJob(sch.kind, row, self.gw._public(row), message, path)
+        job.taproot, job.merkle_root = taproot, merkle_root
         try:
             handler.prepare(job, sch, eval_request)
         except (CryptoError, ValueError, KeyError) as exc:
@@ -88,7 +94,7 @@ class RoundSigning:
         return jobs
 
     def public_key_for(self, job: SchemeJob) -> bytes:
-        return SCHEMES[job.row.scheme].public_key(job.public, job.tweak)
+        return self.schemes[job.kind].public_key(job)
 
     # -- attempts ----------------------------------------------------------------------------------
     async def _run(self, jobs: list[SchemeJob]) -> None:
@@ -110,6 +116,9 @@ class RoundSigning:
             if not j.error:
                 j.error, j.status = "did not complete after retries", 503
         self.gw.store.record_requests(job_record(j, self.schemes[j.kind].protocol) for j in jobs)
+        for j in jobs:
+            if j.excluded:
+                log.warning("request %s: excluded nodes %s", j.request_id, j.excluded)
 
     async def _attempt(
         self, kind: str, holders: list[int], t: int, jobs: list[SchemeJob]
@@ -122,44 +131,54 @@ class RoundSigning:
                 j.error = f"only {len(signers)} usable nodes hold this key, {need} are needed"
                 j.status = 503
             return []
+        try:
+            fields = await scheme.items(jobs, signers)
+        except (NodeUnavailable, NodeRefused) as exc:
+            down = isinstance(exc, NodeUnavailable)
+            if down:
+                self.nodes.mark_down(exc.node_id, str(exc))
+            why = "timed out" if "DEADLINE_EXCEEDED" in str(exc) else "unreachable"
+            for j in jobs:
+                j.excluded.setdefault(exc.node_id, why if down else "refused")
+            return jobs
         items: list[dict[str, Any]] = []
         active: list[tuple[SchemeJob, Any]] = []
-        for j in jobs:
+        for j, f in zip(jobs, fields, strict=True):
             j.signers = signers
+            if f is None:
+                continue
             item: dict[str, Any] = {
                 "request_id": j.request_id,
                 "key_id": j.key_id,
                 "epoch": epoch(j.row),  # a node that missed a refresh refuses, not lies
+                **f[0],
             }
-            fields = await scheme.item(j, signers)
-            if fields is None:
-                continue
-            item.update(fields[0])
             if j.governance:
                 item["governance"] = j.governance
             items.append(item)
-            active.append((j, fields[1]))
+            active.append((j, f[1]))
         if not items:
             return []
-        payload = json.dumps({"batch": uuid.uuid4().hex, "items": items}).encode()
-        req = pb.ProtocolRequest(protocol=scheme.protocol, phase=scheme.phase, payload=payload)
-        replies = await asyncio.gather(
-            *(self.nodes.transport(s).protocol(req, self.gw.signing.rpc_timeout) for s in signers),
-            return_exceptions=True,
-        )
-        replied, failed = self.nodes.sort_replies(
-            signers,
-            replies,
-            lambda s, rep: "" if rep.envelope.sender == s else "answered for another node",
-        )
-        answers: dict[int, dict[str, Any]] = {
-            s: json.loads(rep.envelope.payload).get("results", {}) for s, rep in replied.items()
-        }
+        governed = any(j.governance for j, _ in active)
+        timeout = GOVERNANCE_TIMEOUT if governed else self.gw.rpc_timeout
+        answers, failed = await scheme.exchange(signers, items, timeout)
         if failed:
+            for s, why in failed.items():
+                if why.startswith("refused"):
+                    log.warning("node %d %s (%s batch)", s, why, kind)
             for j, _ in active:
                 for s, why in failed.items():
                     j.excluded.setdefault(s, why)
                 self._spent(j, signers)
+            if (
+                scheme.refusal_is_final
+                and len(failed) == len(signers)
+                and any(v.startswith("refused") for v in failed.values())
+            ):
+                for j, _ in active:
+                    j.error = "; ".join(f"node {s} {w}" for s, w in failed.items())
+                    j.status = 400
+                return []
             return [j for j, _ in active]
         retry: list[SchemeJob] = []
         for j, pre in active:
@@ -174,10 +193,11 @@ class RoundSigning:
             if errors:
                 if j.governance and self._refused(j, pre, errors, len(signers)):
                     continue
-                if len(errors) == len(signers) and not any(
-                    "presignature" in e for e in errors.values()
-                ):
+                if len(errors) == len(signers) and scheme.bad_request(errors):
                     j.error, j.status = next(iter(errors.values())), 400  # a bad request
+                    if j.governance:  # each signer's refusal is named in the request
+                        for s, e in errors.items():
+                            j.excluded.setdefault(s, f"refused: {e}")
                     continue
                 for s, e in errors.items():
                     j.excluded.setdefault(s, f"refused: {e}")

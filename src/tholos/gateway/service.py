@@ -16,10 +16,9 @@ from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import committee, repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.errors import GatewayError as GatewayError
-from tholos.gateway.key_lifecycle import check_usable
 from tholos.gateway.nodes import NodeSet
 from tholos.gateway.protocols import ProtocolDriver, ProtocolFailed
-from tholos.gateway.signing import SigningCoordinator, SignJob, job_record
+from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.store import GatewayStore, KeyRow
 from tholos.gateway.transport import NodeRefused, NodeTransport, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
@@ -62,11 +61,8 @@ class Gateway:
         self.roster = roster
         self.store = store
         self.threshold = threshold
-        self.signing = SigningCoordinator(self.nodes, rpc_timeout)
+        self.rpc_timeout = rpc_timeout
         self.driver = ProtocolDriver(self.nodes, roster, dkg_timeout)
-        self.sign_batcher: Batcher[SignJob] = Batcher(
-            self._sign_batch, max_batch=512, max_inflight=3
-        )
         self.keygen_batcher: Batcher[KeygenJob] = Batcher(
             self._keygen_batch, max_batch=256, max_inflight=2
         )
@@ -80,7 +76,6 @@ class Gateway:
 
     async def start(self) -> None:
         self._up = await self.nodes.probe_all()
-        self.sign_batcher.start()
         self.keygen_batcher.start()
         self._health = asyncio.create_task(self._health_loop())
         self._resume = asyncio.create_task(self._resume_commits())
@@ -90,7 +85,9 @@ class Gateway:
             self._health.cancel()
         if self._resume:
             self._resume.cancel()
-        await self.sign_batcher.stop()
+        signing = getattr(self, "_round_signing", None)  # gateway/scheme_protocols.rounds_for
+        if signing is not None:
+            await signing.close()
         await self.keygen_batcher.stop()
         await self.nodes.close()
 
@@ -337,18 +334,13 @@ class Gateway:
         path: str = "",
         taproot: bool = False,
         merkle_root: bytes | None = None,
-    ) -> SignJob:
+    ) -> SchemeJob:
+        """A checked job for a key of a scheme with pre-shared nonces (FROST)."""
+        from tholos.gateway.scheme_protocols import rounds_for
+
         row = self.key(key_id)
-        check_usable(row)
-        sch = SCHEMES[row.scheme]
         check_options(row.scheme, path=path, taproot_tweak=taproot, merkle_root=merkle_root)
-        public = self._public(row)
-        try:
-            sch.merkle_root(taproot, merkle_root)
-            sch.tweak(public, row.meta, path)
-        except CryptoError as exc:
-            raise GatewayError(400, "bad_request", str(exc)) from None
-        return SignJob(key_id, sch, public, row.meta, message, path, taproot, merkle_root)
+        return rounds_for(self).job(key_id, message, path, None, taproot, merkle_root)
 
     def _public(self, row: KeyRow) -> PublicKeyPackage[Any]:
         """Parsed public key package, cached per (key, package version: refresh replaces it)."""
@@ -361,23 +353,16 @@ class Gateway:
         self._packages[row.key_id] = (row, public)
         return public
 
-    async def sign(self, jobs: list[SignJob]) -> list[SignJob]:
-        await self.sign_batcher.submit(jobs)
-        return jobs
+    async def sign(self, jobs: list[SchemeJob]) -> list[SchemeJob]:
+        """Sign the jobs through the scheme registry (gateway/scheme_protocols.py)."""
+        from tholos.gateway.scheme_protocols import rounds_for
 
-    async def _sign_batch(self, jobs: list[SignJob]) -> None:
-        await self.signing.run(jobs)
-        self.store.record_requests(job_record(j, "sign") for j in jobs)
-        for j in jobs:
-            if j.excluded:
-                log.warning("request %s: excluded nodes %s", j.request_id, j.excluded)
+        return await rounds_for(self).submit(jobs)
 
-    def public_key_for(self, job: SignJob) -> bytes:
-        return job.scheme.public_key(
-            job.public,
-            job.scheme.tweak(job.public, job.meta, job.path),
-            job.scheme.merkle_root(job.taproot, job.merkle_root),
-        )
+    def public_key_for(self, job: SchemeJob) -> bytes:
+        from tholos.gateway.scheme_protocols import rounds_for
+
+        return rounds_for(self).public_key_for(job)
 
 
 __all__ = ["Gateway", "GatewayError", "NodeUnavailable"]

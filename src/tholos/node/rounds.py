@@ -1,22 +1,26 @@
 """The interface of a scheme's protocol on the node, and what every such protocol shares.
 
-A scheme other than FROST is served over the generic `Protocol` RPC (JSON payloads). Each of its
-protocols is one `SchemeProtocol` registered by name in `node/scheme_protocols.py`:
+Each protocol of a scheme is one `SchemeProtocol` registered by name in
+`node/scheme_protocols.py`, and says which RPC serves it (`rpc`):
 
-| protocol        | module          | phases                  | what it does                          |
-|-----------------|-----------------|-------------------------|---------------------------------------|
-| `ecdsa-presign` | node/ecdsa.py   | round1, round2, finish  | a batch of presignatures for one key  |
-| `ecdsa-sign`    | node/ecdsa.py   | sign                    | s_i for a presignature and a digest   |
-| `bls-sign`      | node/bls.py     | sign                    | σ_i = s_i·H(m)                        |
-| `dise-eval`     | node/dise.py    | eval                    | y_i = k_i·H(x) with a DLEQ proof      |
+| protocol        | module          | RPC        | phases                 | what it does                     |
+|-----------------|-----------------|------------|------------------------|----------------------------------|
+| `frost-sign`    | node/frost.py   | SignBatch  | (pre-shared nonces)    | z_i for each item, one round trip |
+| `ecdsa-presign` | node/ecdsa.py   | Protocol   | round1, round2, finish | presignatures for one key        |
+| `ecdsa-sign`    | node/ecdsa.py   | Protocol   | sign                   | s_i for a presignature, a digest |
+| `bls-sign`      | node/bls.py     | Protocol   | sign                   | σ_i = s_i·H(m)                   |
+| `dise-eval`     | node/dise.py    | Protocol   | eval                   | y_i = k_i·H(x), a DLEQ proof     |
+
+`Protocol` carries JSON payloads in signed envelopes; FROST's `SignBatch` (protobuf items with
+the nonce commitments every node pre-shared, `Commitments` RPC) needs no extra round.
 
 An `ItemSigner` is a protocol whose request is a batch of items: every item is checked (key,
 epoch, fields, the vault's policy hook) before anything is consumed, then shares are computed for
 the accepted ones. Plain (development) batches go through `sign_plain`; in a governed cluster
 each item must carry a governed request that the node's `NodeGovernance` accepts, with exactly
 the checks of FROST requests (`node/governed_signing.py`); items without one are refused,
-fail-closed, each refusal recorded in the audit chain. FROST itself keeps its `SignBatch` RPC
-(node/service.py, node/vault.py) and goes through the same `NodeGovernance.sign_batch`.
+fail-closed, each refusal recorded in the audit chain. FROST batches go through the same
+`NodeGovernance.sign_batch`.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class Checked:
 
 class NodeContext:
     """What a scheme protocol may use on its node: the DKG runner (sealing and collecting
-    envelopes, batch state), the key vault, the SQLite file and the node's governance."""
+    envelopes, batch state), the key vault, the store and its SQLite file, and the node's
+    governance."""
 
     def __init__(
         self,
@@ -60,10 +65,12 @@ class NodeContext:
         vault: KeyVault,
         db: Any,
         governance: Callable[[], Any] = lambda: None,
+        store: Any = None,
     ) -> None:
         self.runner = runner
         self.vault = vault
         self.db = db
+        self.store = store  # the NodeStore (nonce pools), whose SQLite file is `db`
         self._governance = governance  # the node's NodeGovernance (None in unit tests)
 
     @property
@@ -90,9 +97,11 @@ class NodeContext:
 
 
 class SchemeProtocol:
-    """One protocol of a scheme on the node: `step` answers one phase with one signed envelope."""
+    """One protocol of a scheme on the node: `step` answers one phase of the `Protocol` RPC with
+    one signed envelope (a protocol served by another RPC, `rpc`, has that RPC's method)."""
 
     name = ""
+    rpc = "Protocol"
 
     def __init__(self, node: NodeContext) -> None:
         self.node = node

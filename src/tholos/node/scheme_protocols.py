@@ -1,4 +1,5 @@
-"""The node's registry of scheme protocols: protocol name -> `SchemeProtocol` (node/rounds.py).
+"""The node's registry of scheme protocols: protocol name -> `SchemeProtocol` (node/rounds.py),
+which dispatches the `Protocol` RPC by name and FROST's `Commitments` and `SignBatch` RPCs.
 
 Adding a scheme means adding its module (node/<scheme>.py) and listing its protocols here.
 """
@@ -11,14 +12,16 @@ from typing import Any
 from tholos.node.bls import BlsSigner
 from tholos.node.dise import DiseEvaluator
 from tholos.node.ecdsa import EcdsaPresign, EcdsaSigner, PresigStore, presig_store
+from tholos.node.frost import FrostSigner
 from tholos.node.protocols import ProtocolError
 from tholos.node.rounds import NodeContext, SchemeProtocol
 from tholos.rpc import node_pb2 as pb
 
 REGISTRY: dict[str, type[SchemeProtocol]] = {
-    p.name: p for p in (EcdsaPresign, EcdsaSigner, BlsSigner, DiseEvaluator)
+    p.name: p for p in (FrostSigner, EcdsaPresign, EcdsaSigner, BlsSigner, DiseEvaluator)
 }
-PROTOCOLS = frozenset(REGISTRY)
+PROTOCOLS = frozenset(n for n, p in REGISTRY.items() if p.rpc == "Protocol")
+"""The protocols served by the `Protocol` RPC."""
 
 
 class SchemeProtocols:
@@ -33,9 +36,16 @@ class SchemeProtocols:
         """This node's sealed ECDSA presignatures."""
         return presig_store(self.node)
 
+    @property
+    def frost(self) -> FrostSigner:
+        """The protocol serving the `Commitments` and `SignBatch` RPCs (pre-shared nonces)."""
+        found = self.protocols[FrostSigner.name]
+        assert isinstance(found, FrostSigner)
+        return found
+
     def step(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         protocol = self.protocols.get(req.protocol)
-        if protocol is None:
+        if protocol is None or protocol.rpc != "Protocol":
             raise ProtocolError(f"unknown protocol {req.protocol}")
         body = json.loads(req.payload or b"{}")
         batch = str(body.get("batch", ""))
@@ -50,7 +60,11 @@ def for_service(service: Any) -> SchemeProtocols:
     if found is None:
         found = SchemeProtocols(
             NodeContext(
-                service.protocols, service.vault, service.store.db, lambda: service.governance
+                service.protocols,
+                service.vault,
+                service.store.db,
+                lambda: service.governance,
+                service.store,
             )
         )
         service._scheme_protocols = found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 
 from tholos import __version__
 from tholos.node import key_state, repair, reshare
@@ -14,15 +13,12 @@ from tholos.node.protocols import ProtocolError, ProtocolRunner
 from tholos.node.scheme_protocols import PROTOCOLS as SCHEME_PROTOCOLS
 from tholos.node.scheme_protocols import for_service as scheme_protocols
 from tholos.node.store import NodeStore
-from tholos.node.vault import KeyVault, ShareResult, VaultError
+from tholos.node.vault import KeyVault, VaultError
 from tholos.rpc import node_pb2 as pb
-from tholos.schemes import GROUP_NAMES, SignerCommitment, SigningRequest
 from tholos.transport.e2e import Identity
 from tholos.transport.refusal import RequestRefused
 
 log = logging.getLogger("tholos.node")
-MAX_COMMITMENTS_PER_CALL = 10_000
-MAX_SIGN_ITEMS = 10_000
 
 
 class NodeService:
@@ -57,57 +53,10 @@ class NodeService:
         )
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:
-        if req.group not in GROUP_NAMES:
-            raise RequestRefused(f"unknown group {req.group!r}")
-        if not 0 < req.count <= MAX_COMMITMENTS_PER_CALL:
-            raise RequestRefused(f"count must be in 1..{MAX_COMMITMENTS_PER_CALL}")
-        out = self.vault.generate_nonces(req.group, req.count)
-        pool = self.store.count_nonces().get(req.group, 0)
-        if pool > self.nonce_pool_max:
-            # Unused nonces the gateway forgot (e.g. it restarted); deleting them is always safe.
-            self.store.trim_nonces(req.group, self.nonce_pool_max)
-        return pb.CommitmentsReply(
-            commitments=[pb.Commitment(nonce_id=i, hiding=h, binding=b) for i, h, b in out]
-        )
+        return scheme_protocols(self).frost.commitments(req, self.nonce_pool_max)
 
     def sign_batch(self, req: pb.SignBatchRequest) -> pb.SignBatchReply:
-        if len(req.items) > MAX_SIGN_ITEMS:
-            raise RequestRefused(f"at most {MAX_SIGN_ITEMS} items per batch")
-        if len({it.request_id for it in req.items}) != len(req.items):
-            raise RequestRefused("duplicate request ids in batch")
-        requests = [
-            SigningRequest(
-                request_id=it.request_id,
-                key_id=it.key_id,
-                message=it.message,
-                path=it.path,
-                taproot=it.taproot,
-                merkle_root=it.merkle_root if it.merkle_root else None,
-                commitments={
-                    c.signer: SignerCommitment(c.nonce_id, c.hiding, c.binding)
-                    for c in it.commitments
-                },
-            )
-            for it in req.items
-        ]
-        epochs = {it.request_id: it.epoch for it in req.items}
-
-        def sign(rs: Sequence[SigningRequest]) -> list[ShareResult]:
-            return self.vault.sign_batch(rs, epochs)
-
-        if self.governance is not None:
-            results = self.governance.sign_batch(req.items, requests, sign)
-        else:
-            results = sign(requests)
-        for r in results:
-            if r.error:
-                log.warning("refused to sign %s: %s", r.request_id, r.error)
-        return pb.SignBatchReply(
-            results=[
-                pb.SignResult(request_id=r.request_id, share=r.share, error=r.error)
-                for r in results
-            ]
-        )
+        return scheme_protocols(self).frost.sign_batch(req)
 
     def governance_op(self, req: pb.GovernanceRequest) -> pb.GovernanceReply:
         if self.governance is None:
@@ -120,7 +69,7 @@ class NodeService:
 
     def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
         try:
-            if req.protocol in SCHEME_PROTOCOLS:  # ECDSA presign/sign, BLS sign, DiSE eval
+            if req.protocol in SCHEME_PROTOCOLS:  # by the scheme registry (node/scheme_protocols)
                 return scheme_protocols(self).step(req)
             if req.protocol == "repair":
                 return self._repair(req)

@@ -6,8 +6,8 @@
 | ed25519   | FROST-ED25519-SHA512-v1     | 32 bytes                | RFC 8032, 64 bytes  |
 | secp256k1 | FROST-secp256k1-SHA256-v1   | compressed, 33 bytes    | R (33) || z (32)    |
 
-Signed by the node's `SignBatch` RPC (node/vault.py) and the gateway's `SigningCoordinator`
-(gateway/signing.py).
+Signed by the node's `frost-sign` protocol (node/frost.py, shares in node/vault.py) and the
+gateway's `FrostRounds` (gateway/frost.py), both registered like every other scheme.
 """
 
 from __future__ import annotations
