@@ -323,7 +323,7 @@ async def drive(
         while True:
             now = time.perf_counter()
             if now >= next_report:
-                print(_progress(int((now - start) // 60), minute), file=sys.stderr, flush=True)
+                print(_progress(round((now - start) / 60), minute), file=sys.stderr, flush=True)
                 minute = Tally()
                 next_report += 60
             due = start + i / rate
@@ -360,7 +360,7 @@ async def drive(
 def _progress(minute: int, t: Tally) -> str:
     s = t.summary()
     return (
-        f"soak: minute {minute + 1}: sent {s['sent']} ok {s['ok']} failed {s['failed']} "
+        f"soak: minute {minute}: sent {s['sent']} ok {s['ok']} failed {s['failed']} "
         f"lost {s['lost']} wrong {s['wrong']} shed {s['shed']} p50 {s['p50_ms']} ms "
         f"p99 {s['p99_ms']} ms"
     )
