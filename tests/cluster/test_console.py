@@ -4,8 +4,10 @@ cluster's client certificate.
 
 The initiator logs in with their key file, creates a Solana wallet and a transfer; two treasury
 approvers (two browser contexts) and a risk approver approve it from the request page; it is
-signed, and the signature verifies under the wallet's key. An admin engages the kill switch and two
-admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
+signed, and the signature verifies under the wallet's key. Each page shows the intent from the
+data it hashes: a page whose intent and digest disagree (tampered here in the browser, as a
+compromised gateway would serve it) is refused and no approval is sent. An admin engages the kill
+switch and two admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
 checked with axe-core (labels, contrast, keyboard: WCAG 2 A/AA rules).
 """
 
@@ -212,6 +214,7 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert review.locator("tr.destination td.to").inner_text() == DESTINATION
     assert review.locator("tr.destination td.amount").inner_text() == str(AMOUNT)
     assert "solana" in review.locator("dd.chain").inner_text()
+    review_digest = page.locator("#review-digest").inner_text()
     shoot(page, "06-transfer-review")
     page.get_by_role("button", name="Sign and submit").click()
     initiator.wait_url("**/console/requests/*")
@@ -224,7 +227,7 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     accessible(page, "request")
     assert page.get_by_role("button", name="Approve").count() == 0  # the initiator may not
 
-    assert page.locator("#review-digest").count() == 0  # the request page, not the review
+    assert digest == review_digest  # what the initiator signed is what approvers see
 
     # Two treasury approvers in two browser contexts, then risk: each approves in the browser.
     for user, left in (("approver-1", "awaiting"), ("approver-2", "awaiting"), ("risk-1", "")):
@@ -287,6 +290,14 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     playwright_sync.expect(page.locator("p.changes").first).to_have_text(
         "Changes from version 0: note, release_kill_switch."
     )
+    # A signing message from the server that is not the one of the document shown: refused.
+    approve_v1 = page.get_by_role("button", name="Approve version 1 with my key")
+    approve_v1.evaluate("b => { b.dataset.message = b.dataset.message.slice(0, -2) + '00'; }")
+    approve_v1.click()
+    playwright_sync.expect(page.locator("#status")).to_contain_text("refused to sign")
+    (prop,) = c.get("/v1/governance/proposals")["proposals"]
+    assert [x["signer"] for x in prop["signatures"]] == ["admin-1"], prop["signatures"]
+    page = admin2.go("/policies")
     page.get_by_role("button", name="Approve version 1 with my key").click()
     admin2.wait_url("**/console/policies")
     playwright_sync.expect(page.locator(".proposal-status").first).to_have_text("adopted")

@@ -58,7 +58,7 @@ const tholosCanonical = (() => {
         for (;;) {
           ws();
           const k = str();
-          if (Object.prototype.hasOwnProperty.call(obj, k)) fail(`duplicate key ${JSON.stringify(k)}`);
+          if (Object.hasOwn(obj, k)) fail(`duplicate key ${JSON.stringify(k)}`);
           ws();
           expect(":");
           obj[k] = value();

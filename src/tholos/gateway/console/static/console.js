@@ -88,7 +88,7 @@ function embedded(id) {
   return C.parseJson(el.textContent);
 }
 
-// -- showing signed data, from the same parsed JSON that is hashed ---------------------------------
+// -- showing signed data, from the same parsed JSON that is hashed ------------------------------
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -107,9 +107,12 @@ function facts(rows, cls) {
 function table(caption, heads, rows, empty) {
   const body = el("tbody");
   for (const [cls, cells] of rows) {
-    body.append(el("tr", cls ? { class: cls } : {}, ...cells.map(([c, v]) => el("td", c ? { class: c } : {}, v))));
+    const tds = cells.map(([c, v]) => el("td", c ? { class: c } : {}, v));
+    body.append(el("tr", cls ? { class: cls } : {}, ...tds));
   }
-  if (!rows.length && empty) body.append(el("tr", {}, el("td", { colspan: String(heads.length) }, empty)));
+  if (!rows.length && empty) {
+    body.append(el("tr", {}, el("td", { colspan: String(heads.length) }, empty)));
+  }
   const head = el("tr", {}, ...heads.map((h) => el("th", { scope: "col" }, h)));
   return el("table", {}, el("caption", {}, caption), el("thead", {}, head), body);
 }
@@ -125,7 +128,8 @@ function renderIntent(box, intent) {
   if (tx) {
     rows.push(["Kind", tx.kind], ["Fee", `${tx.fee} ${tx.fee_asset} (base units)`, "fee"]);
   } else {
-    rows.push(["Asset", intent.asset], ["Destination", intent.destination], ["Amount", intent.amount]);
+    rows.push(["Asset", intent.asset], ["Destination", intent.destination]);
+    rows.push(["Amount", intent.amount]);
   }
   if (intent.taproot === true) {
     rows.push(["Taproot", `BIP341 output key, merkle root ${intent.merkle_root ?? "none"}`]);
@@ -146,7 +150,8 @@ function renderIntent(box, intent) {
     );
     if (tx.calls.length) {
       const calls = tx.calls.map((c) => ["", [["", c.contract], ["", c.selector], ["", c.value]]]);
-      parts.push(table("Contract calls not decoded into transfers", ["Contract", "Selector", "Value"], calls));
+      const what = "Contract calls not decoded into transfers";
+      parts.push(table(what, ["Contract", "Selector", "Value"], calls));
     }
     const details = Object.keys(tx.details).sort();
     if (details.length) parts.push(facts(details.map((k) => [k, tx.details[k]])));
@@ -158,12 +163,14 @@ function pretty(v, pad) {
   const p = pad || "";
   if (Array.isArray(v)) {
     if (!v.length) return "[]";
-    return `[\n${v.map((x) => `${p}  ${pretty(x, `${p}  `)}`).join(",\n")}\n${p}]`;
+    const items = v.map((x) => `${p}  ${pretty(x, `${p}  `)}`);
+    return `[\n${items.join(",\n")}\n${p}]`;
   }
   if (v !== null && typeof v === "object") {
     const keys = Object.keys(v).sort();
     if (!keys.length) return "{}";
-    return `{\n${keys.map((k) => `${p}  ${JSON.stringify(k)}: ${pretty(v[k], `${p}  `)}`).join(",\n")}\n${p}}`;
+    const items = keys.map((k) => `${p}  ${JSON.stringify(k)}: ${pretty(v[k], `${p}  `)}`);
+    return `{\n${items.join(",\n")}\n${p}}`;
   }
   return C.canonicalJson(v);
 }
@@ -176,7 +183,8 @@ function renderDocument(box, doc) {
     const changed = Object.keys(doc)
       .filter((k) => !["version", "prev_hash", "issued_at", "kind"].includes(k))
       .filter((k) => !(k in current) || C.canonicalJson(doc[k]) !== C.canonicalJson(current[k]));
-    parts.push(el("p", { class: "changes" }, `Changes from version ${current.version}: ${changed.join(", ") || "none"}.`));
+    const text = `Changes from version ${current.version}: ${changed.join(", ") || "none"}.`;
+    parts.push(el("p", { class: "changes" }, text));
   }
   parts.push(el("pre", { class: "document" }, pretty(doc)));
   box.replaceChildren(...parts);
@@ -278,7 +286,9 @@ const handlers = {
   async transfer(form) {
     const prepared = await post(form.action, fields(form));
     const request = C.parseJson(prepared.request);
-    if (request.intent.initiator !== me()) throw new Error("refused: this request is not in your name");
+    if (request.intent.initiator !== me()) {
+      throw new Error("refused to sign: this request is not in your name");
+    }
     renderIntent(document.getElementById("review"), request.intent);
     const digest = await digestOf(request);
     same("request digest", prepared.digest, digest);
