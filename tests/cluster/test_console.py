@@ -4,8 +4,10 @@ cluster's client certificate.
 
 The initiator logs in with their key file, creates a Solana wallet and a transfer; two treasury
 approvers (two browser contexts) and a risk approver approve it from the request page; it is
-signed, and the signature verifies under the wallet's key. An admin engages the kill switch and two
-admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
+signed, and the signature verifies under the wallet's key. Each page shows the intent from the
+data it hashes: a page whose intent and digest disagree (tampered here in the browser, as a
+compromised gateway would serve it) is refused and no approval is sent. An admin engages the kill
+switch and two admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
 checked with axe-core (labels, contrast, keyboard: WCAG 2 A/AA rules).
 """
 
@@ -212,6 +214,7 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert review.locator("tr.destination td.to").inner_text() == DESTINATION
     assert review.locator("tr.destination td.amount").inner_text() == str(AMOUNT)
     assert "solana" in review.locator("dd.chain").inner_text()
+    review_digest = page.locator("#review-digest").inner_text()
     shoot(page, "06-transfer-review")
     page.get_by_role("button", name="Sign and submit").click()
     initiator.wait_url("**/console/requests/*")
@@ -224,6 +227,8 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     accessible(page, "request")
     assert page.get_by_role("button", name="Approve").count() == 0  # the initiator may not
 
+    assert digest == review_digest  # what the initiator signed is what approvers see
+
     # Two treasury approvers in two browser contexts, then risk: each approves in the browser.
     for user, left in (("approver-1", "awaiting"), ("approver-2", "awaiting"), ("risk-1", "")):
         p = Person(browser, c, user)
@@ -231,16 +236,22 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
         pg = p.go(f"/requests/{request_id}")
         assert pg.locator("#digest").inner_text() == digest
         assert pg.locator("tr.destination td.to").inner_text() == DESTINATION
-        # What the browser signs is the approval the CLI makes (Ed25519 is deterministic): the
-        # same bytes, recomputed here from the raw request, and the same signature.
+        # The page rebuilds the request digest itself from the intent it shows; it is the
+        # digest the CLI computes from the raw request, and what the browser signs is the
+        # approval the CLI makes (Ed25519 is deterministic): same bytes, same signature.
         raw = SigningRequest.model_validate_json(
             json.dumps(c.get(f"/v1/signing-requests/{request_id}/raw")["request"])
         )
+        assert pg.evaluate("async () => await tholosConsole.digestOf('signed-request')") == (
+            raw.digest().hex()
+        )
         expected = approve(raw, user, c.key_of(user))
-        message = pg.get_by_role("button", name="Approve").get_attribute("data-message")
-        assert message == (APPROVAL_TAG + raw.digest()).hex()
+        message = (APPROVAL_TAG + raw.digest()).hex()
         made = pg.evaluate(f"async () => await tholosConsole.sign('{user}', '{message}')")
         assert made == expected.signature
+        if user == "approver-1":
+            _tampered_pages_are_refused(c, p, request_id)
+            pg = p.go(f"/requests/{request_id}")
         pg.get_by_role("button", name="Approve").click()
         pg.wait_for_load_state()
         playwright_sync.expect(pg.locator("#approvers")).to_contain_text(user)
@@ -274,6 +285,19 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     admin2 = Person(browser, c, "admin-2")
     admin2.login()
     page = visit(admin2, "/policies", "12-policies-pending")
+    page.get_by_text("What version 1 changes").click()
+    # Shown from the document the browser hashes: only the release flag and the note change.
+    playwright_sync.expect(page.locator("p.changes").first).to_have_text(
+        "Changes from version 0: note, release_kill_switch."
+    )
+    # A signing message from the server that is not the one of the document shown: refused.
+    approve_v1 = page.get_by_role("button", name="Approve version 1 with my key")
+    approve_v1.evaluate("b => { b.dataset.message = b.dataset.message.slice(0, -2) + '00'; }")
+    approve_v1.click()
+    playwright_sync.expect(page.locator("#status")).to_contain_text("refused to sign")
+    (prop,) = c.get("/v1/governance/proposals")["proposals"]
+    assert [x["signer"] for x in prop["signatures"]] == ["admin-1"], prop["signatures"]
+    page = admin2.go("/policies")
     page.get_by_role("button", name="Approve version 1 with my key").click()
     admin2.wait_url("**/console/policies")
     playwright_sync.expect(page.locator(".proposal-status").first).to_have_text("adopted")
@@ -302,6 +326,42 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert page.url.endswith("/console/login")
     for p in (initiator, admin, admin2):
         assert not p.errors, p.errors
+
+
+def _tampered_pages_are_refused(c: GovCluster, p: Person, request_id: str) -> None:
+    """A gateway that shows one intent and hands over the digest of another gets nothing: the
+    page rebuilds the digest from the intent it shows, refuses, and sends no approval."""
+    posts: list[str] = []
+    p.page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    approve_button = p.page.get_by_role("button", name="Approve")
+    # 1. The intent shown (and hashed) is not the one the digest covers: another amount.
+    changed = p.page.evaluate(
+        """(amount) => {
+          const el = document.getElementById('signed-request');
+          const before = el.textContent;
+          el.textContent = before.replace(`"amount": ${amount}`, '"amount": 2');
+          document.dispatchEvent(new Event('htmx:afterSettle'));  // the page shows it again
+          return el.textContent !== before;
+        }""",
+        AMOUNT,
+    )
+    assert changed
+    assert p.page.locator("tr.destination td.amount").inner_text() == "2"
+    approve_button.click()
+    playwright_sync.expect(p.page.locator("#status")).to_have_class("status error")
+    playwright_sync.expect(p.page.locator("#status")).to_contain_text("refused to sign")
+    # 2. The intent is the real one, the digest the server gives with it is another.
+    p.go(f"/requests/{request_id}")
+    p.page.evaluate(
+        "() => { const b = document.getElementById('approve');"
+        " b.dataset.digest = b.dataset.digest.replace(/^./, c => c === '0' ? '1' : '0'); }"
+    )
+    p.page.get_by_role("button", name="Approve").click()
+    playwright_sync.expect(p.page.locator("#status")).to_have_class("status error")
+    playwright_sync.expect(p.page.locator("#status")).to_contain_text("is not the one of what")
+    assert not [u for u in posts if u.endswith("/approve")], posts
+    assert c.get(f"/v1/signing-requests/{request_id}")["approvals"] == []
+    shoot(p.page, "07b-request-tampered-refused")
 
 
 def _verify_solana(done: dict[str, Any], wallet: dict[str, Any]) -> None:

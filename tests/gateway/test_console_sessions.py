@@ -8,8 +8,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tholos.gateway.console import actions
 from tholos.gateway.console import sessions as mod
 from tholos.gateway.console.sessions import Sessions, login_message
+from tholos.gateway.console.web import PREFIX
+from tholos.gateway.identities import PERMISSIONS, ApiClient, permission_for
 from tholos.governance._keys import public_key_hex, sign
 
 CLUSTER = "tholos-test"
@@ -82,3 +85,19 @@ def test_sessions_and_challenges_expire(monkeypatch: pytest.MonkeyPatch) -> None
 def test_login_messages_differ_for_different_challenges(a: bytes, b: bytes) -> None:
     assert (login_message(CLUSTER, a) == login_message(CLUSTER, b)) == (a == b)
     assert login_message(CLUSTER, a) != login_message(CLUSTER + "x", a)
+
+
+def test_every_console_action_has_a_permission_of_its_own() -> None:
+    """Each console POST is in the API identities' table (not the admin default): a signer
+    station approves and submits, only operator stations engage the kill switch."""
+    routes = {
+        (m, PREFIX + r.path) for r in actions.router.routes for m in getattr(r, "methods", ())
+    }
+    assert routes and all(key in PERMISSIONS for key in routes), routes - PERMISSIONS.keys()
+    signer = ApiClient("desk", "signer", "00" * 32)
+    assert signer.may(permission_for("POST", "/console/requests/{request_id}/approve"))
+    assert signer.may(permission_for("POST", "/console/login"))
+    assert not signer.may(permission_for("POST", "/console/killswitch/engage"))
+    assert not ApiClient("ro", "read-only", "00" * 32).may(
+        permission_for("POST", "/console/transfers/submit")
+    )

@@ -70,6 +70,22 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/transit/verify/{name}/{hash_algorithm}"): "sign",
     ("POST", "/v1/transit/encrypt/{name}"): "sign",
     ("POST", "/v1/transit/decrypt/{name}"): "sign",
+    # The web console (gateway/console/): the certificate's role is the station's gate; the person
+    # logged in is then checked by their own governance role and signs with their own key.
+    ("POST", "/console/login/challenge"): "read",
+    ("POST", "/console/login"): "read",
+    ("POST", "/console/logout"): "read",
+    ("POST", "/console/audit/prepare"): "read",
+    ("POST", "/console/audit"): "read",
+    ("POST", "/console/transfers/prepare"): "sign",
+    ("POST", "/console/transfers/submit"): "sign",
+    ("POST", "/console/requests/{request_id}/approve"): "sign",
+    ("POST", "/console/requests/{request_id}/cancel"): "sign",
+    ("POST", "/console/wallets"): "operate",
+    ("POST", "/console/killswitch/prepare"): "operate",
+    ("POST", "/console/killswitch/engage"): "operate",
+    ("POST", "/console/killswitch/release"): "operate",
+    ("POST", "/console/proposals/sign"): "operate",
 }
 
 

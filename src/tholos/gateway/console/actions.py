@@ -33,6 +33,7 @@ from tholos.gateway.console.web import (
 from tholos.gateway.service import GatewayError
 from tholos.gateway.wallets import CreateWallet, create_wallet
 from tholos.governance import _keys
+from tholos.governance._canonical import parse_canonical_json
 from tholos.governance.audit_export import audit_export_message
 from tholos.governance.documents import GovernanceDocument
 from tholos.governance.errors import InvalidSignature
@@ -98,7 +99,8 @@ class EngageForm(_Body):
 
 
 class EngageSigned(Signed):
-    engage: dict[str, Any]
+    engage: str = Field(max_length=4096)
+    """The engage document as the canonical JSON text the browser hashed and signed."""
 
 
 class ProposalSigned(Signed):
@@ -144,7 +146,8 @@ async def challenge(request: Request) -> JSONResponse:
     doc = await governed_doc(request)
     _public_key(doc, body.user)
     raw = console_state(request).sessions.challenge(body.user)
-    return answer({"challenge": raw.hex(), "message": login_message(doc.cluster_id, raw).hex()})
+    message = login_message(doc.cluster_id, raw).hex()
+    return answer({"challenge": raw.hex(), "cluster_id": doc.cluster_id, "message": message})
 
 
 @router.post("/login")
@@ -203,8 +206,9 @@ async def new_wallet(request: Request) -> JSONResponse:
 
 @router.post("/transfers/prepare")
 async def prepare_transfer(request: Request) -> JSONResponse:
-    """Build or take the transaction, parse it, and return the request to sign: its intent in
-    full (shown to the initiator) and INITIATION_TAG || digest (what the browser signs)."""
+    """Build or take the transaction, parse it, and return the request to sign: the parts of its
+    digest as JSON text (the browser shows the intent from it, rehashes it and signs
+    INITIATION_TAG || digest only if it gets this digest)."""
     s = checked_post(request)
     form: TransferForm = await _body(request, TransferForm)
     doc = await governed_doc(request)
@@ -222,15 +226,9 @@ async def prepare_transfer(request: Request) -> JSONResponse:
         del drafts[k]
     draft_id = secrets.token_hex(16)
     drafts[draft_id] = (s.user, intent, payload, time.time() + DRAFT_TTL)
-    html = templates.get_template("intent.html").render(intent=intent)
-    return answer(
-        {
-            "draft_id": draft_id,
-            "digest": digest.hex(),
-            "message": (INITIATION_TAG + digest).hex(),
-            "intent_html": html,
-        }
-    )
+    req = {"cluster_id": doc.cluster_id, "intent": intent.model_dump(mode="json")}
+    signed = json.dumps({**req, "payload": payload.hex()})  # text: amounts exceed 2^53
+    return answer({"draft_id": draft_id, "digest": digest.hex(), "request": signed})
 
 
 @router.post("/transfers/submit")
@@ -304,9 +302,8 @@ async def prepare_engage(request: Request) -> JSONResponse:
         issued_at=int(time.time()),
         reason=form.reason,
     )
-    return answer(
-        {"engage": engage.model_dump(mode="json"), "message": engage.signing_message().hex()}
-    )
+    text = engage.canonical().decode("utf-8")
+    return answer({"engage": text, "message": engage.signing_message().hex()})
 
 
 @router.post("/killswitch/engage")
@@ -314,8 +311,12 @@ async def engage(request: Request) -> JSONResponse:
     s = checked_post(request)
     body: EngageSigned = await _body(request, EngageSigned)
     try:
+        engage_doc = parse_canonical_json(body.engage.encode("utf-8"))
+    except ValueError as exc:
+        raise Refused(400, f"kill switch: {exc}") from None
+    try:
         signed = SignedKillSwitch.model_validate_json(
-            json.dumps({"engage": body.engage, "signature": body.signature})
+            json.dumps({"engage": engage_doc, "signature": body.signature})
         )
     except ValidationError as exc:
         raise Refused(400, f"kill switch: {exc.errors()[0]['msg']}") from None
@@ -347,7 +348,14 @@ async def propose_release(request: Request) -> JSONResponse:
         note=f"release the kill switch (proposed by {s.user} in the console)",
     )
     prop = signing(request).propose(nxt.model_dump(mode="json"), [])
-    return answer({"proposal_id": prop["proposal_id"], "message": nxt.signing_message().hex()}, 201)
+    return answer(
+        {
+            "proposal_id": prop["proposal_id"],
+            "document": nxt.canonical().decode("utf-8"),
+            "message": nxt.signing_message().hex(),
+        },
+        201,
+    )
 
 
 @router.post("/proposals/sign")
@@ -376,7 +384,8 @@ async def prepare_audit(request: Request) -> JSONResponse:
     doc = await governed_doc(request)
     require_role(doc, s.user, "auditor", "admin")
     now = int(time.time())
-    return answer({"issued_at": now, "message": audit_export_message(doc.cluster_id, now).hex()})
+    message = audit_export_message(doc.cluster_id, now).hex()
+    return answer({"issued_at": now, "cluster_id": doc.cluster_id, "message": message})
 
 
 @router.post("/audit")

@@ -14,7 +14,14 @@ from tholos.chains.base import ChainError
 from tholos.chains.registry import chain_for
 from tholos.chains.wallet_kinds import ADDRESS_TYPES
 from tholos.gateway.console.transfers import ENCODINGS, wallet
-from tholos.gateway.console.web import document, gateway, page, session_of, signing
+from tholos.gateway.console.web import (
+    document,
+    gateway,
+    page,
+    session_of,
+    signed_request,
+    signing,
+)
 from tholos.gateway.service import GatewayError
 from tholos.governance.documents import GovernanceDocument
 from tholos.governance.engine import rules_for
@@ -159,11 +166,9 @@ async def request_page(request: Request, request_id: str) -> HTMLResponse:
         "request.html",
         s,
         r=summary,
-        intent=t.request.intent,
+        signed=signed_request(t.request),
         digest=t.digest,
         rules=applying_rules(doc, t.request.intent),
-        approval_message=(b"tholos/approval/v1" + bytes.fromhex(t.digest)).hex(),
-        cancel_message=(b"tholos/cancel/v1" + bytes.fromhex(t.digest)).hex(),
         may_approve=bool(
             me
             and "approver" in me.roles
@@ -199,6 +204,7 @@ async def policies_page(request: Request) -> HTMLResponse:
         "policies.html",
         s,
         doc=doc,
+        current=doc.model_dump(mode="json") if doc else None,
         policy=doc.policy.model_dump(mode="json") if doc else None,
         proposals=[_proposal_view(p) for p in proposals],
         is_admin=bool(doc and any(u.user_id == s.user and "admin" in u.roles for u in doc.users)),
@@ -206,13 +212,18 @@ async def policies_page(request: Request) -> HTMLResponse:
 
 
 def _proposal_view(p: dict[str, Any]) -> dict[str, Any]:
-    """A proposal with what an admin signs (None when the document does not parse)."""
+    """A proposal with the document an admin signs and its signing message (None when the
+    document does not parse)."""
     try:
         doc = GovernanceDocument.model_validate_json(json.dumps(p["document"]))
-        message = doc.signing_message().hex()
     except ValueError:
-        message = None
-    return {**p, "message": message, "signers": [x.get("signer") for x in p["signatures"]]}
+        return {**p, "message": None, "signed": None, "signers": _signers(p)}
+    signed = doc.model_dump(mode="json")  # the page script hashes this and shows it
+    return {**p, "message": doc.signing_message().hex(), "signed": signed, "signers": _signers(p)}
+
+
+def _signers(p: dict[str, Any]) -> list[Any]:
+    return [x.get("signer") for x in p["signatures"]]
 
 
 @router.get("/killswitch", response_class=HTMLResponse)
@@ -224,6 +235,7 @@ async def killswitch_page(request: Request) -> HTMLResponse:
         "killswitch.html",
         s,
         kill=await _kill_switch(request),
+        current=doc.model_dump(mode="json") if doc else None,
         roles=doc.policy.kill_switch_roles if doc else (),
     )
 

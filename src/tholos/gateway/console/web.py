@@ -16,7 +16,7 @@ from tholos.gateway.console.sessions import Session, Sessions
 from tholos.gateway.requests import GovernedSigning, governed
 from tholos.gateway.service import Gateway
 from tholos.governance.documents import GovernanceDocument
-from tholos.governance.requests import Intent
+from tholos.governance.requests import Intent, SigningRequest
 
 HERE = Path(__file__).parent
 COOKIE = "tholos_console"
@@ -126,6 +126,15 @@ def page(request: Request, name: str, session: Session | None, **ctx: Any) -> HT
             "Referrer-Policy": "no-referrer",
         },
     )
+
+
+def signed_request(req: SigningRequest) -> dict[str, Any]:
+    """What the page script hashes (and shows the intent from): the parts of the request digest."""
+    return {
+        "cluster_id": req.cluster_id,
+        "intent": req.intent.model_dump(mode="json"),
+        "payload": req.payload,
+    }
 
 
 def answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
