@@ -26,7 +26,7 @@ async def _signs(c: Cluster, key_id: str, message: bytes) -> None:
     job = gw.sign_job(key_id, message)
     await gw.sign([job])
     assert job.signature is not None, job.error
-    SCHEMES[job.scheme.name].verify(job.message, job.signature, gw.public_key_for(job))
+    SCHEMES[job.row.scheme].verify(job.message, job.signature, gw.public_key_for(job))
 
 
 async def test_reshare_threshold_remove_and_add_back(cluster: Cluster) -> None:

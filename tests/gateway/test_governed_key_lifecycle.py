@@ -231,7 +231,9 @@ async def test_disable_then_enable_and_a_replayed_disable_is_refused(gov: Gov) -
     disable = gov.change(row.key_id, "disable")
     assert (await life.set_disabled(gw, row.key_id, True, disable))["disabled"] is True
     assert all(s.vault.is_disabled(row.key_id) for s in gov.cluster.services.values())
-    assert await gov.signs(row.key_id) != "signed"
+    with pytest.raises(GatewayError) as refused:  # refused when the request is made
+        await gov.signs(row.key_id)
+    assert refused.value.status == 409 and refused.value.code == "key_disabled"
     enable = gov.change(row.key_id, "enable")
     assert (await life.set_disabled(gw, row.key_id, False, enable))["disabled"] is False
     with pytest.raises(GatewayError) as exc:
