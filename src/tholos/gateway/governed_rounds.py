@@ -65,7 +65,7 @@ def _transaction_jobs(gw: Gateway, row: KeyRow, request: SigningRequest) -> list
     """The jobs of a chain transaction, one per target, with sign item ids "<request id>#<k>"
     as every node expects; submitted together, they go to the same signers in one batch."""
     if row.scheme != "ecdsa":
-        raise GatewayError(400, "unsupported", f"{row.scheme} keys sign no chain transactions")
+        raise GatewayError(409, "unsupported", f"{row.scheme} keys sign no chain transactions")
     _, parsed = chain_targets.parse(row, request)
     jobs = []
     for k, target in enumerate(parsed.targets):

@@ -30,8 +30,10 @@ HTTP_CODES = {
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "rate_limited",
     500: "internal",
+    502: "bad_node_reply",
     503: "unavailable",
 }
 
@@ -59,6 +61,12 @@ def envelope(
         content={"error": {"code": code, "message": message, **extra}},
         headers=headers,
     )
+
+
+RULE_ERRORS = frozenset({"value_error", "assertion_error"})
+"""Pydantic error types of validators that JSON Schema cannot state (cross-field rules, a
+public key that must be a curve point): a body of the documented shape that breaks one is 422,
+any other validation error 400."""
 
 
 def _where(loc: tuple[Any, ...]) -> list[str]:
@@ -90,6 +98,10 @@ def install(app: FastAPI) -> None:
         )
         if too_large:
             return envelope(413, "too_large", "request validation failed", details=errs)
+        if all(e.get("type") in RULE_ERRORS for e in exc.errors()):
+            return envelope(
+                422, "invalid_request", "the request breaks a rule of its fields", details=errs
+            )
         return envelope(400, "invalid_request", "request validation failed", details=errs)
 
     @app.exception_handler(StarletteHTTPException)

@@ -27,9 +27,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from tholos.gateway.json_number import JsonInt
+from tholos.gateway.json_number import bounded_int
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
@@ -369,7 +369,7 @@ def share_health(gw: Gateway) -> dict[str, Any]:
 router = APIRouter()
 
 
-NodeId = Annotated[JsonInt, Field(ge=1, le=64)]
+NodeId = bounded_int(1, 64)
 
 
 class RepairBody(BaseModel):
