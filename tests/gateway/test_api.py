@@ -72,7 +72,7 @@ BAD = [
         "/v1/keys/{key}/sign",
         {"message": "00", "merkle_root": "00" * 31, "taproot_tweak": True},
         400,
-        "bad_length",  # checked before the scheme: an ed25519 key takes no tweak either
+        "invalid_request",  # off the schema: checked before the scheme (ed25519 takes no tweak)
     ),
     (
         "post",
@@ -84,7 +84,7 @@ BAD = [
     (
         "post",
         "/v1/keys/{key}/sign",
-        {"message": "00", "path": "m/0'/1"},
+        {"message": "00", "path": "m/0/1"},
         409,
         "option_not_for_scheme",  # ed25519 keys take no path at all
     ),

@@ -275,7 +275,7 @@ LOOSE = [
     ("/v1/keys", {"scheme": "ed25519", "label": ""}, 400, "invalid_request"),
     ("/v1/keys/{key}/sign", {"message": "0x00"}, 400, "malformed_hex"),
     ("/v1/keys/{key}/sign", {"message": ""}, 400, "bad_length"),
-    ("/v1/keys/{key}/sign", {"message": "00", "path": "m" + "/0" * 255}, 400, "bad_request"),
+    ("/v1/keys/{key}/sign", {"message": "00", "path": "m" + "/0" * 255}, 400, "invalid_request"),
     ("/v1/keys/{key}/sign", {"message": "00", "taproot_tweak": "yes"}, 400, "invalid_request"),
 ]
 

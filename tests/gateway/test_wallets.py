@@ -125,7 +125,7 @@ async def test_ethereum_addresses_match_eth_keys(api: Api) -> None:
             assert w["address"] == expected
     _err(
         await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1", params={"change": "true"}),
-        400,
+        409,
         "bad_index",
     )
 
@@ -145,7 +145,7 @@ async def test_solana_wallet_is_its_ed25519_key(api: Api) -> None:
         "public_key": key["public_key"],
         "change": False,
     }
-    _err(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 400, "bad_index")
+    _err(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 409, "bad_index")
 
 
 async def test_list_show_and_paging(api: Api) -> None:

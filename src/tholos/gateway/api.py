@@ -97,13 +97,11 @@ class SignBody(Strict):
         default="",
         max_length=512,
         description="BIP32 non-hardened path, e.g. m/0/1 (at most 16 levels)",
-        json_schema_extra=PATH_SCHEMA,
+        pattern=PATH_SCHEMA["pattern"],
     )
     taproot_tweak: bool = False
     merkle_root: str | None = Field(
-        default=None,
-        description="hex, 32 bytes (BIP341 script tree)",
-        json_schema_extra={"pattern": "^[0-9a-fA-F]{64}$"},
+        default=None, description="hex, 32 bytes (BIP341 script tree)", pattern="^[0-9a-fA-F]{64}$"
     )
 
 
@@ -314,13 +312,13 @@ def create_app(
     @app.post("/v1/keys/{key_id}/sign", responses=KEY_ERRORS)
     async def sign(key_id: KeyIdParam, body: SignBody) -> JSONResponse:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):  # ecdsa, bls12381 (and dise)
+            msg = _hex(body.message, "message", max_len=MAX_MESSAGE)  # 400 before any 409
             check_options(
                 gw().key(key_id).scheme,
                 path=body.path,
                 taproot_tweak=body.taproot_tweak,
                 merkle_root=body.merkle_root,
             )
-            msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
             return await scheme_routes.sign(gw(), key_id, msg, _path(body.path))
         job = _job(key_id, body)
         await gw().sign([job])

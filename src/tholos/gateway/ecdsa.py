@@ -126,9 +126,11 @@ class EcdsaRounds(RoundScheme):
     async def presign(self, key_id: str, count: int) -> int:
         """Fill the pool of `key_id` with `count` more presignatures (batches of presign_batch);
         returns how many were added."""
+        from tholos.gateway.key_lifecycle import check_usable
         from tholos.gateway.service import GatewayError
 
         row = self.gw.key(key_id)
+        check_usable(row)  # 409: a disabled key gets no presignatures (every node refuses)
         if getattr(SCHEMES[row.scheme], "kind", "") != "ecdsa":
             raise GatewayError(409, "unsupported", "presignatures are for ecdsa keys")
         public = self.gw._public(row)

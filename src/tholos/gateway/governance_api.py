@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
 from tholos.gateway.access import client_of
-from tholos.gateway.http_errors import RULE_ERRORS, responses
+from tholos.gateway.http_errors import responses, rule_broken
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.requests import GovernedSigning, governed
 from tholos.gateway.service import Gateway, GatewayError
@@ -72,14 +72,16 @@ class AuditBody(_Body):
 
 def _refusal(exc: ValidationError, what: str) -> GatewayError:
     """400 for a body off its schema, 422 for one that breaks only a rule JSON Schema cannot
-    state (cross-field rules: http_errors.RULE_ERRORS)."""
+    state (cross-field rules: http_errors.rule_broken)."""
     errors = exc.errors()
-    status = 422 if all(e["type"] in RULE_ERRORS for e in errors) else 400
+    status = 422 if rule_broken(errors) else 400
     return GatewayError(
         status,
         "invalid_request",
         f"malformed {what}",
-        details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in errors],
+        details=[
+            {"loc": [str(x) for x in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors
+        ],
     )
 
 

@@ -63,10 +63,52 @@ def envelope(
     )
 
 
-RULE_ERRORS = frozenset({"value_error", "assertion_error"})
-"""Pydantic error types of validators that JSON Schema cannot state (cross-field rules, a
-public key that must be a curve point): a body of the documented shape that breaks one is 422,
-any other validation error 400."""
+SCHEMA_ERRORS = frozenset(
+    {
+        "missing",
+        "extra_forbidden",
+        "string_type",
+        "int_type",
+        "int_from_float",
+        "int_parsing",
+        "int_parsing_size",
+        "float_parsing",
+        "bool_parsing",
+        "set_type",
+        "frozen_set_type",
+        "float_type",
+        "bool_type",
+        "list_type",
+        "tuple_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "none_required",
+        "literal_error",
+        "enum",
+        "string_pattern_mismatch",
+        "string_too_short",
+        "string_too_long",
+        "too_short",
+        "too_long",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "union_tag_invalid",
+        "union_tag_not_found",
+        "json_invalid",
+        "json_type",
+    }
+)
+"""Pydantic error types of what JSON Schema states (types, required and unknown fields, patterns,
+lengths, bounds). A body that breaks one is 400; one that breaks only other rules (cross-field
+validators, a public key that must be a curve point) has the documented shape: 422."""
+
+
+def rule_broken(errors: Any) -> bool:
+    """Whether pydantic `errors` are all of rules the schema cannot state (so: 422, not 400)."""
+    return all(e.get("type") not in SCHEMA_ERRORS for e in errors)
 
 
 def _where(loc: tuple[Any, ...]) -> list[str]:
@@ -98,7 +140,7 @@ def install(app: FastAPI) -> None:
         )
         if too_large:
             return envelope(413, "too_large", "request validation failed", details=errs)
-        if all(e.get("type") in RULE_ERRORS for e in exc.errors()):
+        if rule_broken(exc.errors()):
             return envelope(
                 422, "invalid_request", "the request breaks a rule of its fields", details=errs
             )

@@ -60,7 +60,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         for op in ops.values():
             answers = op.get("responses", {})
             answers.pop("422", None)  # FastAPI's own (HTTPValidationError): never answered
-            if "400" in answers:  # 422 is the envelope too (http_errors.RULE_ERRORS)
+            if "400" in answers:  # 422 is the envelope too (http_errors.rule_broken)
                 answers["422"] = {**answers["400"], "description": UNPROCESSABLE}
     out: dict[str, Any] = _move_defs(spec, schemas)
     return out

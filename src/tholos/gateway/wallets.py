@@ -94,8 +94,9 @@ def _gw(request: Request) -> Gateway:
 
 
 def _refused(exc: ChainError) -> GatewayError:
-    """409 for a key of the wrong scheme for the address type; 400 for the rest."""
-    status = 409 if exc.field == "key_id" else 400
+    """409 for what the wallet's chain or key cannot do (a key of another scheme, a change
+    address on ethereum, an index past 0 on solana); 400 for the rest."""
+    status = 409 if exc.field in ("key_id", "change", "index") else 400
     return GatewayError(status, CODES.get(exc.field, "bad_wallet"), str(exc))
 
 
