@@ -76,7 +76,7 @@ def test_wallets_and_transactions(cluster_dir: Path, tmp_path: Path) -> None:
     code, err = tholos(
         "wallets", "create", "--chain", "ethereum", "--network", "goerli", env=env, ok=False
     )
-    assert code == 1 and err["error"]["status"] == 400 and err["error"]["code"] == "bad_network"
+    assert code == 1 and err["error"]["status"] == 400 and err["error"]["code"] == "invalid_request"
     code, err = tholos(
         "wallets", "create", "--chain", "solana", "--network", "devnet", "--key", key["key_id"],
         env=env, ok=False,

@@ -72,23 +72,23 @@ BAD = [
         "/v1/keys/{key}/sign",
         {"message": "00", "merkle_root": "00" * 31, "taproot_tweak": True},
         400,
-        "bad_length",  # checked before the scheme: an ed25519 key takes no tweak either
+        "invalid_request",  # off the schema: checked before the scheme (ed25519 takes no tweak)
     ),
     (
         "post",
         "/v1/keys/{key}/sign",
         {"message": "00", "taproot_tweak": True},
-        400,
+        409,
         "option_not_for_scheme",
     ),
     (
         "post",
         "/v1/keys/{key}/sign",
-        {"message": "00", "path": "m/0'/1"},
-        400,
+        {"message": "00", "path": "m/0/1"},
+        409,
         "option_not_for_scheme",  # ed25519 keys take no path at all
     ),
-    ("get", "/v1/keys/{key}/derive?path=m/0", None, 400, "unsupported"),
+    ("get", "/v1/keys/{key}/derive?path=m/0", None, 409, "unsupported"),
     (
         "post",
         "/v1/sign",
@@ -100,7 +100,7 @@ BAD = [
         "post",
         "/v1/keys/import",
         {"scheme": "ed25519", "public": {}, "sealed": {}},
-        400,
+        422,
         "bad_request",
     ),
 ]

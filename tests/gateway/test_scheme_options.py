@@ -79,7 +79,7 @@ async def test_rest_refuses_options_not_for_the_scheme(api: Api) -> None:
             if url == "/v1/sign" and scheme in ("ecdsa", "bls12381", "dise"):
                 continue  # round-signed keys have no batch route (refused as unsupported)
             r = await client.post(url, json=payload)
-            assert r.status_code == 400, (scheme, option, url, r.text)
+            assert r.status_code == 409, (scheme, option, url, r.text)
             err = r.json()["error"]
             assert err["code"] == "option_not_for_scheme", (scheme, option, err)
             assert err["option"] in (option, "taproot_tweak") and err["scheme"] == scheme, err
@@ -127,6 +127,6 @@ async def test_governed_requests_refuse_them_too(
     )
     with pytest.raises(GatewayError) as err:
         await governed.g.create([(req, [])])
-    assert err.value.status == 400 and err.value.code == "option_not_for_scheme", err.value
+    assert err.value.status == 409 and err.value.code == "option_not_for_scheme", err.value
     assert err.value.extra["option"] == option
     assert governed.g.list_requests(None, 10) == []  # nothing stored, nothing reserved

@@ -106,7 +106,7 @@ async def test_ethereum_addresses_match_eth_keys(api: Api) -> None:
             "/v1/wallets",
             json={
                 "chain": "ethereum",
-                "network": "Sepolia",
+                "network": "sepolia",
                 "key_id": key["key_id"],
                 "label": "ops",
             },
@@ -125,7 +125,7 @@ async def test_ethereum_addresses_match_eth_keys(api: Api) -> None:
             assert w["address"] == expected
     _err(
         await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1", params={"change": "true"}),
-        400,
+        409,
         "bad_index",
     )
 
@@ -145,7 +145,7 @@ async def test_solana_wallet_is_its_ed25519_key(api: Api) -> None:
         "public_key": key["public_key"],
         "change": False,
     }
-    _err(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 400, "bad_index")
+    _err(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 409, "bad_index")
 
 
 async def test_list_show_and_paging(api: Api) -> None:
@@ -170,19 +170,19 @@ async def test_list_show_and_paging(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"chain": "dogecoin", "network": "mainnet"}, 400, "unknown_chain"),
-        ({"chain": "bitcoin", "network": "moon"}, 400, "bad_network"),
-        ({"chain": "ethereum", "network": "goerli"}, 400, "bad_network"),
-        ({"chain": "ethereum", "network": "0"}, 400, "bad_network"),
-        ({"chain": "solana", "network": "mainnet"}, 400, "bad_network"),
+        ({"chain": "dogecoin", "network": "mainnet"}, 400, "invalid_request"),
+        ({"chain": "bitcoin", "network": "moon"}, 400, "invalid_request"),
+        ({"chain": "ethereum", "network": "goerli"}, 400, "invalid_request"),
+        ({"chain": "ethereum", "network": "0"}, 400, "invalid_request"),
+        ({"chain": "solana", "network": "mainnet"}, 400, "invalid_request"),
         (
             {"chain": "bitcoin", "network": "mainnet", "address_type": "p2pkh"},
             400,
-            "bad_address_type",
+            "invalid_request",
         ),
-        ({"chain": "ethereum", "network": "1", "address_type": "p2tr"}, 400, "bad_address_type"),
+        ({"chain": "ethereum", "network": "1", "address_type": "p2tr"}, 400, "invalid_request"),
         ({"chain": "bitcoin", "network": "mainnet", "key_id": "0" * 32}, 404, "unknown_key"),
-        ({"chain": "bitcoin", "network": "mainnet", "key_id": "zz"}, 404, "unknown_key"),
+        ({"chain": "bitcoin", "network": "mainnet", "key_id": "zz"}, 400, "invalid_request"),
         ({"chain": "bitcoin", "network": 1}, 400, "invalid_request"),
         ({"chain": "bitcoin", "network": "mainnet", "extra": 1}, 400, "invalid_request"),
         ({"chain": "bitcoin", "network": "mainnet", "label": "<b>"}, 400, "invalid_request"),
@@ -217,7 +217,7 @@ async def test_a_key_of_the_wrong_scheme_is_refused(
     body = {"chain": chain, "network": network, "key_id": key["key_id"]}
     if address_type:
         body["address_type"] = address_type
-    err = _err(await client.post("/v1/wallets", json=body), 400, "wrong_scheme")
+    err = _err(await client.post("/v1/wallets", json=body), 409, "wrong_scheme")
     assert scheme in err["message"]
     assert cluster.gateway.store.wallets.count() == 0
 

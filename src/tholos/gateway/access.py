@@ -68,7 +68,7 @@ def charge_keys(request: Request, count: int) -> None:
     client = client_of(request)
     if count > client.limits.max_count:
         raise GatewayError(
-            400,
+            403,
             "count_over_limit",
             f"client {client.name!r} may create at most {client.limits.max_count} keys per call",
         )

@@ -85,12 +85,18 @@ class SealedShare(Strict):
     ciphertext: str = Field(max_length=8192)
 
 
+NodeKey = Annotated[str, Field(pattern="^[1-9][0-9]?$")]
+NO_OTHER_KEYS: JsonDict = {"additionalProperties": False}
+
+
 class ImportKey(Strict):
     scheme: Scheme
     label: Label | None = None
     public: dict[str, Any]
     meta: dict[str, str] = Field(default_factory=dict)
-    sealed: dict[str, SealedShare]
+    sealed: dict[NodeKey, SealedShare] = Field(
+        description="one sealed share per node, by node id", json_schema_extra=NO_OTHER_KEYS
+    )
 
 
 class SignBody(Strict):
@@ -103,13 +109,11 @@ class SignBody(Strict):
         default="",
         max_length=512,
         description="BIP32 non-hardened path, e.g. m/0/1 (at most 16 levels)",
-        json_schema_extra=PATH_SCHEMA,
+        pattern=str(PATH_SCHEMA["pattern"]),
     )
     taproot_tweak: bool = False
     merkle_root: str | None = Field(
-        default=None,
-        description="hex, 32 bytes (BIP341 script tree)",
-        json_schema_extra={"pattern": "^[0-9a-fA-F]{64}$"},
+        default=None, description="hex, 32 bytes (BIP341 script tree)", pattern="^[0-9a-fA-F]{64}$"
     )
 
 
@@ -152,7 +156,7 @@ def _path(path: str) -> str:
 
 
 KeyIdParam = Annotated[str, openapi.key_id_param()]
-ERRORS = responses(400, 403, 404, 409, 413, 415, 429, 500, 503)
+ERRORS = responses(400, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503)
 KEY_ERRORS = responses(404, 409, 503)
 
 
@@ -241,12 +245,7 @@ def create_app(
     @app.post("/v1/keys/import", status_code=201, responses=responses(409, 503))
     async def import_key(body: ImportKey, request: Request) -> dict[str, Any]:
         charge_keys(request, 1)
-        try:
-            sealed = {int(k): v.model_dump() for k, v in body.sealed.items()}
-        except ValueError:
-            raise GatewayError(
-                400, "bad_request", "sealed shares must be keyed by node id"
-            ) from None
+        sealed = {int(k): v.model_dump() for k, v in body.sealed.items()}
         row = await gw().import_key(body.scheme, body.label, body.public, body.meta, sealed)
         return row.summary()
 
@@ -315,7 +314,7 @@ def create_app(
     def _job(key_id: str, body: SignBody) -> SchemeJob:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):
             raise GatewayError(
-                400, "unsupported", "ecdsa, bls12381 and dise keys: use POST /v1/keys/{id}/..."
+                409, "unsupported", "ecdsa, bls12381 and dise keys: use POST /v1/keys/{id}/..."
             )
         msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
         root = _hex(body.merkle_root, "merkle_root", exact=32) if body.merkle_root else None
@@ -327,13 +326,13 @@ def create_app(
     @app.post("/v1/keys/{key_id}/sign", responses=KEY_ERRORS)
     async def sign(key_id: KeyIdParam, body: SignBody) -> JSONResponse:
         if scheme_routes.is_round_key(gw(), _key_id(key_id)):  # ecdsa, bls12381 (and dise)
+            msg = _hex(body.message, "message", max_len=MAX_MESSAGE)  # 400 before any 409
             check_options(
                 gw().key(key_id).scheme,
                 path=body.path,
                 taproot_tweak=body.taproot_tweak,
                 merkle_root=body.merkle_root,
             )
-            msg = _hex(body.message, "message", max_len=MAX_MESSAGE)
             return await scheme_routes.sign(gw(), key_id, msg, _path(body.path))
         job = _job(key_id, body)
         await gw().sign([job])

@@ -33,21 +33,21 @@ def wallet_of(row: KeyRow, request: SigningRequest) -> WalletRef:
             address_type=intent.transaction.address_type,
         )
     except ChainError as exc:
-        raise GatewayError(400, "bad_request", f"wallet: {exc}") from None
+        raise GatewayError(422, "bad_request", f"wallet: {exc}") from None
 
 
 def parse(row: KeyRow, request: SigningRequest) -> tuple[WalletRef, ParsedTransaction]:
     """The gateway's parse of a transaction request (400 naming the field if refused)."""
     chain = chain_for(request.intent.chain)
     if chain is None:
-        raise GatewayError(400, "bad_request", f"no chain package for {request.intent.chain!r}")
+        raise GatewayError(422, "bad_request", f"no chain package for {request.intent.chain!r}")
     wallet = wallet_of(row, request)
     try:
         parsed = chain.parse(wallet, request.payload_bytes())
     except ChainError as exc:
-        raise GatewayError(400, "bad_request", f"transaction refused: {exc}") from None
+        raise GatewayError(422, "bad_request", f"transaction refused: {exc}") from None
     if not parsed.targets:
-        raise GatewayError(400, "bad_request", "the transaction needs no signature of this key")
+        raise GatewayError(422, "bad_request", "the transaction needs no signature of this key")
     return wallet, parsed
 
 

@@ -38,11 +38,11 @@ class DiseRounds(RoundScheme):
         from tholos.gateway.errors import GatewayError
 
         if job.path:
-            raise GatewayError(400, "unsupported", f"{job.row.scheme} keys have no derivation")
+            raise GatewayError(409, "unsupported", f"{job.row.scheme} keys have no derivation")
         if eval_request is None:
             raise GatewayError(
-                400,
-                "bad_request",
+                409,
+                "unsupported",
                 (
                     "dise keys do not sign: they encrypt and decrypt (`tholos encrypt KEY_ID --in F "
                     "--out F.enc`, `tholos decrypt KEY_ID --in F.enc --out F`; REST: POST "
@@ -53,7 +53,7 @@ class DiseRounds(RoundScheme):
         job.authorization = eval_request.get("authorization")
         if job.authorization is not None and job.verify:
             raise GatewayError(
-                400,
+                422,
                 "bad_request",
                 "sealed partials cannot be checked here: the client checks them and "
                 "names a bad node in `exclude`",

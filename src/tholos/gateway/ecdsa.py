@@ -63,10 +63,10 @@ class EcdsaRounds(RoundScheme):
         from tholos.gateway.errors import GatewayError
 
         if len(job.message) != 32:
-            raise GatewayError(400, "bad_length", "ECDSA signs a 32-byte digest (--message HEX32)")
+            raise GatewayError(409, "bad_length", "ECDSA signs a 32-byte digest (--message HEX32)")
         job.tweak = scheme.tweak(job.public, job.row.meta, job.path)
         if eval_request is not None:
-            raise GatewayError(400, "unsupported", f"{job.row.scheme} keys cannot evaluate")
+            raise GatewayError(409, "unsupported", f"{job.row.scheme} keys cannot evaluate")
 
     def left_out(self, job: SchemeJob) -> list[int]:
         # Presignatures come from a fixed participant set: a node known not to hold the current
@@ -127,10 +127,12 @@ class EcdsaRounds(RoundScheme):
         """Fill the pool of `key_id` with `count` more presignatures (batches of presign_batch);
         returns how many were added."""
         from tholos.gateway.errors import GatewayError
+        from tholos.gateway.key_lifecycle import check_usable
 
         row = self.gw.key(key_id)
+        check_usable(row)  # 409: a disabled key gets no presignatures (every node refuses)
         if getattr(SCHEMES[row.scheme], "kind", "") != "ecdsa":
-            raise GatewayError(400, "unsupported", "presignatures are for ecdsa keys")
+            raise GatewayError(409, "unsupported", "presignatures are for ecdsa keys")
         public = self.gw._public(row)
         added = 0
         while added < count:

@@ -5,19 +5,20 @@ signing requests, audit collection. Bodies are the signed governance objects the
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import pydantic_core
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
 from tholos.gateway.access import client_of
-from tholos.gateway.http_errors import responses
+from tholos.gateway.http_errors import responses, rule_broken
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.requests import GovernedSigning, governed
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.governance import Approval, SigningRequest
-from tholos.governance.documents import DocumentSignature, GovernanceDocument, SignedDocument
+from tholos.governance.documents import DocumentSignature, GovernanceDocument
 from tholos.governance.killswitch import SignedKillSwitch
 
 router = APIRouter(responses=responses(404, 409, 503))
@@ -30,21 +31,24 @@ class _Body(BaseModel):
 
 
 class NewRequest(_Body):
-    request: dict[str, Any]
-    approvals: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
-
-
-class NewRequests(_Body):
-    requests: list[NewRequest] = Field(max_length=MAX_BATCH)
+    request: SigningRequest
+    approvals: tuple[Approval, ...] = Field(default=(), max_length=64)
 
 
 class ApprovalBody(_Body):
-    approval: dict[str, Any]
+    approval: Approval
 
 
 class DocumentBody(_Body):
-    document: dict[str, Any]
-    signatures: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
+    """A governance document with the admin signatures collected so far (none to start)."""
+
+    document: GovernanceDocument
+    signatures: tuple[DocumentSignature, ...] = Field(default=(), max_length=64)
+
+
+class SignedDocumentBody(_Body):
+    document: GovernanceDocument
+    signatures: tuple[DocumentSignature, ...] = Field(max_length=64)
 
 
 class SignatureBody(_Body):
@@ -66,17 +70,60 @@ class AuditBody(_Body):
     signature: str = Field(pattern="^[0-9a-f]{128}$", description="Ed25519, hex")
 
 
-def _model(cls: type[BaseModel], value: Any, what: str) -> Any:
-    """Validate a JSON value as a governance model (their JSON strictness rules)."""
+def _refusal(exc: ValidationError, what: str) -> GatewayError:
+    """400 for a body off its schema, 422 for one that breaks only a rule JSON Schema cannot
+    state (cross-field rules: http_errors.rule_broken)."""
+    errors = exc.errors()
+    status = 422 if rule_broken(errors) else 400
+    return GatewayError(
+        status,
+        "invalid_request",
+        f"malformed {what}",
+        details=[
+            {"loc": [str(x) for x in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors
+        ],
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` publishing `model` as the request body of a route that parses it itself
+    (`_read`): strict governance models take arrays as tuples only when parsing JSON."""
+    schema = model.model_json_schema(mode="validation")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _read(request: Request, model: type[M], what: str) -> M:
+    """The body as `model`, parsed once from its JSON (400/422 as `_refusal` says)."""
+    body = await request.body()
     try:
-        return cls.model_validate_json(json.dumps(value))
+        return model.model_validate_json(body)  # one parse, in Rust
     except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            f"malformed {what}",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
+        refused = exc
+    try:  # JSON Schema counts 2.0 as an integer: the governance models take it as 2
+        whole = _whole_numbers(pydantic_core.from_json(body))
+        return model.model_validate_json(json.dumps(whole))
+    except ValidationError as exc:
+        raise _refusal(exc, what) from None
+    except ValueError:
+        raise _refusal(refused, what) from None
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = model.model_dump(mode="json")
+    return out
 
 
 async def _require_governed(g: GovernedSigning) -> None:
@@ -102,31 +149,18 @@ def _g(request: Request) -> GovernedSigning:
     return governed(gw)
 
 
-def _parse(body: NewRequest) -> tuple[SigningRequest, list[Approval]]:
-    try:
-        req = SigningRequest.model_validate_json(json.dumps(body.request))
-        approvals = [Approval.model_validate_json(json.dumps(a)) for a in body.approvals]
-    except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "malformed signing request",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
-    return req, approvals
-
-
 @router.get("/v1/governance")
 async def governance_state(request: Request) -> dict[str, Any]:
     return await _g(request).state()
 
 
-@router.post("/v1/governance/documents")
-async def submit_document(request: Request, body: DocumentBody) -> dict[str, Any]:
+@router.post("/v1/governance/documents", openapi_extra=json_body(SignedDocumentBody))
+async def submit_document(request: Request) -> dict[str, Any]:
+    """A governance document signed by an admin quorum, for every node to adopt."""
+    body = await _read(request, SignedDocumentBody, "signed governance document")
     g = _g(request)
-    _model(SignedDocument, body.model_dump(), "signed governance document")
     await _require_governed(g)
-    result = await g.submit_document(body.model_dump())
+    result = await g.submit_document(_json(body))
     _refused(result, "adopted_by")
     return result
 
@@ -136,16 +170,15 @@ async def list_proposals(request: Request) -> dict[str, Any]:
     return {"proposals": _g(request).proposals()}
 
 
-@router.post("/v1/governance/proposals", status_code=201)
-async def propose(request: Request, body: DocumentBody) -> dict[str, Any]:
+@router.post("/v1/governance/proposals", status_code=201, openapi_extra=json_body(DocumentBody))
+async def propose(request: Request) -> dict[str, Any]:
+    body = await _read(request, DocumentBody, "governance document")
     g = _g(request)
-    _model(GovernanceDocument, body.document, "governance document")
-    for s in body.signatures:
-        _model(DocumentSignature, s, "document signature")
     await _require_governed(g)
-    prop = g.propose(body.document, body.signatures)
-    if body.signatures:
-        return await g.sign_proposal(prop["proposal_id"], body.signatures[-1])
+    signatures = [_json(x) for x in body.signatures]
+    prop = g.propose(_json(body.document), signatures)
+    if signatures:
+        return await g.sign_proposal(prop["proposal_id"], signatures[-1])
     return prop
 
 
@@ -161,20 +194,21 @@ async def sign_proposal(
     return await _g(request).sign_proposal(proposal_id[:64], body.model_dump())
 
 
-@router.post("/v1/killswitch")
-async def kill_switch(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    """Body: a SignedKillSwitch (tholos.governance.killswitch)."""
+@router.post("/v1/killswitch", openapi_extra=json_body(SignedKillSwitch))
+async def kill_switch(request: Request) -> dict[str, Any]:
+    """Engage the kill switch on every node (a signed engage order of an admin)."""
+    body = await _read(request, SignedKillSwitch, "signed kill switch")
     g = _g(request)
-    _model(SignedKillSwitch, body, "signed kill switch")
     await _require_governed(g)
-    result = await g.kill_switch(body)
+    result = await g.kill_switch(_json(body))
     _refused(result, "engaged_on")
     return result
 
 
-@router.post("/v1/signing-requests", status_code=201)
-async def create_request(request: Request, body: NewRequest) -> dict[str, Any]:
-    tracked = await _g(request).create([_parse(body)])
+@router.post("/v1/signing-requests", status_code=201, openapi_extra=json_body(NewRequest))
+async def create_request(request: Request) -> dict[str, Any]:
+    body = await _read(request, NewRequest, "signing request")
+    tracked = await _g(request).create([(body.request, list(body.approvals))])
     return tracked[0].summary()
 
 
@@ -189,27 +223,12 @@ class _Batch(_Body):
 
 @router.post(
     "/v1/signing-requests/batch",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _Batch.model_json_schema(mode="validation")}
-            },
-        }
-    },
+    openapi_extra=json_body(_Batch),
 )
 async def create_requests(request: Request) -> Response:
     """Many requests in one call (one reservation / one SignBatch round trip per node).
     Body: {"requests": [{"request": SigningRequest, "approvals": [Approval]}]}."""
-    try:
-        body = _Batch.model_validate_json(await request.body())  # one parse, in Rust
-    except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "malformed batch",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
+    body = await _read(request, _Batch, "batch")  # one parse, in Rust
     tracked = await _g(request).create([(b.request, list(b.approvals)) for b in body.requests])
     out = {"results": [t.brief() for t in tracked]}
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
@@ -236,18 +255,10 @@ async def raw_request(request: Request, request_id: IdParam) -> dict[str, Any]:
     return {"request": t.request.model_dump(mode="json")}
 
 
-@router.post("/v1/signing-requests/{request_id}/approvals")
-async def approve(request: Request, request_id: IdParam, body: ApprovalBody) -> dict[str, Any]:
-    try:
-        approval = Approval.model_validate_json(json.dumps(body.approval))
-    except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "malformed approval",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
-    return (await _g(request).approve(request_id[:64], approval)).summary()
+@router.post("/v1/signing-requests/{request_id}/approvals", openapi_extra=json_body(ApprovalBody))
+async def approve(request: Request, request_id: IdParam) -> dict[str, Any]:
+    body = await _read(request, ApprovalBody, "approval")
+    return (await _g(request).approve(request_id[:64], body.approval)).summary()
 
 
 @router.post("/v1/signing-requests/{request_id}/sign")
@@ -255,13 +266,13 @@ async def retry(request: Request, request_id: IdParam) -> dict[str, Any]:
     return (await _g(request).execute(request_id[:64])).summary()
 
 
-@router.post("/v1/signing-requests/{request_id}/cancel", responses=responses(400, 403))
+@router.post("/v1/signing-requests/{request_id}/cancel")
 async def cancel(request: Request, request_id: IdParam, body: CancelBody) -> dict[str, Any]:
     """Cancel a request not signed yet (its initiator, or an admin client without a signature)."""
     admin = not body.signature and client_of(request).may("admin")
     if not admin and not (body.user and body.signature):
         raise GatewayError(
-            400, "invalid_request", "cancel needs the initiator's user and signature"
+            422, "invalid_request", "cancel needs the initiator's user and signature"
         )
     t = await _g(request).cancel(request_id[:64], body.user, body.signature, admin=admin)
     return t.summary()

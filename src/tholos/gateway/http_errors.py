@@ -30,8 +30,10 @@ HTTP_CODES = {
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "rate_limited",
     500: "internal",
+    502: "bad_node_reply",
     503: "unavailable",
 }
 
@@ -59,6 +61,54 @@ def envelope(
         content={"error": {"code": code, "message": message, **extra}},
         headers=headers,
     )
+
+
+SCHEMA_ERRORS = frozenset(
+    {
+        "missing",
+        "extra_forbidden",
+        "string_type",
+        "int_type",
+        "int_from_float",
+        "int_parsing",
+        "int_parsing_size",
+        "float_parsing",
+        "bool_parsing",
+        "set_type",
+        "frozen_set_type",
+        "float_type",
+        "bool_type",
+        "list_type",
+        "tuple_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "none_required",
+        "literal_error",
+        "enum",
+        "string_pattern_mismatch",
+        "string_too_short",
+        "string_too_long",
+        "too_short",
+        "too_long",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "union_tag_invalid",
+        "union_tag_not_found",
+        "json_invalid",
+        "json_type",
+    }
+)
+"""Pydantic error types of what JSON Schema states (types, required and unknown fields, patterns,
+lengths, bounds). A body that breaks one is 400; one that breaks only other rules (cross-field
+validators, a public key that must be a curve point) has the documented shape: 422."""
+
+
+def rule_broken(errors: Any) -> bool:
+    """Whether pydantic `errors` are all of rules the schema cannot state (so: 422, not 400)."""
+    return all(e.get("type") not in SCHEMA_ERRORS for e in errors)
 
 
 def _where(loc: tuple[Any, ...]) -> list[str]:
@@ -90,6 +140,10 @@ def install(app: FastAPI) -> None:
         )
         if too_large:
             return envelope(413, "too_large", "request validation failed", details=errs)
+        if rule_broken(exc.errors()):
+            return envelope(
+                422, "invalid_request", "the request breaks a rule of its fields", details=errs
+            )
         return envelope(400, "invalid_request", "request validation failed", details=errs)
 
     @app.exception_handler(StarletteHTTPException)

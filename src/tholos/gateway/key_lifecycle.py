@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.gateway import openapi
 from tholos.gateway.errors import GatewayError
+from tholos.gateway.schemas import TAG_PATTERN, KeyId, Label, Tag
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance.key_changes import SignedKeyChange
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tholos.gateway")
 PROTOCOL = "key-state"
-TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
+TAG = re.compile(TAG_PATTERN)
 MAX_TAGS = 32
 REPLAYED = "already applied on this node"
 
@@ -183,7 +184,7 @@ async def destroy(
     row = gw.key(key_id[:64])
     if confirm != key_id:
         raise GatewayError(
-            400, "confirm_mismatch", "destroy needs --confirm with the key id itself (irreversible)"
+            422, "confirm_mismatch", "destroy needs --confirm with the key id itself (irreversible)"
         )
     _key_change(row.key_id, "destroy", document)
     gw.store.put_keys([replace(row, meta={**row.meta, "disabled": True})])
@@ -212,7 +213,7 @@ def retag(gw: Gateway, key_id: str, add: list[str], remove: list[str]) -> dict[s
         )
     tags = sorted((set(row.meta.get("tags", [])) | set(add)) - set(remove))
     if len(tags) > MAX_TAGS:
-        raise GatewayError(400, "too_many_tags", f"a key has at most {MAX_TAGS} tags")
+        raise GatewayError(409, "too_many_tags", f"a key has at most {MAX_TAGS} tags")
     new = replace(row, meta={**row.meta, "tags": tags})
     gw.store.put_keys([new])
     return new.summary()
@@ -232,19 +233,19 @@ class ChangeBody(BaseModel):
 
 class DestroyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    confirm: str = Field(max_length=64, description="the key id again: destroy is irreversible")
+    confirm: KeyId = Field(description="the key id again: destroy is irreversible")
     change: dict[str, Any] | None = Field(default=None, description=CHANGE_DOC)
 
 
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    label: str | None = Field(max_length=200, description="new label, null to clear it")
+    label: Label | None = Field(description="new label, null to clear it")
 
 
 class TagsBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    add: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
-    remove: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    add: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 def _gw(request: Request) -> Gateway:

@@ -1,5 +1,5 @@
-"""The OpenAPI document as the API really behaves: errors in the envelope (400, never FastAPI's
-422), request-body `$defs` moved into components so every `$ref` resolves, and the id formats
+"""The OpenAPI document as the API really behaves: errors in the envelope (400 off the schema,
+422 for a cross-field rule; never FastAPI's HTTPValidationError), request-body `$defs` moved into components so every `$ref` resolves, and the id formats
 of path parameters. Checked in as docs/openapi.json (`make openapi` rewrites it)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 
 SPEC_FILE = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 KEY_ID_PATTERN = "^[0-9a-f]{32}$"
+UNPROCESSABLE = "a body of the documented shape that breaks a rule JSON Schema cannot state"
 
 
 def key_id_param() -> Any:
@@ -57,7 +58,10 @@ def build(app: FastAPI) -> dict[str, Any]:
         schemas.pop(name, None)
     for ops in spec.get("paths", {}).values():
         for op in ops.values():
-            op.get("responses", {}).pop("422", None)
+            answers = op.get("responses", {})
+            answers.pop("422", None)  # FastAPI's own (HTTPValidationError): never answered
+            if "400" in answers:  # 422 is the envelope too (http_errors.rule_broken)
+                answers["422"] = {**answers["400"], "description": UNPROCESSABLE}
     out: dict[str, Any] = _move_defs(spec, schemas)
     return out
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tholos.gateway.json_number import JsonInt
+from tholos.gateway.json_number import WHOLE
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.rpc import node_pb2 as pb
@@ -380,7 +380,7 @@ def share_health(gw: Gateway) -> dict[str, Any]:
 router = APIRouter()
 
 
-NodeId = Annotated[JsonInt, Field(ge=1, le=64)]
+NodeId = Annotated[int, Field(ge=1, le=64), WHOLE]  # bounds first (json_number.bounded_int)
 
 
 class RepairBody(BaseModel):

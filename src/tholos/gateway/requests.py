@@ -360,7 +360,7 @@ class GovernedSigning:
     async def approve(self, request_id: str, approval: Approval) -> Tracked:
         t = self.get(request_id)
         if approval.request_id != request_id:
-            raise GatewayError(400, "bad_request", "approval is for another request")
+            raise GatewayError(422, "bad_request", "approval is for another request")
         if t.status == SIGNED:
             raise GatewayError(409, "already_signed", "request is signed already")
         if t.status not in OPEN:

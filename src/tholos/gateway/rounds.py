@@ -92,9 +92,9 @@ class RoundScheme:
         from tholos.gateway.errors import GatewayError
 
         if job.path:
-            raise GatewayError(400, "unsupported", f"{job.row.scheme} keys have no derivation")
+            raise GatewayError(409, "unsupported", f"{job.row.scheme} keys have no derivation")
         if eval_request is not None:
-            raise GatewayError(400, "unsupported", f"{job.row.scheme} keys cannot evaluate")
+            raise GatewayError(409, "unsupported", f"{job.row.scheme} keys cannot evaluate")
 
     def left_out(self, job: SchemeJob) -> list[int]:
         """Holders not to ask up front (besides excluded and avoided ones)."""

@@ -69,7 +69,8 @@ class RoundSigning:
         taproot: bool = False,
         merkle_root: bytes | None = None,
     ) -> SchemeJob:
-        """A checked job for one key (GatewayError 400 for input the key cannot take)."""
+        """A checked job for one key (GatewayError 409 for an operation the
+        key's scheme has not, 422 for input it cannot take)."""
         from tholos.gateway.errors import GatewayError
 
         row = self.gw.key(key_id)
@@ -77,13 +78,13 @@ class RoundSigning:
         sch = SCHEMES[row.scheme]
         handler = self.schemes.get(sch.kind)
         if handler is None:
-            raise GatewayError(400, "unsupported", f"{row.scheme} keys are not handled here")
+            raise GatewayError(409, "unsupported", f"{row.scheme} keys are not handled here")
         job = SchemeJob(sch.kind, row, self.gw._public(row), message, path)
         job.taproot, job.merkle_root = taproot, merkle_root
         try:
             handler.prepare(job, sch, eval_request)
         except (CryptoError, ValueError, KeyError) as exc:
-            raise GatewayError(400, "bad_request", f"{type(exc).__name__}: {exc}") from None
+            raise GatewayError(422, "bad_request", f"{type(exc).__name__}: {exc}") from None
         return job
 
     async def submit(self, jobs: list[SchemeJob]) -> list[SchemeJob]:

@@ -20,10 +20,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tholos.gateway.json_number import JsonInt
+from tholos.gateway.json_number import WHOLE, JsonInt
 from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.scheme_protocols import is_round_signed, presignatures, rounds_for
 from tholos.gateway.signing import job_result
+
+NodeNumber = Annotated[int, Field(ge=1, le=64), WHOLE]  # bounds first (json_number.bounded_int)
 
 
 class _Strict(BaseModel):
@@ -50,7 +52,7 @@ class EvaluateBody(_Strict):
         description="governed clusters: the user's signed DiSE authorization, relayed untouched; "
         "each node then returns its partial sealed to the client key named in it",
     )
-    exclude: list[Annotated[JsonInt, Field(ge=1, le=64)]] = Field(
+    exclude: list[NodeNumber] = Field(
         default_factory=list,
         max_length=64,
         description="nodes the client found misbehaving: left out of this request (not "

@@ -220,13 +220,13 @@ class Gateway:
         try:
             pkg = PublicKeyPackage.from_dict(public)
         except CryptoError as exc:
-            raise GatewayError(400, "bad_request", f"bad public key package: {exc}") from None
+            raise GatewayError(422, "bad_request", f"bad public key package: {exc}") from None
         if pkg.group is not sch.group:
             raise GatewayError(
-                400, "bad_request", "public key package is not of this scheme's group"
+                422, "bad_request", "public key package is not of this scheme's group"
             )
         if set(sealed) != set(pkg.identifiers) or set(pkg.identifiers) - set(self.nodes.ids):
-            raise GatewayError(400, "bad_request", "one sealed share per cluster node is required")
+            raise GatewayError(422, "bad_request", "one sealed share per cluster node is required")
         key_id = uuid.uuid4().hex
         batch = key_id
         meta = {
@@ -255,7 +255,7 @@ class Gateway:
         for i, rep in zip(pkg.identifiers, replies, strict=True):
             if isinstance(rep, NodeRefused):
                 raise GatewayError(
-                    400, "import_refused", f"node {i} refused the import: {rep.reason}"
+                    422, "import_refused", f"node {i} refused the import: {rep.reason}"
                 )
             if isinstance(rep, BaseException):
                 raise GatewayError(503, "node_unavailable", f"node {i}: {rep}")
@@ -277,13 +277,13 @@ class Gateway:
         sch = SCHEMES[row.scheme]
         if not sch.supports_derivation:
             raise GatewayError(
-                400, "unsupported", f"{row.scheme} keys do not support BIP32 derivation"
+                409, "unsupported", f"{row.scheme} keys do not support BIP32 derivation"
             )
         public = PublicKeyPackage.from_dict(row.package)
         try:
             tweak, xpub = sch.derive(public, row.meta, path)
         except CryptoError as exc:
-            raise GatewayError(400, "bad_path", str(exc)) from None
+            raise GatewayError(422, "bad_path", str(exc)) from None
         return {
             "key_id": key_id,
             "path": path,
@@ -369,11 +369,11 @@ __all__ = ["Gateway", "GatewayError", "NodeUnavailable"]
 
 
 def check_options(scheme: str, **given: Any) -> None:
-    """400 `option_not_for_scheme`, naming the option, for an option the scheme does not take
+    """409 `option_not_for_scheme`, naming the option, for an option the scheme does not take
     (the scheme registry decides: `Scheme.options`)."""
     try:
         SCHEMES[scheme].check_options(**given)
     except OptionNotForScheme as exc:
         raise GatewayError(
-            400, "option_not_for_scheme", str(exc), option=exc.option, scheme=scheme
+            409, "option_not_for_scheme", str(exc), option=exc.option, scheme=scheme
         ) from None

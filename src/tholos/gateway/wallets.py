@@ -8,19 +8,26 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.chains.base import ChainError, WalletRef
+from tholos.chains.ethereum.wallet import NETWORK_NAMES
 from tholos.chains.registry import chain_for
-from tholos.chains.wallet_kinds import ADDRESS_TYPES, root_node, wallet_kind
+from tholos.chains.wallet_kinds import (
+    BITCOIN_NETWORKS,
+    SOLANA_NETWORKS,
+    root_node,
+    wallet_kind,
+)
 from tholos.crypto import bip32
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import openapi
 from tholos.gateway.access import charge_keys
 from tholos.gateway.http_errors import responses
+from tholos.gateway.schemas import KeyId, Label
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.store import KeyRow
 from tholos.gateway.wallet_store import WalletRow
@@ -29,7 +36,7 @@ from tholos.schemes import SCHEMES, chain_code_for
 WALLET_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAGE = 1000
 MAX_INDEX = bip32.HARDENED - 1
-LABEL_PATTERN = r"^[\w .:@/+#()=,-]{1,200}$"
+ETHEREUM_NETWORK = "^([1-9][0-9]{0,18}|" + "|".join(NETWORK_NAMES) + ")$"
 # ChainError field -> error code
 CODES = {
     "chain": "unknown_chain",
@@ -43,27 +50,42 @@ CODES = {
 router = APIRouter(tags=["wallets"])
 
 
-class CreateWallet(BaseModel):
+class _WalletBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    chain: str = Field(max_length=32, description=" | ".join(ADDRESS_TYPES))
-    network: str = Field(
-        min_length=1,
-        max_length=64,
-        description="bitcoin mainnet|testnet|signet|regtest; ethereum a chain id or mainnet|"
-        "sepolia|holesky|anvil; solana mainnet-beta|devnet|testnet|localnet",
-    )
-    key_id: str | None = Field(
+    key_id: KeyId | None = Field(
         default=None,
         description="an existing key of the scheme the address type needs; none: a new key",
-        json_schema_extra={"pattern": WALLET_ID.pattern},
     )
-    address_type: str | None = Field(
-        default=None,
-        max_length=32,
-        description="bitcoin p2tr (bip340 key) | p2wpkh (ecdsa key); ethereum eoa; solana account",
+    label: Label | None = None
+
+
+class BitcoinWallet(_WalletBody):
+    chain: Literal["bitcoin"]
+    network: Literal[BITCOIN_NETWORKS]  # type: ignore[valid-type]
+    address_type: Literal["p2tr", "p2wpkh"] | None = Field(
+        default=None, description="p2tr (bip340 key) | p2wpkh (ecdsa key); none: the key's"
     )
-    label: str | None = Field(default=None, min_length=1, max_length=200, pattern=LABEL_PATTERN)
+
+
+class EthereumWallet(_WalletBody):
+    chain: Literal["ethereum"]
+    network: str = Field(
+        pattern=ETHEREUM_NETWORK,
+        description="a chain id in decimal (1 .. 10^19-1) or " + "|".join(NETWORK_NAMES),
+    )
+    address_type: Literal["eoa"] | None = None
+
+
+class SolanaWallet(_WalletBody):
+    chain: Literal["solana"]
+    network: Literal[SOLANA_NETWORKS]  # type: ignore[valid-type]
+    address_type: Literal["account"] | None = None
+
+
+CreateWallet = Annotated[
+    BitcoinWallet | EthereumWallet | SolanaWallet, Field(discriminator="chain")
+]
 
 
 def _gw(request: Request) -> Gateway:
@@ -72,7 +94,10 @@ def _gw(request: Request) -> Gateway:
 
 
 def _refused(exc: ChainError) -> GatewayError:
-    return GatewayError(400, CODES.get(exc.field, "bad_wallet"), str(exc))
+    """409 for what the wallet's chain or key cannot do (a key of another scheme, a change
+    address on ethereum, an index past 0 on solana); 400 for the rest."""
+    status = 409 if exc.field in ("key_id", "change", "index") else 400
+    return GatewayError(status, CODES.get(exc.field, "bad_wallet"), str(exc))
 
 
 def wallet_ref(key: KeyRow, row: WalletRow) -> WalletRef:
@@ -147,8 +172,6 @@ async def create_wallet(body: CreateWallet, request: Request) -> dict[str, Any]:
     gw = _gw(request)
     try:
         if body.key_id is not None:
-            if not WALLET_ID.match(body.key_id):
-                raise GatewayError(404, "unknown_key", f"unknown key {body.key_id[:64]!r}")
             key = gw.key(body.key_id)
             kind = wallet_kind(body.chain, body.network, body.address_type, key.scheme)
         else:

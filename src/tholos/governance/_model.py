@@ -37,7 +37,7 @@ def _name(value: str) -> str:
     return value
 
 
-Name = Annotated[str, AfterValidator(_name)]
+Name = Annotated[str, AfterValidator(_name), Field(json_schema_extra={"pattern": NAME_RE.pattern})]
 """An identifier (user id, role, group, rule id, key id): short, lowercase, no spaces."""
 
 

@@ -42,7 +42,9 @@ def _request_id(value: str) -> str:
     return value
 
 
-RequestId = Annotated[str, AfterValidator(_request_id)]
+RequestId = Annotated[
+    str, AfterValidator(_request_id), Field(json_schema_extra={"pattern": _REQUEST_ID_RE.pattern})
+]
 
 
 Asset = Annotated[str, Field(min_length=1, max_length=128)]
@@ -98,7 +100,9 @@ class Intent(Model):
     request_id: RequestId
     initiator: Name
     key_id: Name
-    derivation_path: Annotated[str, AfterValidator(_path)] = "m"
+    derivation_path: Annotated[
+        str, AfterValidator(_path), Field(json_schema_extra={"pattern": _PATH_RE.pattern})
+    ] = "m"
     chain: Annotated[str, Field(min_length=1, max_length=64)]
     asset: Annotated[str, Field(max_length=64)] = ""
     destination: Annotated[str, Field(max_length=256)] = ""

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tholos.audit.verify import verify_chain
 from tholos.gateway.console import transfers
@@ -47,6 +47,7 @@ from tholos.governance.requests import (
 )
 
 router = APIRouter()
+WALLET_BODY: TypeAdapter[CreateWallet] = TypeAdapter(CreateWallet)
 DRAFT_TTL = 900
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]{1,64}$")
 Sig = Field(pattern="^[0-9a-f]{128}$")
@@ -189,11 +190,13 @@ async def new_wallet(request: Request) -> JSONResponse:
     form: WalletForm = await _body(request, WalletForm)
     require_role(await governed_doc(request), s.user, "initiator", "admin")
     try:
-        body = CreateWallet(
-            chain=form.chain,
-            network=form.network,
-            address_type=form.address_type or None,
-            label=form.label or None,
+        body = WALLET_BODY.validate_python(
+            {
+                "chain": form.chain,
+                "network": form.network,
+                "address_type": form.address_type or None,
+                "label": form.label or None,
+            }
         )
     except ValidationError as exc:
         raise Refused(400, f"wallet: {exc.errors()[0]['msg']}") from None
