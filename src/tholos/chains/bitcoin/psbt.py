@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from embit.psbt import PSBT
@@ -96,8 +97,21 @@ def _count(value: bytes | None, what: str) -> int:
     return n
 
 
-def load_psbt(payload: bytes | str) -> Any:
-    """The embit PSBT of a payload whose framing is sound; ChainError(field="psbt") otherwise."""
+@dataclass(frozen=True)
+class Framing:
+    """A PSBT whose framing is sound: its bytes, its maps (global, inputs, outputs), its version
+    and, for v0, the unsigned transaction (embit's, checked to round-trip)."""
+
+    raw: bytes
+    maps: list[dict[bytes, bytes]]
+    version: int
+    tx: Any  # embit Transaction for v0, None for v2
+    n_in: int
+    n_out: int
+
+
+def frame_psbt(payload: bytes | str) -> Framing:
+    """Check a payload's key-value framing; ChainError(field="psbt...") otherwise."""
     raw = decode_payload(payload)
     maps = _maps(raw)
     if not maps:
@@ -107,6 +121,7 @@ def load_psbt(payload: bytes | str) -> Any:
     version = int.from_bytes(version_field, "little") if version_field is not None else 0
     if (version_field is not None and len(version_field) != 4) or version not in (0, 2):
         raise ChainError(f"PSBT version {version} (0 and 2 are understood)", field="psbt.version")
+    tx = None
     if version == 0:
         unsigned = glob.get(b"\x00")
         if unsigned is None:
@@ -131,6 +146,12 @@ def load_psbt(payload: bytes | str) -> Any:
         )
     if n_in == 0 or n_out == 0:
         raise ChainError("a transaction needs inputs and outputs", field="psbt")
+    return Framing(raw, maps, version, tx, n_in, n_out)
+
+
+def load_psbt(payload: bytes | str) -> Any:
+    """The embit PSBT of a payload whose framing is sound; ChainError(field="psbt") otherwise."""
+    raw = frame_psbt(payload).raw
     try:
         return PSBT.parse(raw)
     except Exception:  # embit raises PSBTError, ValueError, IndexError, ... on malformed fields
