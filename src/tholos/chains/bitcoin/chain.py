@@ -155,26 +155,8 @@ def _check_input(i: int, inp: Any, key: WalletKey, psbt_version: int) -> _Input:
     return _Input(owner, amount)
 
 
-def _unsigned_tx(psbt: PsbtFields) -> Any:
-    """The unsigned transaction exactly as the PSBT states it (embit's `PSBT.tx` turns a sequence
-    or a transaction version of 0 into its defaults, 0xffffffff and 2)."""
-    vin = [
-        TransactionInput(
-            inp.txid, inp.vout, sequence=0xFFFFFFFF if inp.sequence is None else inp.sequence
-        )
-        for inp in psbt.inputs
-    ]
-    return Transaction(
-        version=psbt.tx_version,
-        vin=vin,
-        vout=[out.vout for out in psbt.outputs],
-        locktime=psbt.locktime or 0,
-    )
-
-
-def _vsize(tx: Any, key: WalletKey) -> int:
-    base = len(tx.serialize())  # no witness yet: the stripped size
-    weight = 4 * base + 2 + WITNESS_BYTES[key.address_type] * len(tx.vin)
+def _vsize(stripped_size: int, n_in: int, key: WalletKey) -> int:
+    weight = 4 * stripped_size + 2 + WITNESS_BYTES[key.address_type] * n_in
     return -(-weight // 4)
 
 
@@ -182,20 +164,13 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
     key = wallet_key(wallet)
     psbt = read_psbt(payload)
     version = psbt.version
-    if version == 2 and any(
-        vout.value is None or vout.script_pubkey is None for vout in psbt.outputs
-    ):
-        j = next(
-            j for j, o in enumerate(psbt.outputs) if o.value is None or o.script_pubkey is None
-        )
-        raise ChainError("no amount or script", field=f"outputs[{j}]")
     inputs = tuple(_check_input(i, inp, key, version) for i, inp in enumerate(psbt.inputs))
     seen: set[tuple[bytes | None, int | None]] = set()
     for i, inp in enumerate(psbt.inputs):
         if (inp.txid, inp.vout) in seen:
             raise ChainError("spends the same output twice", field=f"inputs[{i}].previous_output")
         seen.add((inp.txid, inp.vout))
-    tx = _unsigned_tx(psbt)
+    tx = psbt.tx
     transfers: list[Transfer] = []
     change: list[Transfer] = []
     total_out = 0
@@ -206,6 +181,9 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
         entry = Transfer(asset="BTC", to=key.address(script), amount=amount)
         owner = _owner(out, key, script)
         _check_points(out, key, owner, f"outputs[{j}].bip32_derivation")
+        if out.taproot_internal_key is not None:
+            known = owner.internal_key if owner is not None and key.taproot else None
+            check_points([out.taproot_internal_key], known, f"outputs[{j}].tap_internal_key")
         (change if owner is not None else transfers).append(entry)
     total_in = sum(i.amount for i in inputs)
     fee = total_in - total_out
@@ -236,7 +214,7 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
             "locktime": tx.locktime,
             "inputs": len(inputs),
             "outputs": len(psbt.outputs),
-            "vsize": _vsize(tx, key),
+            "vsize": _vsize(psbt.stripped_size, len(inputs), key),
             "address_type": key.address_type,
         },
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from coincurve import PublicKey, PublicKeyXOnly
 from embit.script import Script, Witness
-from embit.transaction import Transaction, TransactionOutput
+from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
 from tholos.chains.base import ChainError
 from tholos.chains.bitcoin.psbt import frame_psbt
@@ -56,19 +56,39 @@ class OutputFields:
     taproot_bip32_derivations: dict[bytes, tuple[list[bytes], Derivation]] = field(
         default_factory=dict
     )
+    taproot_internal_key: bytes | None = None  # x-only, not yet checked to be a point
 
     @property
     def vout(self) -> Any:
         return TransactionOutput(self.value, self.script_pubkey)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PsbtFields:
     version: int
     tx_version: int
     locktime: int
     inputs: list[InputFields]
     outputs: list[OutputFields]
+    tx: Any = None  # the unsigned transaction exactly as the PSBT states it (embit Transaction)
+    stripped_size: int = 0  # its serialised size, no witness
+
+
+def _unsigned(psbt: PsbtFields) -> Any:
+    """The unsigned transaction as the PSBT states it (embit's `PSBT.tx` turns a sequence or a
+    transaction version of 0 into its defaults, 0xffffffff and 2)."""
+    vin = [
+        TransactionInput(
+            inp.txid, inp.vout, sequence=0xFFFFFFFF if inp.sequence is None else inp.sequence
+        )
+        for inp in psbt.inputs
+    ]
+    return Transaction(
+        version=psbt.tx_version,
+        vin=vin,
+        vout=[out.vout for out in psbt.outputs],
+        locktime=psbt.locktime,
+    )
 
 
 def _uint(value: bytes, size: int, where: str) -> int:
@@ -199,7 +219,9 @@ def _output(m: dict[bytes, bytes], version: int, where: str) -> OutputFields:
         if kind in (0x00, 0x01) and len(key) != 1:
             raise ChainError(f"malformed key 0x{key[:34].hex()}", field=where)
         if kind == 0x05:
-            _point(value, f"{where}.tap_internal_key")
+            if len(value) != 32:
+                raise ChainError("an x-only key is 32 bytes", field=f"{where}.tap_internal_key")
+            f.taproot_internal_key = value
         elif kind == 0x02:
             pub = _derivation_key(key, (33, 65), f"{where}.bip32_derivation")
             f.bip32_derivations[pub] = _path(value, 0, f"{where}.bip32_derivation")
@@ -223,7 +245,7 @@ def check_points(keys: list[bytes], known: bytes | None, where: str) -> None:
 
 def read_psbt(payload: bytes | str) -> PsbtFields:
     """The fields of a payload whose framing is sound; ChainError naming the field otherwise."""
-    fr = frame_psbt(payload)
+    fr = frame_psbt(payload, round_trip=False)
     glob = fr.maps[0]
     for key in glob:
         if key[0] == 0x01:  # a global xpub: 78 bytes serialised, its key a point
@@ -238,7 +260,22 @@ def read_psbt(payload: bytes | str) -> PsbtFields:
             inp.txid, inp.vout, inp.sequence = vin.txid, vin.vout, vin.sequence
         for out, vout in zip(outs, tx.vout, strict=True):
             out.value, out.script_pubkey = vout.value, vout.script_pubkey
-        return PsbtFields(0, tx.version, tx.locktime, ins, outs)
-    tx_version = _uint(glob[b"\x02"], 4, "psbt.tx_version")
-    locktime = _uint(glob[b"\x03"], 4, "psbt.locktime") if b"\x03" in glob else 0
-    return PsbtFields(2, tx_version, locktime, ins, outs)
+        fields = PsbtFields(0, tx.version, tx.locktime, ins, outs)
+    else:
+        tx_version = _uint(glob[b"\x02"], 4, "psbt.tx_version")
+        locktime = _uint(glob[b"\x03"], 4, "psbt.locktime") if b"\x03" in glob else 0
+        fields = PsbtFields(2, tx_version, locktime, ins, outs)
+    if any(o.value is None or o.script_pubkey is None for o in outs):
+        j = next(j for j, o in enumerate(outs) if o.value is None or o.script_pubkey is None)
+        raise ChainError("no amount or script", field=f"outputs[{j}]")
+    if any(i.txid is None or i.vout is None or len(i.txid) != 32 for i in ins):
+        i = next(
+            i for i, x in enumerate(ins) if x.txid is None or x.vout is None or len(x.txid) != 32
+        )
+        raise ChainError("no previous output (txid, vout)", field=f"inputs[{i}].previous_output")
+    fields.tx = _unsigned(fields)
+    unsigned = fields.tx.serialize()
+    if fr.version == 0 and unsigned != glob[b"\x00"]:
+        raise ChainError("the unsigned transaction is not bare and unsigned", field="psbt.tx")
+    fields.stripped_size = len(unsigned)
+    return fields
