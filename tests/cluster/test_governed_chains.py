@@ -143,8 +143,15 @@ class Cli:
         assert out["status"] == "awaiting-approval" and "raw" not in out, out
         assert "treasury" in out["error"], out
         approved = self.ok("requests", "approve", out["request_id"], "--as", "approver-1")
-        assert approved["status"] == "signed", approved
-        shown = self.ok("requests", "show", out["request_id"])
+        assert approved["status"] in ("signed", "reserved"), approved  # reserved: still signing
+        shown = wait_until(
+            lambda: (
+                (s := self.ok("requests", "show", out["request_id"]))["status"] != "reserved" and s
+            ),
+            60,
+            "the approved request signed",
+        )
+        assert shown["status"] == "signed", shown
         assert shown["intent"]["transaction"]["transfers"] == out["intent"]["transfers"]
         return shown
 
