@@ -80,12 +80,13 @@ def _cli(*args: str) -> tuple[int, dict[str, Any]]:
     return code, json.loads(buf.getvalue() or "{}")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
-    c = GovCluster(tmp_path_factory.mktemp("chains") / "g", 4, 2)
+@contextlib.contextmanager
+def governed_cluster(root: Path, policy: Policy) -> Iterator[GovCluster]:
+    """4 nodes (t=2) and a gateway, every node on `policy`; closed on exit."""
+    c = GovCluster(root, 4, 2)
     try:
         c.start()
-        c.adopt(c.next_doc(policy=chain_policy()), "admin-1", "admin-2")
+        c.adopt(c.next_doc(policy=policy), "admin-1", "admin-2")
         version = c.document().document.version
         wait_until(
             lambda: set(c.get("/v1/governance")["versions"].values()) == {version},
@@ -95,6 +96,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
+    with governed_cluster(tmp_path_factory.mktemp("chains") / "g", chain_policy()) as c:
+        yield c
 
 
 class Cli:
@@ -136,8 +143,15 @@ class Cli:
         assert out["status"] == "awaiting-approval" and "raw" not in out, out
         assert "treasury" in out["error"], out
         approved = self.ok("requests", "approve", out["request_id"], "--as", "approver-1")
-        assert approved["status"] == "signed", approved
-        shown = self.ok("requests", "show", out["request_id"])
+        assert approved["status"] in ("signed", "reserved"), approved  # reserved: still signing
+        shown = wait_until(
+            lambda: (
+                (s := self.ok("requests", "show", out["request_id"]))["status"] != "reserved" and s
+            ),
+            60,
+            "the approved request signed",
+        )
+        assert shown["status"] == "signed", shown
         assert shown["intent"]["transaction"]["transfers"] == out["intent"]["transfers"]
         return shown
 

@@ -31,6 +31,7 @@ from tholos.chains.base import (
     Transfer,
     WalletRef,
 )
+from tholos.chains.bitcoin.fields import PsbtFields, check_points, read_psbt
 from tholos.chains.bitcoin.psbt import IN_REQUIRED_LOCKTIMES, TAP_KEY_SIG, load_psbt
 from tholos.chains.bitcoin.sighash import bip143_p2wpkh, bip341_key_path
 from tholos.chains.bitcoin.wallet import CHANGE, ChildKey, WalletKey, wallet_key
@@ -52,7 +53,7 @@ class _Input:
 
 @dataclass(frozen=True)
 class _Analysis:
-    psbt: Any  # embit PSBT
+    psbt: PsbtFields
     tx: Any  # embit Transaction (unsigned)
     inputs: tuple[_Input, ...]
     intent: DerivedIntent
@@ -74,10 +75,10 @@ def _derivations(scope: Any, key: WalletKey) -> list[tuple[bytes, Any, list[byte
     address type (TAP_BIP32 for p2tr, BIP32 for p2wpkh)."""
     if key.taproot:
         return [
-            (pub.xonly(), der, list(leaves))
+            (pub, der, list(leaves))
             for pub, (leaves, der) in scope.taproot_bip32_derivations.items()
         ]
-    return [(pub.sec(), der, []) for pub, der in scope.bip32_derivations.items()]
+    return [(pub, der, []) for pub, der in scope.bip32_derivations.items()]
 
 
 def _owner(scope: Any, key: WalletKey, script: bytes) -> ChildKey | None:
@@ -93,6 +94,14 @@ def _owner(scope: Any, key: WalletKey, script: bytes) -> ChildKey | None:
     return None
 
 
+def _check_points(scope: Any, key: WalletKey, owner: ChildKey | None, field: str) -> None:
+    """Every derivation key of the scope (both kinds) is a curve point; the owner's needs no
+    check (the wallet derived it)."""
+    known = None if owner is None else owner.internal_key if key.taproot else owner.public_key
+    check_points(list(scope.bip32_derivations), known, field)
+    check_points(list(scope.taproot_bip32_derivations), known, field)
+
+
 def _amount(value: Any, field: str) -> int:
     if not isinstance(value, int) or not 0 <= value <= MAX_MONEY:
         raise ChainError("amount out of range (0 .. 21e14 sat)", field=field)
@@ -103,7 +112,7 @@ def _check_input(i: int, inp: Any, key: WalletKey, psbt_version: int) -> _Input:
     name = f"inputs[{i}]"
     if inp.txid is None or inp.vout is None or len(inp.txid) != 32:
         raise ChainError("no previous output (txid, vout)", field=f"{name}.previous_output")
-    if psbt_version == 2 and any(k in inp.unknown for k in IN_REQUIRED_LOCKTIMES):
+    if psbt_version == 2 and any(k in inp.keys for k in IN_REQUIRED_LOCKTIMES):
         raise ChainError("required locktimes are not supported", field=f"{name}.locktime")
     spent = inp.witness_utxo
     if spent is None:
@@ -139,53 +148,29 @@ def _check_input(i: int, inp: Any, key: WalletKey, psbt_version: int) -> _Input:
             "not provably the wallet's: no derivation from the wallet's key leads to its script",
             field=f"{name}.witness_utxo.script",
         )
+    _check_points(inp, key, owner, f"{name}.bip32_derivation")
     internal = inp.taproot_internal_key if key.taproot else None
-    if internal is not None and internal.xonly() != owner.internal_key:
+    if internal is not None and internal != owner.internal_key:
         raise ChainError("not the derived internal key", field=f"{name}.tap_internal_key")
     return _Input(owner, amount)
 
 
-def _unsigned_tx(psbt: Any) -> Any:
-    """The unsigned transaction exactly as the PSBT states it (embit's `PSBT.tx` turns a sequence
-    or a transaction version of 0 into its defaults, 0xffffffff and 2)."""
-    vin = [
-        TransactionInput(
-            inp.txid, inp.vout, sequence=0xFFFFFFFF if inp.sequence is None else inp.sequence
-        )
-        for inp in psbt.inputs
-    ]
-    return Transaction(
-        version=psbt.tx_version,
-        vin=vin,
-        vout=[out.vout for out in psbt.outputs],
-        locktime=psbt.locktime or 0,
-    )
-
-
-def _vsize(tx: Any, key: WalletKey) -> int:
-    base = len(tx.serialize())  # no witness yet: the stripped size
-    weight = 4 * base + 2 + WITNESS_BYTES[key.address_type] * len(tx.vin)
+def _vsize(stripped_size: int, n_in: int, key: WalletKey) -> int:
+    weight = 4 * stripped_size + 2 + WITNESS_BYTES[key.address_type] * n_in
     return -(-weight // 4)
 
 
 def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
     key = wallet_key(wallet)
-    psbt = load_psbt(payload)
-    version = psbt.version or 0
-    if version == 2 and any(
-        vout.value is None or vout.script_pubkey is None for vout in psbt.outputs
-    ):
-        j = next(
-            j for j, o in enumerate(psbt.outputs) if o.value is None or o.script_pubkey is None
-        )
-        raise ChainError("no amount or script", field=f"outputs[{j}]")
+    psbt = read_psbt(payload)
+    version = psbt.version
     inputs = tuple(_check_input(i, inp, key, version) for i, inp in enumerate(psbt.inputs))
-    seen: set[tuple[bytes, int]] = set()
+    seen: set[tuple[bytes | None, int | None]] = set()
     for i, inp in enumerate(psbt.inputs):
         if (inp.txid, inp.vout) in seen:
             raise ChainError("spends the same output twice", field=f"inputs[{i}].previous_output")
         seen.add((inp.txid, inp.vout))
-    tx = _unsigned_tx(psbt)
+    tx = psbt.tx
     transfers: list[Transfer] = []
     change: list[Transfer] = []
     total_out = 0
@@ -194,7 +179,12 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
         script = bytes(out.script_pubkey.data)
         total_out += amount
         entry = Transfer(asset="BTC", to=key.address(script), amount=amount)
-        (change if _owner(out, key, script) is not None else transfers).append(entry)
+        owner = _owner(out, key, script)
+        _check_points(out, key, owner, f"outputs[{j}].bip32_derivation")
+        if out.taproot_internal_key is not None:
+            known = owner.internal_key if owner is not None and key.taproot else None
+            check_points([out.taproot_internal_key], known, f"outputs[{j}].tap_internal_key")
+        (change if owner is not None else transfers).append(entry)
     total_in = sum(i.amount for i in inputs)
     fee = total_in - total_out
     if fee < 0:
@@ -202,12 +192,14 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
     scripts = [i.owner.script for i in inputs]
     amounts = [i.amount for i in inputs]
     targets = []
-    for i, inp in enumerate(inputs):
+    for i, spent in enumerate(inputs):
         if key.taproot:
             msg = bip341_key_path(tx, i, scripts, amounts)
         else:
-            msg = bip143_p2wpkh(tx, i, inp.owner.script[2:], inp.amount)
-        targets.append(SigningTarget(message=bytes(msg), path=inp.owner.path, taproot=key.taproot))
+            msg = bip143_p2wpkh(tx, i, spent.owner.script[2:], spent.amount)
+        targets.append(
+            SigningTarget(message=bytes(msg), path=spent.owner.path, taproot=key.taproot)
+        )
     intent = DerivedIntent(
         chain="bitcoin",
         network=key.network,
@@ -222,7 +214,7 @@ def _analyse(wallet: WalletRef, payload: bytes) -> _Analysis:
             "locktime": tx.locktime,
             "inputs": len(inputs),
             "outputs": len(psbt.outputs),
-            "vsize": _vsize(tx, key),
+            "vsize": _vsize(psbt.stripped_size, len(inputs), key),
             "address_type": key.address_type,
         },
     )
@@ -290,10 +282,11 @@ class BitcoinChain:
                 f"{len(signatures)} signatures for {len(a.targets)} inputs", field="signatures"
             )
         key = wallet_key(wallet)
+        psbt = load_psbt(payload)  # embit's, to carry the signatures in the PSBT it returns
         witnesses = []
         for i, (sig, target, inp) in enumerate(zip(signatures, a.targets, a.inputs, strict=True)):
             sig = bytes(sig)
-            scope = a.psbt.inputs[i]
+            scope = psbt.inputs[i]
             if key.taproot:
                 wsig = _taproot_witness(i, sig, target, inp.owner)
                 scope.unknown[TAP_KEY_SIG] = wsig
@@ -315,7 +308,7 @@ class BitcoinChain:
             raw=signed.serialize(),
             encoding="hex",
             txid=signed.txid().hex(),
-            extra={"psbt": a.psbt.to_base64()},
+            extra={"psbt": psbt.to_base64()},
         )
 
 

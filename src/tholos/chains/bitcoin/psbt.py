@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from embit.psbt import PSBT
@@ -96,8 +97,23 @@ def _count(value: bytes | None, what: str) -> int:
     return n
 
 
-def load_psbt(payload: bytes | str) -> Any:
-    """The embit PSBT of a payload whose framing is sound; ChainError(field="psbt") otherwise."""
+@dataclass(frozen=True)
+class Framing:
+    """A PSBT whose framing is sound: its bytes, its maps (global, inputs, outputs), its version
+    and, for v0, the unsigned transaction (embit's, checked to round-trip)."""
+
+    raw: bytes
+    maps: list[dict[bytes, bytes]]
+    version: int
+    tx: Any  # embit Transaction for v0, None for v2
+    n_in: int
+    n_out: int
+
+
+def frame_psbt(payload: bytes | str, *, round_trip: bool = True) -> Framing:
+    """Check a payload's key-value framing; ChainError(field="psbt...") otherwise. With
+    `round_trip=False` the caller checks that the v0 unsigned transaction re-serialises to the
+    same bytes (`fields.read_psbt` does, on the transaction it rebuilds anyway)."""
     raw = decode_payload(payload)
     maps = _maps(raw)
     if not maps:
@@ -107,13 +123,14 @@ def load_psbt(payload: bytes | str) -> Any:
     version = int.from_bytes(version_field, "little") if version_field is not None else 0
     if (version_field is not None and len(version_field) != 4) or version not in (0, 2):
         raise ChainError(f"PSBT version {version} (0 and 2 are understood)", field="psbt.version")
+    tx = None
     if version == 0:
         unsigned = glob.get(b"\x00")
         if unsigned is None:
             raise ChainError("a v0 PSBT needs its unsigned transaction", field="psbt")
         try:
             tx = Transaction.parse(unsigned)
-            exact = tx.serialize() == unsigned
+            exact = not round_trip or tx.serialize() == unsigned
         except Exception:
             raise ChainError("malformed unsigned transaction", field="psbt.tx") from None
         if not exact or any(vin.script_sig.data or vin.witness.items for vin in tx.vin):
@@ -131,6 +148,12 @@ def load_psbt(payload: bytes | str) -> Any:
         )
     if n_in == 0 or n_out == 0:
         raise ChainError("a transaction needs inputs and outputs", field="psbt")
+    return Framing(raw, maps, version, tx, n_in, n_out)
+
+
+def load_psbt(payload: bytes | str) -> Any:
+    """The embit PSBT of a payload whose framing is sound; ChainError(field="psbt") otherwise."""
+    raw = frame_psbt(payload).raw
     try:
         return PSBT.parse(raw)
     except Exception:  # embit raises PSBTError, ValueError, IndexError, ... on malformed fields
