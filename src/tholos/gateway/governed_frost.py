@@ -109,6 +109,7 @@ class GovernedFrost:
                     key_id=key_id,
                     message=u.message,
                     path="" if u.path == "m" else u.path,
+                    epoch=int(row.meta.get("epoch", 0)),  # refreshed or reshared keys are > 0
                     commitments=[
                         pb.SignerCommitment(
                             signer=s,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -76,6 +77,12 @@ class GovernanceState:
         )
 
 
+class AdminSigned(Protocol):
+    """What an admin quorum signs: a governance document or a key change."""
+
+    def signing_message(self) -> bytes: ...
+
+
 def _parse(signed: SignedDocument | bytes) -> SignedDocument:
     if isinstance(signed, SignedDocument):
         return signed
@@ -101,10 +108,11 @@ def _check_consistency(document: GovernanceDocument) -> None:
 def verify_admin_quorum(
     registry: Registry,
     quorum: int,
-    document: GovernanceDocument,
+    document: AdminSigned,
     signatures: Sequence[DocumentSignature],
 ) -> None:
-    """Check that `quorum` distinct admins of `registry` signed `document`; raise otherwise.
+    """Check that `quorum` distinct admins of `registry` signed `document` (or a key change);
+    raise otherwise.
 
     Every signature must be valid and from an admin: a bad one is refused, not skipped, so that
     tampering is reported rather than hidden.
