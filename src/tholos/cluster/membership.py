@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,36 @@ def _add_node(cd: ClusterDir, host: str, document: bool) -> int:
         "passphrase_file": f"../secrets/node-{new}.passphrase",  # development only
     }
     (d / "node.json").write_text(json.dumps(cfg, indent=2))
+    if "governance" in template:
+        _copy_governance(cd.node_dir(ids[0]), d, template["governance"])
     roster = [*m["roster"], Identity(new, secret).public.to_dict()]
     _set_roster(cd, addresses, roster)
     return new
+
+
+def _copy_governance(src: Path, dest: Path, settings: dict[str, Any]) -> None:
+    """A governed node's starting point: the pinned genesis, and the documents and kill switch
+    the cluster adopted since (the new node re-checks every one of them when it starts)."""
+    if "genesis" in settings:
+        name = str(settings["genesis"])
+        (dest / name).write_bytes((src / name).read_bytes())
+    if not (src / "governance.db").exists():
+        return
+    old = sqlite3.connect(f"file:{src / 'governance.db'}?mode=ro", uri=True)
+    try:
+        (schema,) = old.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'governance_events'"
+        ).fetchone()
+        rows = old.execute("SELECT seq, kind, body FROM governance_events ORDER BY seq").fetchall()
+    finally:
+        old.close()
+    new = sqlite3.connect(str(dest / "governance.db"))
+    try:
+        with new:
+            new.execute(schema)
+            new.executemany("INSERT INTO governance_events VALUES (?, ?, ?)", rows)
+    finally:
+        new.close()
 
 
 def remove_node(cd: ClusterDir, node: int, document: bool = False) -> Path:
