@@ -173,6 +173,8 @@ class CommitteeGovernance:
         finally:
             self.runner.authorised_min.pop(batch, None)
         with self._lock:
+            for gone in [b for b in self._batches if b not in self.runner.batches]:
+                del self._batches[gone]  # expired or failed batches of the runner
             self._batches[batch] = _Authorised(first, tuple(keys))
         return reply
 
