@@ -5,17 +5,31 @@ never change. Membership changes rewrite the local cluster directory (cluster/me
 restart its processes so that every node and the gateway load the new roster. Every long run
 prints a progress line per key on stderr; `--json` prints one JSON object on stdout at the end.
 Each step is safe to re-run: keys already moved are skipped.
+
+In a governed cluster every command takes `--document FILE`: the committee change the admin quorum
+signed (`tholos cluster committee-change` writes it, `tholos cluster sign-committee-change` adds
+one admin's signature); every node checks it and refuses a reshare it does not name.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tholos.governance.committee_changes import (
+    MAX_LIFETIME,
+    SignedCommitteeChange,
+    add_signature,
+    new_committee_change,
+    sign_committee_change,
+)
 
 CHUNK = 50  # keys per gateway request
 
@@ -54,6 +68,33 @@ def _check(keys: list[tuple[dict[str, Any], int]], members: list[int]) -> None:
             )
 
 
+def _document(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The committee change of --document, read and checked for shape (None without one)."""
+    from tholos.cli import CliError
+
+    path: Path | None = getattr(args, "document", None)
+    if path is None:
+        return None
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+        SignedCommitteeChange.model_validate_json(json.dumps(doc))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--document {path}: not a committee change: {exc}", "usage", 2) from None
+    return doc
+
+
+def _check_members(doc: dict[str, Any] | None, members: list[int]) -> None:
+    """Refuse before any file changes when the document names another membership."""
+    from tholos.cli import CliError
+
+    if doc is not None and sorted(doc["change"]["members"]) != members:
+        raise CliError(
+            f"the committee change names members {doc['change']['members']}; this change "
+            f"makes {members}",
+            "committee_change_mismatch",
+        )
+
+
 def _reshare(
     args: argparse.Namespace, c: Any, todo: list[tuple[str, int]], members: list[int] | None
 ) -> list[dict[str, Any]]:
@@ -68,9 +109,11 @@ def _reshare(
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             t0 = time.monotonic()
-            r = c.post(
-                "/v1/cluster/reshare", {"key_ids": chunk, "threshold": t, "members": members}
-            )
+            body: dict[str, Any] = {"key_ids": chunk, "threshold": t, "members": members}
+            doc = _document(args)
+            if doc is not None:
+                body["change"] = doc
+            r = c.post("/v1/cluster/reshare", body)
             per = (time.monotonic() - t0) / len(chunk)
             for k in r["keys"]:
                 done += 1
@@ -90,6 +133,9 @@ def cmd_keys_reshare(args: argparse.Namespace, client: Callable[[argparse.Namesp
         body: dict[str, Any] = {"threshold": args.threshold}
         if args.members:
             body["members"] = args.members
+        doc = _document(args)
+        if doc is not None:
+            body["change"] = doc
         return c.post(f"/v1/keys/{args.key_id}/reshare", body)
     finally:
         c.close()
@@ -160,7 +206,7 @@ def _local(args: argparse.Namespace) -> Any:
     cd = ClusterDir(_cluster_dir(args))
     from tholos.cluster import membership
 
-    membership.check_ungoverned(cd)
+    membership.check_governed(cd, _document(args) is not None)
     return cd
 
 
@@ -189,7 +235,9 @@ def cmd_add_node(args: argparse.Namespace, client: Callable[[argparse.Namespace]
     from tholos.cluster import membership
 
     cd = _local(args)
-    new = membership.add_node(cd)
+    doc = _document(args)
+    _check_members(doc, [*membership.node_ids(cd), membership.next_node_id(cd)])
+    new = membership.add_node(cd, document=doc is not None)
     _progress(args, f"node {new}: certificate, identity and config written; restarting")
     _restart(cd)
     members = membership.node_ids(cd)
@@ -214,6 +262,8 @@ def cmd_remove_node(args: argparse.Namespace, client: Callable[[argparse.Namespa
     if node not in ids:
         raise CliError(f"node {node} is not in the cluster (nodes: {ids})", "unknown_node")
     members = [i for i in ids if i != node]
+    doc = _document(args)
+    _check_members(doc, members)
     t0 = time.monotonic()
     moved = _move_keys(args, client, members, lambda h: node in h)
     seconds = time.monotonic() - t0
@@ -222,7 +272,7 @@ def cmd_remove_node(args: argparse.Namespace, client: Callable[[argparse.Namespa
     from tholos.cluster import procs
 
     procs.down(cd)
-    moved_to = membership.remove_node(cd, node)
+    moved_to = membership.remove_node(cd, node, document=doc is not None)
     procs.up(cd)
     return {
         "removed": node,
@@ -244,7 +294,9 @@ def cmd_replace_node(args: argparse.Namespace, client: Callable[[argparse.Namesp
     ids = membership.node_ids(cd)
     if node not in ids:
         raise CliError(f"node {node} is not in the cluster (nodes: {ids})", "unknown_node")
-    new = membership.add_node(cd)
+    doc = _document(args)
+    _check_members(doc, sorted([i for i in ids if i != node] + [membership.next_node_id(cd)]))
+    new = membership.add_node(cd, document=doc is not None)
     _progress(args, f"node {new} replaces node {node}: files written; restarting")
     _restart(cd)
     members = sorted([i for i in ids if i != node] + [new])
@@ -252,7 +304,7 @@ def cmd_replace_node(args: argparse.Namespace, client: Callable[[argparse.Namesp
     moved = _move_keys(args, client, members, lambda h: node in h or new not in h)
     seconds = time.monotonic() - t0
     procs.down(cd)
-    moved_to = membership.remove_node(cd, node)
+    moved_to = membership.remove_node(cd, node, document=doc is not None)
     procs.up(cd)
     return {
         "replaced": node,
@@ -269,6 +321,78 @@ def _members(text: str) -> list[int]:
     return sorted({int(x) for x in text.split(",") if x.strip()})
 
 
+def _sign_into(args: argparse.Namespace, signed: SignedCommitteeChange) -> SignedCommitteeChange:
+    from tholos.cli.governance_cmds import _key
+
+    who, key = _key(args)
+    return add_signature(signed, sign_committee_change(signed.change, who, key))
+
+
+def cmd_committee_change(
+    args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]
+) -> Any:
+    """Write a committee change at the cluster's current governance version (signed by --as)."""
+    from tholos.cli import CliError
+    from tholos.cli.governance_cmds import _current
+
+    c = client(args)
+    try:
+        doc = _current(c).document
+    finally:
+        c.close()
+    try:
+        change = new_committee_change(
+            doc.cluster_id,
+            doc.version,
+            args.members,
+            args.threshold,
+            int(time.time()),
+            keys=args.for_key or None,
+            min_threshold=args.min_threshold,
+            lifetime=args.lifetime,
+            reason=args.reason,
+        )
+    except ValueError as exc:
+        raise CliError(f"committee change: {exc}", "usage", 2) from None
+    signed = SignedCommitteeChange(change=change, signatures=())
+    if args.as_user or args.key_file:
+        signed = _sign_into(args, signed)
+    args.out.write_text(signed.model_dump_json(indent=2) + "\n")
+    return _summary(args.out, signed)
+
+
+def cmd_sign_committee_change(args: argparse.Namespace) -> Any:
+    """Add one admin's signature (--as / --key-file) to a committee change file, in place."""
+    signed = SignedCommitteeChange.model_validate_json(args.file.read_text())
+    signed = _sign_into(args, signed)
+    args.file.write_text(signed.model_dump_json(indent=2) + "\n")
+    return _summary(args.file, signed)
+
+
+def _summary(path: Path, signed: SignedCommitteeChange) -> dict[str, Any]:
+    ch = signed.change
+    return {
+        "file": str(path),
+        "members": list(ch.members),
+        "threshold": ch.threshold,
+        "keys": "all" if ch.keys is None else list(ch.keys),
+        "min_threshold": ch.min_threshold,
+        "governance_version": ch.governance_version,
+        "expires_at": ch.expires_at,
+        "signers": sorted(s.signer for s in signed.signatures),
+    }
+
+
+def _document_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--document",
+        type=Path,
+        metavar="FILE",
+        help="governed cluster: the committee change signed by the admin quorum "
+        "(`tholos cluster committee-change`, `tholos cluster sign-committee-change`)",
+    )
+
+
 def add_parsers(
     cluster_sub: Any,
     keys_sub: Any,
@@ -282,13 +406,16 @@ def add_parsers(
     p.add_argument("key_id")
     p.add_argument("--threshold", type=int, required=True)
     p.add_argument("--members", type=_members, help="new holders, e.g. 1,2,4 (default: all)")
+    _document_arg(p)
     p.set_defaults(fn=lambda a: cmd_keys_reshare(a, client))
     p = cluster_sub.add_parser("reshare", help="every key to every node with threshold T")
     common(p)
     p.add_argument("--threshold", type=int, required=True)
+    _document_arg(p)
     p.set_defaults(fn=lambda a: cmd_cluster_reshare(a, client))
     p = cluster_sub.add_parser("add-node", help="a new node, given a share of every key")
     common(p)
+    _document_arg(p)
     p.set_defaults(fn=lambda a: cmd_add_node(a, client))
     for name, what in (
         ("remove-node", "move every key off node N, then take N out of the cluster"),
@@ -297,8 +424,48 @@ def add_parsers(
         p = cluster_sub.add_parser(name, help=what)
         common(p)
         p.add_argument("node", type=int)
+        _document_arg(p)
         p.set_defaults(
             fn=(lambda a: cmd_remove_node(a, client))
             if name == "remove-node"
             else (lambda a: cmd_replace_node(a, client))
         )
+    from tholos.cli.governance_cmds import _signer
+
+    p = cluster_sub.add_parser(
+        "committee-change",
+        help="write a committee change (new members and threshold) for the admin quorum to "
+        "sign (governed clusters)",
+    )
+    common(p)
+    p.add_argument("--members", type=_members, required=True, help="new holders, e.g. 1,2,3,5")
+    p.add_argument(
+        "--threshold", type=int, help="the new threshold (default: each key keeps its own)"
+    )
+    p.add_argument(
+        "--for-key",
+        dest="for_key",
+        action="append",
+        metavar="KEY_ID",
+        help="a key it covers (repeat; default: every key)",
+    )
+    p.add_argument(
+        "--min-threshold", type=int, help="the nodes' new minimum threshold (default: unchanged)"
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument(
+        "--lifetime",
+        type=int,
+        default=86_400,
+        help=f"seconds the document stays valid (at most {MAX_LIFETIME})",
+    )
+    p.add_argument("--reason", default="")
+    _signer(p)
+    p.set_defaults(fn=lambda a: cmd_committee_change(a, client))
+    p = cluster_sub.add_parser(
+        "sign-committee-change", help="add an admin's signature to a committee change file"
+    )
+    common(p)
+    p.add_argument("file", type=Path)
+    _signer(p)
+    p.set_defaults(fn=cmd_sign_committee_change)

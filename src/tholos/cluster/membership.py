@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,26 @@ def node_ids(cd: ClusterDir) -> list[int]:
     )
 
 
-def check_ungoverned(cd: ClusterDir) -> None:
-    mode = cd.load().get("governance", {}).get("mode", "none")
-    if mode != "none":
+def governed(cd: ClusterDir) -> bool:
+    return str(cd.load().get("governance", {}).get("mode", "none")) != "none"
+
+
+def check_governed(cd: ClusterDir, document: bool) -> None:
+    """A governed cluster's committee changes need the admins' committee change document
+    (the nodes verify it; here only its presence is checked, before any file changes)."""
+    if governed(cd) and not document:
         raise ClusterError(
-            f"the cluster is governed ({mode}): a committee change needs a quorum-signed admin "
-            "document naming the new membership, which this version does not support yet"
+            "the cluster is governed: a committee change needs a committee change document "
+            "signed by the admin quorum naming the new membership (`tholos cluster "
+            "committee-change`, `tholos cluster sign-committee-change`, then --document FILE)"
         )
+
+
+def next_node_id(cd: ClusterDir) -> int:
+    """The id `add_node` gives the next node (ids are never reused)."""
+    removed = cd.root / "removed"
+    used = node_ids(cd) + [int(p.name.split("-")[1]) for p in removed.glob("node-*")]
+    return max(used) + 1
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -57,29 +71,30 @@ def _set_roster(cd: ClusterDir, addresses: dict[int, str], roster: list[dict[str
     for i in addresses:
         cfg = json.loads(cd.node_config(i).read_text())
         cfg["roster"] = roster
+        if "n" in cfg.get("governance", {}):  # a governed node's journal quorums follow n
+            cfg["governance"]["n"] = len(addresses)
         _write_json(cd.node_config(i), cfg)
     _write_json(cd.gateway_config, g)
     _write_json(cd.manifest, m)
 
 
-def add_node(cd: ClusterDir, host: str = "127.0.0.1") -> int:
-    """Write node files for a new node (next unused id) and add it to every roster; its id."""
+def add_node(cd: ClusterDir, host: str = "127.0.0.1", document: bool = False) -> int:
+    """Write node files for a new node (next unused id) and add it to every roster; its id.
+    `document`: a governed cluster's committee change was given (the nodes check it)."""
     old = os.umask(0o077)
     try:
-        return _add_node(cd, host)
+        return _add_node(cd, host, document)
     finally:
         os.umask(old)
 
 
-def _add_node(cd: ClusterDir, host: str) -> int:
-    check_ungoverned(cd)
+def _add_node(cd: ClusterDir, host: str, document: bool) -> int:
+    check_governed(cd, document)
     m = cd.load()
     ids = node_ids(cd)
     if len(ids) >= 64:
         raise ClusterError("at most 64 nodes")
-    removed = cd.root / "removed"
-    used = ids + [int(p.name.split("-")[1]) for p in removed.glob("node-*")]
-    new = max(used) + 1
+    new = next_node_id(cd)
     if new > 64:
         raise ClusterError("node ids 1..64 are used up")
     ca = CertificateAuthority.load(cd.root / "ca" / "ca.key", cd.root / "ca" / "ca.pem")
@@ -104,14 +119,41 @@ def _add_node(cd: ClusterDir, host: str) -> int:
         "passphrase_file": f"../secrets/node-{new}.passphrase",  # development only
     }
     (d / "node.json").write_text(json.dumps(cfg, indent=2))
+    if "governance" in template:
+        _copy_governance(cd.node_dir(ids[0]), d, template["governance"])
     roster = [*m["roster"], Identity(new, secret).public.to_dict()]
     _set_roster(cd, addresses, roster)
     return new
 
 
-def remove_node(cd: ClusterDir, node: int) -> Path:
+def _copy_governance(src: Path, dest: Path, settings: dict[str, Any]) -> None:
+    """A governed node's starting point: the pinned genesis, and the documents and kill switch
+    the cluster adopted since (the new node re-checks every one of them when it starts)."""
+    if "genesis" in settings:
+        name = str(settings["genesis"])
+        (dest / name).write_bytes((src / name).read_bytes())
+    if not (src / "governance.db").exists():
+        return
+    old = sqlite3.connect(f"file:{src / 'governance.db'}?mode=ro", uri=True)
+    try:
+        (schema,) = old.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'governance_events'"
+        ).fetchone()
+        rows = old.execute("SELECT seq, kind, body FROM governance_events ORDER BY seq").fetchall()
+    finally:
+        old.close()
+    new = sqlite3.connect(str(dest / "governance.db"))
+    try:
+        with new:
+            new.execute(schema)
+            new.executemany("INSERT INTO governance_events VALUES (?, ?, ?)", rows)
+    finally:
+        new.close()
+
+
+def remove_node(cd: ClusterDir, node: int, document: bool = False) -> Path:
     """Take node `node` out of every roster and move its directory to D/removed/; the new path."""
-    check_ungoverned(cd)
+    check_governed(cd, document)
     m = cd.load()
     ids = node_ids(cd)
     if node not in ids:
@@ -138,3 +180,8 @@ def set_threshold(cd: ClusterDir, threshold: int) -> None:
     _write_json(cd.gateway_config, g)
     m["threshold"] = threshold
     _write_json(cd.manifest, m)
+    for i in node_ids(cd):  # a governed node's refusal quorum follows t
+        cfg = json.loads(cd.node_config(i).read_text())
+        if "t" in cfg.get("governance", {}):
+            cfg["governance"]["t"] = threshold
+            _write_json(cd.node_config(i), cfg)

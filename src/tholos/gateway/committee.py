@@ -8,7 +8,9 @@ stored in one write, then "commit" goes to each new member; a member that missed
 gets it re-sent. Once every new member committed, "retire" goes to the old holders left out, which
 delete their shares; one that is unreachable stays listed in `meta.reshare_retire` and is retried.
 ECDSA presignatures die with the old package: the gateway's pools are fingerprinted by package,
-and each node deletes its rows at commit.
+and each node deletes its rows at commit. In a governed cluster the admins' committee change
+(tholos.governance.committee_changes) rides in every session; the gateway only checks that it
+names this reshare and relays it, each node verifies it itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import repair
@@ -31,6 +33,7 @@ from tholos.gateway.json_number import JsonInt
 from tholos.gateway.protocols import ProtocolFailed
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
+from tholos.governance.committee_changes import SignedCommitteeChange
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SCHEMES
 from tholos.transport.e2e import EnvelopeError, context
@@ -86,12 +89,58 @@ def plan(gw: Gateway, row: KeyRow, threshold: int, members: list[int]) -> list[i
     return dealers
 
 
+def check_change(
+    document: dict[str, Any] | None, rows: list[KeyRow], threshold: int, members: list[int]
+) -> dict[str, Any] | None:
+    """The admins' committee change, if given, checked to name this reshare (so a wrong file is
+    refused before any node is asked); the nodes verify its signatures themselves."""
+    if document is None:
+        return None
+    try:
+        signed = SignedCommitteeChange.model_validate_json(json.dumps(document))
+    except ValidationError as exc:
+        raise GatewayError(
+            400,
+            "invalid_request",
+            "malformed committee change document",
+            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+        ) from None
+    ch = signed.change
+    if list(ch.members) != members:
+        raise GatewayError(
+            400,
+            "committee_change_mismatch",
+            f"the committee change names members {list(ch.members)}, not {members}",
+        )
+    for r in rows:
+        want = int(r.package["threshold"]) if ch.threshold is None else ch.threshold
+        if want != threshold:
+            raise GatewayError(
+                400,
+                "committee_change_mismatch",
+                f"the committee change sets threshold {want} for key {r.key_id}, not {threshold}",
+            )
+        if not ch.covers(r.key_id):
+            raise GatewayError(
+                400,
+                "committee_change_mismatch",
+                f"the committee change does not cover key {r.key_id}",
+            )
+    return document
+
+
 async def reshare(
-    gw: Gateway, key_ids: list[str], threshold: int, members: list[int] | None = None
+    gw: Gateway,
+    key_ids: list[str],
+    threshold: int,
+    members: list[int] | None = None,
+    change: dict[str, Any] | None = None,
 ) -> list[KeyRow]:
-    """Move every key of `key_ids` to `members` (default: every node) with `threshold`."""
+    """Move every key of `key_ids` to `members` (default: every node) with `threshold`;
+    `change`: the admins' committee change (governed clusters)."""
     new_members = sorted(set(gw.nodes.ids if members is None else members))
     rows = [gw.key(k) for k in dict.fromkeys(key_ids)]
+    change = check_change(change, rows, threshold, new_members)
     await asyncio.gather(*(gw.nodes.probe(i) for i in gw.nodes.ids))
     groups: dict[tuple[int, ...], list[KeyRow]] = {}
     for r in rows:
@@ -100,14 +149,19 @@ async def reshare(
     for dealers, rs in groups.items():
         for start in range(0, len(rs), BATCH):
             for r in await _reshare_batch(
-                gw, rs[start : start + BATCH], list(dealers), threshold, new_members
+                gw, rs[start : start + BATCH], list(dealers), threshold, new_members, change
             ):
                 out[r.key_id] = r
     return [out[r.key_id] for r in rows]
 
 
 async def _reshare_batch(
-    gw: Gateway, rows: list[KeyRow], dealers: list[int], threshold: int, members: list[int]
+    gw: Gateway,
+    rows: list[KeyRow],
+    dealers: list[int],
+    threshold: int,
+    members: list[int],
+    change: dict[str, Any] | None = None,
 ) -> list[KeyRow]:
     participants = sorted(set(dealers) | set(members))
     sessions = [
@@ -118,6 +172,7 @@ async def _reshare_batch(
             "dealers": dealers,
             "threshold": threshold,
             "members": members,
+            **({} if change is None else {"change": change}),
         }
         for r in rows
     ]
@@ -239,6 +294,11 @@ class ReshareBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     threshold: Annotated[JsonInt, Field(ge=1, le=64)]
     members: Annotated[list[NodeId] | None, Field(max_length=64)] = None
+    change: dict[str, Any] | None = Field(
+        default=None,
+        description="governed clusters: the committee change signed by the admin quorum "
+        "(tholos.governance.committee_changes.SignedCommitteeChange)",
+    )
 
 
 class ClusterReshareBody(ReshareBody):
@@ -254,11 +314,11 @@ def _gw(request: Request) -> Gateway:
 
 @router.post("/v1/keys/{key_id}/reshare")
 async def reshare_key(key_id: str, body: ReshareBody, request: Request) -> dict[str, Any]:
-    (row,) = await reshare(_gw(request), [key_id[:64]], body.threshold, body.members)
+    (row,) = await reshare(_gw(request), [key_id[:64]], body.threshold, body.members, body.change)
     return summary(row)
 
 
 @router.post("/v1/cluster/reshare")
 async def reshare_keys(body: ClusterReshareBody, request: Request) -> dict[str, Any]:
-    rows = await reshare(_gw(request), body.key_ids, body.threshold, body.members)
+    rows = await reshare(_gw(request), body.key_ids, body.threshold, body.members, body.change)
     return {"keys": [summary(r) for r in rows]}

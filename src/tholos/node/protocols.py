@@ -88,6 +88,8 @@ class ProtocolRunner:
     def __init__(self, identity: Identity, vault: KeyVault, min_threshold: int = 1) -> None:
         self.identity = identity
         self.min_threshold = min_threshold
+        #: per reshare batch, the minimum threshold a governed node's committee change authorised
+        self.authorised_min: dict[str, int] = {}
         self.vault = vault
         self.batches: dict[str, BatchState] = {}
 
@@ -227,7 +229,11 @@ class ProtocolRunner:
             if protocol == reshare.PROTOCOL:
                 try:
                     scheme, meta, machine, announce[sid] = reshare.start_session(
-                        self.vault, s, batch, self.min_threshold, ev
+                        self.vault,
+                        s,
+                        batch,
+                        self.authorised_min.get(batch, self.min_threshold),
+                        ev,
                     )
                 except (reshare.ReshareRefused, CryptoError, KeyError, ValueError) as exc:
                     raise ProtocolError(f"reshare of {sid}: {exc}") from None

@@ -13,8 +13,8 @@ dealt shares interpolate to the unchanged group key before anything is sealed.
 Commit is refresh's two-phase commit: at "finish" each new member seals its new share beside its
 current one (if any); "commit" promotes it. An old holder that is not a new member keeps its share
 until "retire", which the gateway sends once every new member committed; it then deletes the share
-and the key's ECDSA presignatures (secure delete). Governed clusters refuse: a committee change
-there needs a quorum-signed admin document, which this version does not check yet.
+and the key's ECDSA presignatures (secure delete). In a governed cluster every session carries
+the admins' committee change, which node/committee_governance.py checks before this runs.
 """
 
 from __future__ import annotations

@@ -283,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         service.governance = governance.load(
             args.config, service.identity, dict(cfg.roster), wallet_resolver(service.vault)
         )
+        if service.governance.governed:  # the minimum threshold the admins last set
+            from tholos.node import committee_governance
+
+            committee_governance.for_service(service)
         if args.fault:
             log.warning("node %d running with TEST FAULT %r", cfg.node_id, args.fault)
         try:

@@ -86,14 +86,15 @@ class NodeService:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
 
     def _reshare(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
-        """A committee change (node/reshare.py): refused in a governed cluster, audited."""
+        """A committee change (node/reshare.py): in a governed cluster only under the admins'
+        committee change document (node/committee_governance.py); audited."""
         gov = self.governance
         if gov is not None and gov.state is not None:
-            raise ProtocolError(
-                "a committee change in a governed cluster needs a quorum-signed admin document, "
-                "which this version does not accept yet: the keys are unchanged"
-            )
-        reply = self.protocols.step(req)
+            from tholos.node import committee_governance
+
+            reply = committee_governance.for_service(self).step(req)
+        else:
+            reply = self.protocols.step(req)
         if gov is not None and req.phase in ("commit", "retire"):
             from tholos.audit import KIND_GOVERNANCE
 
