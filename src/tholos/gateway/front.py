@@ -46,11 +46,12 @@ class ApiFront:
                 message = {**message, "headers": out}
             await send(message)
 
-        with logs.bind_request_id(rid):
-            try:
-                await self._admitted(scope, receive, send_with_id, headers)
-            finally:
-                record(scope, status, time.perf_counter() - started)
+        bound = logs.set_request_id(rid)
+        try:
+            await self._admitted(scope, receive, send_with_id, headers)
+        finally:
+            record(scope, status, time.perf_counter() - started)
+            logs.reset_request_id(bound)
 
     async def _admitted(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
