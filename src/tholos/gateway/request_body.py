@@ -43,6 +43,8 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 BIG = 10**MAX_DIGITS
+# one decoder, made once: `json.loads(..., object_pairs_hook=...)` builds a new one per call
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_pairs)
 
 
 def check_json(body: bytes) -> None:
@@ -64,8 +66,8 @@ def check_json(body: bytes) -> None:
             raise BadJson(f"a number has more than {MAX_DIGITS} digits")
         elif isinstance(v, float) and not math.isfinite(v):
             raise BadJson("a number is out of range")
-    try:  # duplicate keys: jiter keeps the last one silently
-        json.loads(body, object_pairs_hook=_pairs)
+    try:  # duplicate keys: jiter keeps the last one silently (jiter read it: it is UTF-8)
+        _DUPLICATES.decode(body.decode())
     except json.JSONDecodeError as exc:
         raise BadJson(f"not JSON: {exc.msg} at position {exc.pos}") from None
 
