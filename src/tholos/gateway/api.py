@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -31,14 +31,14 @@ from tholos.gateway import (
     vault_gate,
     wallets,
 )
-from tholos.gateway.access import ClientGate, authorize, charge_keys
+from tholos.gateway.access import charge_keys
+from tholos.gateway.front import ApiFront
 from tholos.gateway.http_errors import responses
 from tholos.gateway.idempotency import Idempotency
 from tholos.gateway.identities import ApiClients
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.limits import Limiter
-from tholos.gateway.observe import RequestObserver, gateway_registry
-from tholos.gateway.request_body import BodyGuard
+from tholos.gateway.observe import gateway_registry
 from tholos.gateway.rounds import SchemeJob
 from tholos.gateway.service import Gateway, GatewayError, check_options
 from tholos.gateway.signing import job_result
@@ -192,14 +192,12 @@ def create_app(
         version=__version__,
         description="Distributed HSM: threshold key generation and signing across independent nodes.",
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],
         responses=ERRORS,
     )
     app.state.limiter = Limiter()
-    app.add_middleware(Idempotency)  # innermost: it needs the client named by ClientGate
-    app.add_middleware(BodyGuard)
-    app.add_middleware(ClientGate, clients=clients or ApiClients.open(), limiter=app.state.limiter)
-    app.add_middleware(RequestObserver)  # outermost: every answer has a request id and counts
+    app.add_middleware(Idempotency)  # inside the front: it needs the client the front named
+    # request id, client, body, role (gateway/front.py): every answer has an id and counts
+    app.add_middleware(ApiFront, clients=clients or ApiClients.open(), limiter=app.state.limiter)
     http_errors.install(app)
     vault_gate.install(app, clients or ApiClients.open())  # /v1/transit, X-Vault-Token
 

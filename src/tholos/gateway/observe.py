@@ -1,21 +1,20 @@
 """Request ids, request metrics and the request log of the gateway's REST API.
 
-`RequestObserver` (the outermost ASGI middleware) takes the caller's `X-Request-Id` (or makes
-one), binds it for every log line and node RPC of the request (gRPC metadata, see
-gateway/transport.py), echoes it in the response, counts and times the request by route,
-scheme and outcome, and logs one line. `gateway_registry` adds the gauges read at scrape time."""
+The API's front (gateway/front.py) takes the caller's `X-Request-Id` (or makes one), binds it
+for every log line and node RPC of the request (gRPC metadata, see gateway/transport.py) and
+echoes it in the response; `record` counts and times each request by route, scheme and outcome,
+and logs one line. `gateway_registry` adds the gauges read at scrape time."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from tholos.gateway.request_body import App, Message, Receive, Scope, Send
+from tholos.gateway.request_body import Scope
 from tholos.observability import logs
 from tholos.observability import metrics as m
 
@@ -25,62 +24,30 @@ Samples = Iterable[tuple[tuple[str, ...], float]]
 NODE_STATES = ("up", "slow", "down", "excluded")
 
 
-class RequestObserver:
-    def __init__(self, app: App) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or ()).get(logs.REQUEST_ID_HEADER.encode())
-        rid = logs.valid_request_id(given.decode("latin-1") if given else None)
-        rid = rid or logs.new_request_id()
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", ())
-                    if k.lower() != logs.REQUEST_ID_HEADER.encode()
-                ]
-                headers.append((logs.REQUEST_ID_HEADER.encode(), rid.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        with logs.bind_request_id(rid):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
-        scheme = _scheme(scope)
-        outcome = m.outcome_of(status)
-        count, latency = _request_series(route, scope["method"], scheme, outcome)
-        count.inc()
-        latency.observe(seconds)
-        # one line per request: DEBUG when it went well (metrics count them; the nodes' audit
-        # chains record what was signed), INFO when refused or failed; see logs.log_levels
-        level = logging.DEBUG if outcome == "ok" else logging.INFO
-        if not _log_std.isEnabledFor(level):
-            return
-        client = (scope.get("state") or {}).get("api_client")
-        log.log(
-            level,
-            "request",
-            method=scope["method"],
-            route=route,
-            scheme=scheme,
-            status=status,
-            client=getattr(client, "name", None),
-            seconds=round(seconds, 6),
-        )
+def record(scope: Scope, status: int, seconds: float) -> None:
+    """Count and time one answered request by route, scheme and outcome, and log it."""
+    route = getattr(scope.get("route"), "path", None) or "unmatched"
+    scheme = _scheme(scope)
+    outcome = m.outcome_of(status)
+    count, latency = _request_series(route, scope["method"], scheme, outcome)
+    count.inc()
+    latency.observe(seconds)
+    # one line per request: DEBUG when it went well (metrics count them; the nodes' audit
+    # chains record what was signed), INFO when refused or failed; see logs.log_levels
+    level = logging.DEBUG if outcome == "ok" else logging.INFO
+    if not _log_std.isEnabledFor(level):
+        return
+    client = (scope.get("state") or {}).get("api_client")
+    log.log(
+        level,
+        "request",
+        method=scope["method"],
+        route=route,
+        scheme=scheme,
+        status=status,
+        client=getattr(client, "name", None),
+        seconds=round(seconds, 6),
+    )
 
 
 @functools.lru_cache(maxsize=4096)  # bounded: the method of an unmatched route is the caller's

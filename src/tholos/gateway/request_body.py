@@ -43,6 +43,8 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 BIG = 10**MAX_DIGITS
+# one decoder, made once: `json.loads(..., object_pairs_hook=...)` builds a new one per call
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_pairs)
 
 
 def check_json(body: bytes) -> None:
@@ -64,8 +66,8 @@ def check_json(body: bytes) -> None:
             raise BadJson(f"a number has more than {MAX_DIGITS} digits")
         elif isinstance(v, float) and not math.isfinite(v):
             raise BadJson("a number is out of range")
-    try:  # duplicate keys: jiter keeps the last one silently
-        json.loads(body, object_pairs_hook=_pairs)
+    try:  # duplicate keys: jiter keeps the last one silently (jiter read it: it is UTF-8)
+        _DUPLICATES.decode(body.decode())
     except json.JSONDecodeError as exc:
         raise BadJson(f"not JSON: {exc.msg} at position {exc.pos}") from None
 
@@ -84,58 +86,72 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = limit_for(scope["path"])
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or len(length) > 20:
-                await envelope(400, "bad_request", "Content-Length is not a number")(
-                    scope, receive, send
-                )
-                return
-            if int(length) > limit:
-                await self._too_large(scope, receive, send, limit)
-                return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":  # the client went away
-                return
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._too_large(scope, receive, send, limit)
-                return
-            chunks.append(chunk)
-            more = bool(msg.get("more_body", False))
-        body = b"".join(chunks)
-        if body:
-            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if ctype != b"application/json":
-                await envelope(415, "unsupported_media_type", "the body must be application/json")(
-                    scope, receive, send
-                )
-                return
-            try:
-                check_json(body)
-            except BadJson as exc:
-                await envelope(400, "invalid_json", f"request body: {exc}")(scope, receive, send)
-                return
-        sent = False
+        body = await read_body(scope, receive, send, dict(scope.get("headers") or ()))
+        if body is not None:
+            await self.app(scope, replay(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+async def read_body(
+    scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+) -> bytes | None:
+    """The request's body after the checks of this module, or None when it was refused (the
+    answer is sent) or the client went away. `headers`: the request's, as a dict."""
+    limit = limit_for(scope["path"])
+    length = headers.get(b"content-length")
+    if length is not None:
+        if not length.isdigit() or len(length) > 20:
+            await envelope(400, "bad_request", "Content-Length is not a number")(
+                scope, receive, send
+            )
+            return None
+        if int(length) > limit:
+            await _too_large(scope, receive, send, limit)
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        msg = await receive()
+        if msg["type"] != "http.request":  # the client went away
+            return None
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _too_large(scope, receive, send, limit)
+            return None
+        chunks.append(chunk)
+        more = bool(msg.get("more_body", False))
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if body:
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            await envelope(415, "unsupported_media_type", "the body must be application/json")(
+                scope, receive, send
+            )
+            return None
+        try:
+            check_json(body)
+        except BadJson as exc:
+            await envelope(400, "invalid_json", f"request body: {exc}")(scope, receive, send)
+            return None
+    return body
 
-    @staticmethod
-    async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        resp = envelope(413, "too_large", f"request body larger than {limit} bytes", limit=limit)
-        resp.headers["Connection"] = "close"  # the rest of the body is not read
-        await resp(scope, receive, send)
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app `body` (already read) first, then the client's messages."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    resp = envelope(413, "too_large", f"request body larger than {limit} bytes", limit=limit)
+    resp.headers["Connection"] = "close"  # the rest of the body is not read
+    await resp(scope, receive, send)

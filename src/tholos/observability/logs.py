@@ -10,9 +10,9 @@ import logging
 import os
 import re
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
 
@@ -28,7 +28,8 @@ def valid_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (a UUID object costs three times as much per request)."""
+    return os.urandom(16).hex()
 
 
 # the request id bound now, beside structlog's copy (read on every node RPC the gateway makes:
@@ -49,13 +50,27 @@ def bind_request_id(request_id: str | None) -> Iterator[None]:
     if request_id is None:
         yield
         return
-    token = _REQUEST_ID_VAR.set(request_id)
-    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    bound = set_request_id(request_id)
     try:
         yield
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
-        _REQUEST_ID_VAR.reset(token)
+        reset_request_id(bound)
+
+
+BoundRequestId = tuple[contextvars.Token[str | None], Mapping[str, contextvars.Token[Any]]]
+
+
+def set_request_id(request_id: str) -> BoundRequestId:
+    """`bind_request_id` without the context manager (the gateway's per-request path):
+    `reset_request_id` with what this returns ends it."""
+    return _REQUEST_ID_VAR.set(request_id), structlog.contextvars.bind_contextvars(
+        request_id=request_id
+    )
+
+
+def reset_request_id(bound: BoundRequestId) -> None:
+    structlog.contextvars.reset_contextvars(**bound[1])
+    _REQUEST_ID_VAR.reset(bound[0])
 
 
 def bind_node(node_id: int) -> None:
