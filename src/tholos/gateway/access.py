@@ -98,7 +98,7 @@ def _flat(routes: list[BaseRoute]) -> Iterator[tuple[Any, Any, str | None]]:
         elif hasattr(r, "effective_route_contexts"):  # fastapi's included router
             for c in r.effective_route_contexts():
                 if isinstance(c.original_route, APIRoute):
-                    yield c.path_regex, c.methods, c.original_route.path
+                    yield c.path_regex, c.methods, c.path  # the full path, prefix included
                 else:
                     inner = c.starlette_route or c.original_route
                     yield getattr(inner, "path_regex", None), getattr(inner, "methods", None), None
