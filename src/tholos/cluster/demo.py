@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(
+            f"web console: {up['gateway']}/console  (it needs a governed cluster: `tholos cluster "
+            "init --dir D --governance` writes demo user keys to D/users; the browser presents "
+            "the client certificate in D/client)"
+        )
+        print(
             f"stop the cluster with: make stop  (or: .venv/bin/tholos cluster down --dir {args.dir})"
         )
         return 0 if ok else 1
