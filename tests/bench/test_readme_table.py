@@ -78,3 +78,8 @@ def test_readme_table_parses_with_published_figures() -> None:
     published = [k for k in rows[0] if "published" in k.lower()]
     assert published, "the README's table keeps the published VDHSM column"
     assert sum(1 for r in rows if r[published[0]]) >= 3
+
+
+def test_chain_policy_rows_are_left_out_of_the_cluster_table() -> None:
+    chain_row = {"n": "–", "t": "–", "scheme": "bitcoin", "mode": "node/parse+policy", "us": 270.0}
+    assert readme.markdown([*ROWS, chain_row]) == readme.markdown(ROWS)

@@ -29,7 +29,9 @@ def _num(x: float) -> str:
 
 def markdown(rows: Iterable[Mapping[str, Any]]) -> str:
     """A markdown table of `rows` (the dicts `tholos bench --json` prints under "results")."""
-    good = [r for r in rows if "error" not in r]
+    good = [  # cluster rows; the per-chain parse+policy rows (n "–", no ops/s) are not
+        r for r in rows if "error" not in r and str(r.get("n", "")).isdigit() and "ops_per_s" in r
+    ]
     configs = sorted({(int(r["n"]), int(r["t"])) for r in good})
     lines: dict[tuple[str, str], dict[tuple[int, int], Mapping[str, Any]]] = {}
     batch: dict[tuple[str, str], int] = {}
