@@ -21,14 +21,19 @@ from pydantic import Field, model_validator
 from tholos.governance import _keys
 from tholos.governance._canonical import tagged_digest
 from tholos.governance._model import FORMAT_VERSION, Hex32, Model, Name, UnixTime
+from tholos.governance.admin_changes import (
+    MAX_LIFETIME as MAX_LIFETIME,  # re-exported: the CLI and tests name it here
+)
+from tholos.governance.admin_changes import (
+    check_current_and_signed,
+    check_lifetime,
+    with_signature,
+)
 from tholos.governance.documents import DocumentSignature
-from tholos.governance.errors import InvalidDocument, VersionConflict
-from tholos.governance.state import GovernanceState, verify_admin_quorum
+from tholos.governance.errors import InvalidDocument
+from tholos.governance.state import GovernanceState
 
 COMMITTEE_CHANGE_TAG = b"tholos/committee-change/v1"
-MAX_LIFETIME = 7 * 86_400
-"""A committee change is valid for at most a week after it was issued."""
-CLOCK_SKEW = 300
 NodeId = Annotated[int, Field(ge=1, le=64)]
 
 
@@ -63,8 +68,7 @@ class CommitteeChange(Model):
                 raise ValueError("min_threshold must not exceed the threshold")
             if self.min_threshold > len(self.members):
                 raise ValueError("min_threshold must not exceed the number of members")
-        if not self.issued_at < self.expires_at <= self.issued_at + MAX_LIFETIME:
-            raise ValueError(f"expires_at must be after issued_at, by at most {MAX_LIFETIME} s")
+        check_lifetime(self.issued_at, self.expires_at)
         return self
 
     def covers(self, key_id: str) -> bool:
@@ -122,8 +126,9 @@ def add_signature(
     signed: SignedCommitteeChange, signature: DocumentSignature
 ) -> SignedCommitteeChange:
     """`signed` with one more signature (replacing an earlier one of the same signer)."""
-    others = tuple(s for s in signed.signatures if s.signer != signature.signer)
-    return SignedCommitteeChange(change=signed.change, signatures=(*others, signature))
+    return SignedCommitteeChange(
+        change=signed.change, signatures=with_signature(signed.signatures, signature)
+    )
 
 
 def verify_committee_change(
@@ -153,14 +158,5 @@ def verify_committee_change(
         raise InvalidDocument(
             f"committee change sets threshold {want} for {key_id}, not {threshold}"
         )
-    if change.governance_version != state.version:
-        raise VersionConflict(
-            f"committee change issued at governance version {change.governance_version}; this "
-            f"node is at version {state.version}: the admins sign a new one"
-        )
-    if now > change.expires_at:
-        raise InvalidDocument("committee change has expired")
-    if now + CLOCK_SKEW < change.issued_at:
-        raise InvalidDocument("committee change is issued in the future")
-    verify_admin_quorum(state.registry, state.document.admin_quorum, change, signed.signatures)
+    check_current_and_signed(state, change, signed.signatures, "committee change", now)
     return change

@@ -19,16 +19,21 @@ from pydantic import Field, model_validator
 from tholos.governance import _keys
 from tholos.governance._canonical import tagged_digest
 from tholos.governance._model import FORMAT_VERSION, Hex32, Model, Name, UnixTime
+from tholos.governance.admin_changes import (
+    MAX_LIFETIME as MAX_LIFETIME,  # re-exported: the CLI and tests name it here
+)
+from tholos.governance.admin_changes import (
+    check_current_and_signed,
+    check_lifetime,
+    with_signature,
+)
 from tholos.governance.documents import DocumentSignature
-from tholos.governance.errors import InvalidDocument, VersionConflict
-from tholos.governance.state import GovernanceState, verify_admin_quorum
+from tholos.governance.errors import InvalidDocument
+from tholos.governance.state import GovernanceState
 
 KEY_CHANGE_TAG = b"tholos/key-change/v1"
 KeyAction = Literal["disable", "enable", "destroy"]
 ACTIONS: tuple[KeyAction, ...] = ("disable", "enable", "destroy")
-MAX_LIFETIME = 7 * 86_400
-"""A key change is valid for at most a week after it was issued (admins sign asynchronously)."""
-CLOCK_SKEW = 300
 
 
 class KeyChange(Model):
@@ -48,8 +53,7 @@ class KeyChange(Model):
 
     @model_validator(mode="after")
     def _check(self) -> KeyChange:
-        if not self.issued_at < self.expires_at <= self.issued_at + MAX_LIFETIME:
-            raise ValueError(f"expires_at must be after issued_at, by at most {MAX_LIFETIME} s")
+        check_lifetime(self.issued_at, self.expires_at)
         return self
 
     def digest(self) -> bytes:
@@ -95,8 +99,9 @@ def sign_key_change(change: KeyChange, signer: str, key: Ed25519PrivateKey) -> D
 
 def add_signature(signed: SignedKeyChange, signature: DocumentSignature) -> SignedKeyChange:
     """`signed` with one more signature (replacing an earlier one of the same signer)."""
-    others = tuple(s for s in signed.signatures if s.signer != signature.signer)
-    return SignedKeyChange(change=signed.change, signatures=(*others, signature))
+    return SignedKeyChange(
+        change=signed.change, signatures=with_signature(signed.signatures, signature)
+    )
 
 
 def verify_key_change(
@@ -112,14 +117,5 @@ def verify_key_change(
         raise InvalidDocument(f"key change names key {change.key_id}, not {key_id}")
     if change.action != action:
         raise InvalidDocument(f"key change is a {change.action}, not a {action}")
-    if change.governance_version != state.version:
-        raise VersionConflict(
-            f"key change issued at governance version {change.governance_version}; this node is "
-            f"at version {state.version}: the admins sign a new one"
-        )
-    if now > change.expires_at:
-        raise InvalidDocument("key change has expired")
-    if now + CLOCK_SKEW < change.issued_at:
-        raise InvalidDocument("key change is issued in the future")
-    verify_admin_quorum(state.registry, state.document.admin_quorum, change, signed.signatures)
+    check_current_and_signed(state, change, signed.signatures, "key change", now)
     return change
