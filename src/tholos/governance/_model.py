@@ -47,6 +47,10 @@ def _sorted_unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(values))
 
 
+NAMED_ONLY: Final = {"additionalProperties": False}
+"""JSON Schema of a mapping keyed by `Name`: pydantic publishes the key pattern as
+patternProperties, which leaves other keys allowed; every key must match it."""
+
 NameSet = Annotated[tuple[Name, ...], AfterValidator(_sorted_unique)]
 """A set of names, kept sorted so that its canonical encoding is unique."""
 StrSet = Annotated[tuple[str, ...], AfterValidator(_sorted_unique)]

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from tholos.governance._model import Model, Name, NameSet, StrSet
+from tholos.governance._model import NAMED_ONLY, Hex32, Model, Name, NameSet, StrSet
 
 Amount = Annotated[int, Field(ge=0)]
 """Integer base units (satoshi, wei, ...)."""
@@ -116,15 +116,15 @@ class Policy(Model):
 
     OMIT_WHEN_NONE = frozenset({"screening_services"})
 
-    wallets: Mapping[Name, NameSet] = Field(default_factory=dict)
+    wallets: Mapping[Name, NameSet] = Field(default_factory=dict, json_schema_extra=NAMED_ONLY)
     deny_destinations: StrSet = ()
     rules: tuple[Rule, ...] = ()
     kill_switch_roles: NameSet = ("admin",)
     max_request_lifetime: Annotated[int, Field(ge=1)] = 7 * 86400
     max_clock_skew: Annotated[int, Field(ge=0)] = 300
-    screening_services: Mapping[Name, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = (
-        None
-    )
+    screening_services: (
+        Annotated[Mapping[Name, Hex32], Field(json_schema_extra=NAMED_ONLY)] | None
+    ) = None
     """Screening services trusted for `max_risk_score` rules: name -> Ed25519 public key (hex)."""
 
     @model_validator(mode="after")
