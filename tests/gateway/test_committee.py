@@ -72,6 +72,7 @@ async def test_node_refuses_threshold_below_its_minimum(cluster: Cluster) -> Non
         s.protocols.min_threshold = 2
     with pytest.raises(GatewayError) as e:
         await committee.reshare(gw, [row.key_id], 1)
+    assert (e.value.status, e.value.code) == (422, "reshare_refused")
     assert "below this node's minimum" in str(e.value)
     assert gw.key(row.key_id) == row
     await _signs(cluster, row.key_id, b"unchanged")

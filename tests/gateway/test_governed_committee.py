@@ -152,7 +152,7 @@ async def _refused_everywhere(
     counts = {i: len(g.audit(i)) for i in g.cluster.services}
     with pytest.raises(GatewayError) as e:
         await committee.reshare(gw, [r.key_id for r in rows], t, members, doc)
-    assert e.value.code == "reshare_failed", e.value
+    assert (e.value.status, e.value.code) == (422, "reshare_refused"), e.value
     for i in g.cluster.services:
         assert match in str(e.value)
         assert f"node {i}:" in str(e.value)  # each node refused, not only the first

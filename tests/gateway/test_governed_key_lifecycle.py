@@ -185,7 +185,7 @@ async def test_gateway_refuses_a_document_for_another_key_or_action(gov: Gov) ->
     for doc in (gov.change(other.key_id, "destroy"), gov.change(row.key_id, "disable")):
         with pytest.raises(GatewayError) as exc:
             await life.destroy(gw, row.key_id, row.key_id, doc)
-        assert exc.value.status == 400 and exc.value.code == "key_change_mismatch"
+        assert exc.value.status == 422 and exc.value.code == "key_change_mismatch"
     with pytest.raises(GatewayError) as exc:
         await life.destroy(gw, row.key_id, row.key_id, {"change": {}})
     assert exc.value.code == "invalid_request"

@@ -137,13 +137,6 @@ REQUEST_TIMEOUT = "60"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # findings only: a missing schemathesis or a crash still fails
-    reason="open: 4 findings left, ST202 (schema-valid body answered 400) on POST "
-    "/v1/cluster/reshare, /v1/keys/{key_id}/reshare, /enable, /disable; remove this mark when "
-    "schemathesis runs clean",
-)
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     """Every operation of the OpenAPI document a live gateway serves, fuzzed over real mutual TLS
     with real node processes (tests/cluster harness); schemathesis exits 1 on any finding."""

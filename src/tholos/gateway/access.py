@@ -14,11 +14,11 @@ from fastapi.routing import APIRoute
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute
 
+from tholos.gateway.errors import GatewayError
 from tholos.gateway.http_errors import envelope
 from tholos.gateway.identities import ApiClient, ApiClients, permission_for
 from tholos.gateway.limits import Limiter, retry_after
 from tholos.gateway.request_body import Receive, Scope, Send
-from tholos.gateway.service import GatewayError
 
 
 async def admit(

@@ -24,12 +24,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.crypto.keys import PublicKeyPackage
 from tholos.gateway import repair
+from tholos.gateway.documents import optional_document, parse_obj
 from tholos.gateway.errors import GatewayError
-from tholos.gateway.json_number import JsonInt
+from tholos.gateway.json_number import WHOLE
 from tholos.gateway.protocols import ProtocolFailed
 from tholos.gateway.store import KeyRow
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
@@ -51,17 +52,17 @@ def plan(gw: Gateway, row: KeyRow, threshold: int, members: list[int]) -> list[i
     returns the dealers (usable old holders). Raises GatewayError naming what is wrong."""
     unknown = sorted(set(members) - set(gw.nodes.ids))
     if unknown:
-        raise GatewayError(400, "unknown_node", f"nodes {unknown} are not in the cluster roster")
+        raise GatewayError(422, "unknown_node", f"nodes {unknown} are not in the cluster roster")
     if not 1 <= threshold <= len(members):
         raise GatewayError(
-            400,
+            422,
             "bad_threshold",
             f"threshold must satisfy 1 <= t <= n (t={threshold}, n={len(members)})",
         )
     need = SCHEMES[row.scheme].signers_needed(threshold)
     if need > len(members):
         raise GatewayError(
-            400,
+            422,
             "bad_threshold",
             f"key {row.key_id} ({row.scheme}) needs {need} signers at threshold {threshold}; "
             f"the new committee has {len(members)}",
@@ -96,19 +97,11 @@ def check_change(
     refused before any node is asked); the nodes verify its signatures themselves."""
     if document is None:
         return None
-    try:
-        signed = SignedCommitteeChange.model_validate_json(json.dumps(document))
-    except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "malformed committee change document",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
+    signed = parse_obj(SignedCommitteeChange, document, "committee change document")
     ch = signed.change
     if list(ch.members) != members:
         raise GatewayError(
-            400,
+            422,
             "committee_change_mismatch",
             f"the committee change names members {list(ch.members)}, not {members}",
         )
@@ -116,17 +109,18 @@ def check_change(
         want = int(r.package["threshold"]) if ch.threshold is None else ch.threshold
         if want != threshold:
             raise GatewayError(
-                400,
+                422,
                 "committee_change_mismatch",
                 f"the committee change sets threshold {want} for key {r.key_id}, not {threshold}",
             )
         if not ch.covers(r.key_id):
             raise GatewayError(
-                400,
+                422,
                 "committee_change_mismatch",
                 f"the committee change does not cover key {r.key_id}",
             )
-    return document
+    normalised: dict[str, Any] = signed.model_dump(mode="json")
+    return normalised
 
 
 async def reshare(
@@ -179,6 +173,8 @@ async def _reshare_batch(
     try:
         res = await gw.driver.run(PROTOCOL, participants, sessions)
     except ProtocolFailed as exc:
+        if exc.refused_by_all:  # e.g. a threshold below the nodes' minimum: nothing ran
+            raise GatewayError(422, "reshare_refused", str(exc)) from None
         for c in exc.culprits:
             gw.nodes.quarantine(c, f"misbehaved in reshare: {exc}")
         raise GatewayError(503, "reshare_failed", str(exc), culprits=list(exc.culprits)) from None
@@ -287,14 +283,16 @@ def summary(row: KeyRow) -> dict[str, Any]:
 
 # -- REST ------------------------------------------------------------------------------------------
 router = APIRouter()
-NodeId = Annotated[JsonInt, Field(ge=1, le=64)]
+NodeId = Annotated[int, Field(ge=1, le=64), WHOLE]  # bounds first (json_number.bounded_int)
 
 
 class ReshareBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    threshold: Annotated[JsonInt, Field(ge=1, le=64)]
-    members: Annotated[list[NodeId] | None, Field(max_length=64)] = None
-    change: dict[str, Any] | None = Field(
+    threshold: NodeId
+    members: Annotated[list[NodeId] | None, Field(min_length=1, max_length=64)] = Field(
+        default=None, description="the new committee (default: every node of the roster)"
+    )
+    change: Annotated[dict[str, Any] | None, optional_document(SignedCommitteeChange)] = Field(
         default=None,
         description="governed clusters: the committee change signed by the admin quorum "
         "(tholos.governance.committee_changes.SignedCommitteeChange)",

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-import pydantic_core
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.gateway import openapi
 from tholos.gateway.access import client_of
-from tholos.gateway.http_errors import responses, rule_broken
+from tholos.gateway.documents import json_body, parse_json
+from tholos.gateway.http_errors import responses
 from tholos.gateway.json_number import JsonInt
 from tholos.gateway.requests import GovernedSigning, governed
 from tholos.gateway.service import Gateway, GatewayError
@@ -70,55 +70,12 @@ class AuditBody(_Body):
     signature: str = Field(pattern="^[0-9a-f]{128}$", description="Ed25519, hex")
 
 
-def _refusal(exc: ValidationError, what: str) -> GatewayError:
-    """400 for a body off its schema, 422 for one that breaks only a rule JSON Schema cannot
-    state (cross-field rules: http_errors.rule_broken)."""
-    errors = exc.errors()
-    status = 422 if rule_broken(errors) else 400
-    return GatewayError(
-        status,
-        "invalid_request",
-        f"malformed {what}",
-        details=[
-            {"loc": [str(x) for x in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors
-        ],
-    )
-
-
 M = TypeVar("M", bound=BaseModel)
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` publishing `model` as the request body of a route that parses it itself
-    (`_read`): strict governance models take arrays as tuples only when parsing JSON."""
-    schema = model.model_json_schema(mode="validation")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
 async def _read(request: Request, model: type[M], what: str) -> M:
-    """The body as `model`, parsed once from its JSON (400/422 as `_refusal` says)."""
-    body = await request.body()
-    try:
-        return model.model_validate_json(body)  # one parse, in Rust
-    except ValidationError as exc:
-        refused = exc
-    try:  # JSON Schema counts 2.0 as an integer: the governance models take it as 2
-        whole = _whole_numbers(pydantic_core.from_json(body))
-        return model.model_validate_json(json.dumps(whole))
-    except ValidationError as exc:
-        raise _refusal(exc, what) from None
-    except ValueError:
-        raise _refusal(refused, what) from None
-
-
-def _whole_numbers(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
-    return value
+    """The body as `model`, parsed once from its JSON (400/422 as `documents.refusal` says)."""
+    return parse_json(model, await request.body(), what)
 
 
 def _json(model: BaseModel) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from tholos.gateway.service import GatewayError
+from tholos.gateway.errors import GatewayError
 
 log = logging.getLogger("tholos.gateway")
 

@@ -21,9 +21,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.gateway import openapi
+from tholos.gateway.documents import optional_document, parse_obj
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.schemas import TAG_PATTERN, KeyId, Label, Tag
 from tholos.gateway.store import KeyRow
@@ -59,23 +60,15 @@ def _key_change(key_id: str, change: str, document: dict[str, Any] | None) -> di
     body: dict[str, Any] = {"key_id": key_id}
     if document is None:
         return body
-    try:
-        signed = SignedKeyChange.model_validate_json(json.dumps(document))
-    except ValidationError as exc:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            "malformed key change document",
-            details=[{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()],
-        ) from None
+    signed = parse_obj(SignedKeyChange, document, "key change document")
     if (signed.change.key_id, signed.change.action) != (key_id, change):
         raise GatewayError(
-            400,
+            422,
             "key_change_mismatch",
             f"the key change document is a {signed.change.action} of key "
             f"{signed.change.key_id}, not a {change} of {key_id}",
         )
-    return {**body, "change": document}
+    return {**body, "change": signed.model_dump(mode="json")}
 
 
 async def _tell_nodes(
@@ -226,15 +219,18 @@ CHANGE_DOC = (
 )
 
 
+KeyChangeDocument = Annotated[dict[str, Any] | None, optional_document(SignedKeyChange)]
+
+
 class ChangeBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    change: dict[str, Any] | None = Field(default=None, description=CHANGE_DOC)
+    change: KeyChangeDocument = Field(default=None, description=CHANGE_DOC)
 
 
 class DestroyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     confirm: KeyId = Field(description="the key id again: destroy is irreversible")
-    change: dict[str, Any] | None = Field(default=None, description=CHANGE_DOC)
+    change: KeyChangeDocument = Field(default=None, description=CHANGE_DOC)
 
 
 class LabelBody(BaseModel):

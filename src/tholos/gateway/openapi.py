@@ -62,7 +62,10 @@ def build(app: FastAPI) -> dict[str, Any]:
             answers.pop("422", None)  # FastAPI's own (HTTPValidationError): never answered
             if "400" in answers:  # 422 is the envelope too (http_errors.rule_broken)
                 answers["422"] = {**answers["400"], "description": UNPROCESSABLE}
-    out: dict[str, Any] = _move_defs(spec, schemas)
+    moved: dict[str, Any] = {}  # not `schemas` itself: the walk passes through it
+    out: dict[str, Any] = _move_defs(spec, moved)
+    for name, schema in moved.items():
+        out["components"]["schemas"].setdefault(name, schema)
     return out
 
 

@@ -30,11 +30,19 @@ PHASES: dict[str, tuple[str, ...]] = {
 
 
 class ProtocolFailed(Exception):
+    """A protocol run that did not finish: `culprits` misbehaved, `unavailable` did not answer;
+    `refused_by_all` when every participant refused the request itself (nothing ran)."""
+
     def __init__(
-        self, message: str, culprits: Iterable[int] = (), unavailable: Iterable[int] = ()
+        self,
+        message: str,
+        culprits: Iterable[int] = (),
+        unavailable: Iterable[int] = (),
+        refused_by_all: bool = False,
     ) -> None:
         self.culprits = tuple(sorted(set(culprits)))
         self.unavailable = tuple(sorted(set(unavailable)))
+        self.refused_by_all = refused_by_all
         super().__init__(message)
 
 
@@ -77,6 +85,7 @@ class ProtocolDriver:
             culprits: set[int] = set()
             down: list[int] = []
             errors: list[str] = []
+            refusals = 0
             new: list[pb.Envelope] = []
             for i, rep in zip(participants, replies, strict=True):
                 if isinstance(rep, NodeUnavailable):
@@ -85,6 +94,7 @@ class ProtocolDriver:
                     errors.append(f"node {i} unavailable")
                 elif isinstance(rep, NodeRefused):
                     culprits.update(rep.culprits)
+                    refusals += not rep.culprits
                     errors.append(f"node {i}: {rep.reason}")
                 elif isinstance(rep, BaseException):
                     errors.append(f"node {i}: {rep!r}")
@@ -95,7 +105,10 @@ class ProtocolDriver:
                     new.append(rep.envelope)
             if errors:
                 raise ProtocolFailed(
-                    f"{protocol} {phase} failed: " + "; ".join(errors), culprits, down
+                    f"{protocol} {phase} failed: " + "; ".join(errors),
+                    culprits,
+                    down,
+                    refused_by_all=phase == "round1" and refusals == len(participants),
                 )
             envelopes = new
             if phase == "finish":

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tholos.gateway.errors import GatewayError
 from tholos.gateway.identities import ApiClient, ApiClients
-from tholos.gateway.service import GatewayError
 
 TOKEN_PREFIX = "tvt."
 MAX_TTL = 366 * 86400

@@ -30,7 +30,7 @@ from tholos.gateway.console.web import (
     signing,
     templates,
 )
-from tholos.gateway.service import GatewayError
+from tholos.gateway.errors import GatewayError
 from tholos.gateway.wallets import CreateWallet, create_wallet
 from tholos.governance import _keys
 from tholos.governance._canonical import parse_canonical_json

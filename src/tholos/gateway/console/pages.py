@@ -22,7 +22,7 @@ from tholos.gateway.console.web import (
     signed_request,
     signing,
 )
-from tholos.gateway.service import GatewayError
+from tholos.gateway.errors import GatewayError
 from tholos.governance.documents import GovernanceDocument
 from tholos.governance.engine import rules_for
 from tholos.governance.requests import Intent
