@@ -141,37 +141,7 @@ def run_scenario(engine: Engine, tw: ThresholdWallet, index: int = 1) -> dict[st
     # EIP-2612 permit signed by the threshold key; the token checks it with ecrecover.
     spender = engine.funded
     deadline = 2**40
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {
-            "name": "Test Token",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": token,
-        },
-        "message": {
-            "owner": sender,
-            "spender": spender,
-            "value": 500,
-            "nonce": 0,
-            "deadline": deadline,
-        },
-    }
+    typed = permit_typed_data(chain_id, token, sender, spender, 500, deadline)
     payload = typed_data_payload(typed, index)
     parsed = ETH.parse(wallet, payload)
     (permit,) = parsed.intent.transfers
@@ -209,3 +179,45 @@ def run_scenario(engine: Engine, tw: ThresholdWallet, index: int = 1) -> dict[st
     assert receipt.status == 1
     assert _uint_call(engine, token, *balance_of, [CAROL]) == 500  # type: ignore[arg-type]
     return {"sender": sender, "token": token}
+
+
+def eip712_domain() -> list[dict[str, str]]:
+    """The EIP-712 domain fields of every typed-data example here (a new list: tests mutate it)."""
+    return [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ]
+
+
+def permit_typed_data(
+    chain_id: int, token: str, owner: str, spender: str, value: int, deadline: int = 2**40
+) -> dict[str, Any]:
+    """An EIP-2612 permit of the test token (nonce 0), as EIP-712 typed data."""
+    return {
+        "types": {
+            "EIP712Domain": eip712_domain(),
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": {
+            "name": "Test Token",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": token,
+        },
+        "message": {
+            "owner": owner,
+            "spender": spender,
+            "value": value,
+            "nonce": 0,
+            "deadline": deadline,
+        },
+    }

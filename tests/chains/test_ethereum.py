@@ -18,6 +18,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_keys import keys as eth_keys
 from eth_utils import keccak, to_checksum_address
 
+from tests.chains.ethereum_flow import eip712_domain, permit_typed_data
 from tests.chains.ethereum_support import ThresholdWallet, threshold_wallet
 from tholos.chains.base import Chain, ChainError
 from tholos.chains.ethereum import (
@@ -273,12 +274,7 @@ def _mail(chain_id: int) -> dict[str, Any]:
     """The example of EIP-712 itself, with an array and a bytes field added."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": eip712_domain(),
             "Person": [
                 {"name": "name", "type": "string"},
                 {"name": "wallets", "type": "address[]"},
@@ -316,37 +312,7 @@ def _mail(chain_id: int) -> dict[str, Any]:
 
 
 def _permit(chain_id: int, owner: str, spender: str, value: int) -> dict[str, Any]:
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {
-            "name": "Test Token",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": TOKEN,
-        },
-        "message": {
-            "owner": owner,
-            "spender": spender,
-            "value": value,
-            "nonce": 0,
-            "deadline": 2**40,
-        },
-    }
+    return permit_typed_data(chain_id, TOKEN, owner, spender, value)
 
 
 def test_typed_data_digest_matches_eth_account_and_signature_recovers(tw: ThresholdWallet) -> None:

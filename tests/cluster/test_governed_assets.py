@@ -38,7 +38,7 @@ from spl.token.instructions import (
 )
 from spl.token.models import InitializeMint2Params, MintToCheckedParams
 
-from tests.chains.ethereum_flow import token_bytecode
+from tests.chains.ethereum_flow import permit_typed_data, token_bytecode
 from tests.chains.test_ethereum_anvil import AnvilEngine
 from tests.cluster.test_governance import GovCluster
 from tests.cluster.test_governed_chains import (
@@ -161,37 +161,7 @@ def test_erc20_transfer_and_permit_signed_by_the_cluster_on_anvil(
         # EIP-2612 permit: the cluster's signature recovers to the wallet, and the token accepts
         # it (anyone may submit a permit; here anvil's funded account does).
         deadline = 2**40
-        typed = {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Permit": [
-                    {"name": "owner", "type": "address"},
-                    {"name": "spender", "type": "address"},
-                    {"name": "value", "type": "uint256"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": "Permit",
-            "domain": {
-                "name": "Test Token",
-                "version": "1",
-                "chainId": 31337,
-                "verifyingContract": token,
-            },
-            "message": {
-                "owner": me,
-                "spender": ETH_TO,
-                "value": 500,
-                "nonce": 0,
-                "deadline": deadline,
-            },
-        }
+        typed = permit_typed_data(31337, token, me, ETH_TO, 500, deadline)
         permit = tmp_path / "permit.json"
         permit.write_text(json.dumps({"kind": "eip712", "index": 0, "typed_data": typed}))
         shown = cli.signed(wallet, permit)

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest_asyncio
 
+from tholos.gateway.api import create_app
 from tholos.gateway.service import Gateway
 from tholos.gateway.store import GatewayStore
 from tholos.gateway.transport import InMemoryNodeTransport
@@ -91,3 +93,28 @@ async def governed_cluster(
         for s in c.services.values():
             assert s.governance is not None
             s.governance.close()
+
+
+Api = tuple[httpx.AsyncClient, Cluster]
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    """The REST API of an in-memory 4-node cluster (t=2), through the ASGI app itself."""
+    c = Cluster(tmp_path, 4, 2)
+    app = create_app(lambda: c.gateway)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+    ):
+        yield client, c
+
+
+def expect_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error envelope of `r`, checked to carry `status` and `code` (and a message)."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code and body["error"]["message"], body
+    return dict(body["error"])

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
 
-from tests.gateway.conftest import Cluster
-from tholos.gateway.api import create_app
+from tests.gateway.conftest import Api, Cluster
 
 pytestmark = pytest.mark.asyncio
-Api = tuple[httpx.AsyncClient, Cluster]
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    c = Cluster(tmp_path, 4, 2)
-    app = create_app(lambda: c.gateway)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
-    ):
-        yield client, c
 
 
 def _snapshot(c: Cluster) -> tuple[Any, ...]:

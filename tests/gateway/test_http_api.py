@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.gateway.conftest import Cluster
+from tests.gateway.conftest import Api, Cluster, expect_error
 from tholos.gateway import openapi
 from tholos.gateway.api import create_app
 from tholos.gateway.identities import ApiClients, x509_pem
@@ -20,27 +20,6 @@ from tholos.gateway.request_body import DEFAULT_LIMIT, BodyGuard
 from tholos.transport.pki import CertificateAuthority
 
 pytestmark = pytest.mark.asyncio
-Api = tuple[httpx.AsyncClient, Cluster]
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    c = Cluster(tmp_path, 4, 2)
-    app = create_app(lambda: c.gateway)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
-    ):
-        yield client, c
-
-
-def _err(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}, body
-    assert body["error"]["code"] == code and body["error"]["message"], body
-    return dict(body["error"])
 
 
 # -- item 2: every integer parameter is bounded -----------------------------------------------------
@@ -58,15 +37,15 @@ def _err(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 )
 async def test_list_bounds(api: Api, query: str) -> None:
     client, _ = api
-    _err(await client.get(f"/v1/keys?{query}"), 400, "invalid_request")
+    expect_error(await client.get(f"/v1/keys?{query}"), 400, "invalid_request")
 
 
 async def test_other_integer_bounds(api: Api) -> None:
     client, _ = api
-    _err(
+    expect_error(
         await client.get("/v1/signing-requests?limit=99999999999999999999"), 400, "invalid_request"
     )
-    _err(await client.post("/v1/nodes/99999999999999999999/repair"), 400, "invalid_request")
+    expect_error(await client.post("/v1/nodes/99999999999999999999/repair"), 400, "invalid_request")
 
 
 # -- item 3: paging with a total, filters ----------------------------------------------------------
@@ -97,7 +76,7 @@ async def test_paging_and_filters(api: Api) -> None:
     assert r["total"] == 1
     r = (await client.get("/v1/keys", params={"created_before": other["created"]})).json()
     assert r["total"] == 5
-    _err(await client.get("/v1/keys", params={"scheme": "rsa"}), 400, "invalid_request")
+    expect_error(await client.get("/v1/keys", params={"scheme": "rsa"}), 400, "invalid_request")
 
 
 # -- item 4: named API clients, roles, rate limits and quotas ---------------------------------------
@@ -146,7 +125,7 @@ async def test_roles(clients: Any) -> None:
     as_, _, _ = clients
     async with as_("operator") as op:
         key = (await op.post("/v1/keys", json={"scheme": "ed25519"})).json()
-        _err(
+        expect_error(
             await op.post(f"/v1/keys/{key['key_id']}/sign", json={"message": "00"}),
             403,
             "forbidden",
@@ -154,16 +133,16 @@ async def test_roles(clients: Any) -> None:
     async with as_("signer") as s:
         r = await s.post(f"/v1/keys/{key['key_id']}/sign", json={"message": "00"})
         assert r.status_code == 200, r.text
-        _err(await s.post("/v1/keys", json={"scheme": "ed25519"}), 403, "forbidden")
+        expect_error(await s.post("/v1/keys", json={"scheme": "ed25519"}), 403, "forbidden")
         assert (await s.get("/v1/keys")).status_code == 200
     async with as_("reader") as rd:
         assert (await rd.get(f"/v1/keys/{key['key_id']}")).status_code == 200
-        _err(
+        expect_error(
             await rd.post(f"/v1/keys/{key['key_id']}/sign", json={"message": "00"}),
             403,
             "forbidden",
         )
-        _err(await rd.post(f"/v1/keys/{key['key_id']}/refresh"), 403, "forbidden")
+        expect_error(await rd.post(f"/v1/keys/{key['key_id']}/refresh"), 403, "forbidden")
     async with as_("admin") as ad:
         assert (await ad.post(f"/v1/keys/{key['key_id']}/refresh")).status_code == 200
 
@@ -172,25 +151,27 @@ async def test_unknown_certificates_are_refused(clients: Any) -> None:
     as_, _, c = clients
     for who in ("gateway-client", None):  # the gateway's own node-client cert; no cert at all
         async with as_(who) as h:
-            _err(await h.get("/v1/keys"), 403, "unknown_client")
-            _err(await h.post("/v1/keys", json={"scheme": "ed25519"}), 403, "unknown_client")
+            expect_error(await h.get("/v1/keys"), 403, "unknown_client")
+            expect_error(
+                await h.post("/v1/keys", json={"scheme": "ed25519"}), 403, "unknown_client"
+            )
     assert c.gateway.store.count_keys() == 0
 
 
 async def test_rate_limit_and_quota(clients: Any) -> None:
     as_, _, c = clients
     async with as_("limited") as h:
-        _err(
+        expect_error(
             await h.post("/v1/keys", json={"scheme": "ed25519", "count": 4}),
             403,  # this client may not, whatever it waits: not a 429
             "count_over_limit",
         )
         assert (await h.post("/v1/keys", json={"scheme": "ed25519", "count": 3})).status_code == 201
         r = await h.post("/v1/keys", json={"scheme": "ed25519", "count": 2})
-        _err(r, 429, "quota_exceeded")
+        expect_error(r, 429, "quota_exceeded")
         assert int(r.headers["Retry-After"]) >= 1
         r = await h.get("/v1/keys")  # the 4th request of a burst of 3
-        _err(r, 429, "rate_limited")
+        expect_error(r, 429, "rate_limited")
         assert int(r.headers["Retry-After"]) >= 1
     assert c.gateway.store.count_keys() == 3
     async with as_("admin") as ad:  # limits are per client
@@ -227,7 +208,7 @@ async def test_oversize_by_content_length(api: Api) -> None:
     r = await client.post(
         f"/v1/keys/{key}/sign", content=body, headers={"content-type": "application/json"}
     )
-    _err(r, 413, "too_large")
+    expect_error(r, 413, "too_large")
 
 
 async def test_oversize_while_streaming() -> None:
@@ -287,7 +268,7 @@ async def test_loose_input_is_refused(
     client, c = api
     key = (await client.post("/v1/keys", json={"scheme": "ed25519", "label": "ok (1)"})).json()
     before = c.gateway.store.count_keys()
-    _err(await client.post(path.replace("{key}", key["key_id"]), json=body), status, code)
+    expect_error(await client.post(path.replace("{key}", key["key_id"]), json=body), status, code)
     assert c.gateway.store.count_keys() == before
 
 
@@ -313,19 +294,21 @@ RAW = [
 async def test_bad_json_in_the_envelope(api: Api, body: bytes, code: str) -> None:
     client, c = api
     r = await client.post("/v1/keys", content=body, headers={"content-type": "application/json"})
-    _err(r, 400, code)
+    expect_error(r, 400, code)
     assert c.gateway.store.count_keys() == 0
 
 
 async def test_envelope_everywhere(api: Api) -> None:
     client, _ = api
-    _err(await client.get("/v1/nothing"), 404, "not_found")
-    _err(await client.delete("/v1/keys"), 405, "method_not_allowed")
+    expect_error(await client.get("/v1/nothing"), 404, "not_found")
+    expect_error(await client.delete("/v1/keys"), 405, "method_not_allowed")
     r = await client.post("/v1/keys", content=b"scheme=ed25519")
-    _err(r, 415, "unsupported_media_type")
+    expect_error(r, 415, "unsupported_media_type")
     key = (await client.post("/v1/keys", json={"scheme": "dise"})).json()["key_id"]
     body = {"alpha": "zz" * 32, "encryptor": "me", "purpose": "encrypt"}
-    err = _err(await client.post(f"/v1/keys/{key}/evaluate", json=body), 400, "invalid_request")
+    err = expect_error(
+        await client.post(f"/v1/keys/{key}/evaluate", json=body), 400, "invalid_request"
+    )
     assert "ValueError" not in json.dumps(err) and "non-hexadecimal" not in json.dumps(err)
 
 
@@ -336,7 +319,7 @@ async def test_unexpected_errors_are_internal(api: Api, monkeypatch: pytest.Monk
         raise RuntimeError("secret detail /var/lib/tholos")
 
     monkeypatch.setattr(c.gateway.store, "page_keys", boom)
-    err = _err(await client.get("/v1/keys"), 500, "internal")
+    err = expect_error(await client.get("/v1/keys"), 500, "internal")
     assert "secret" not in json.dumps(err) and "RuntimeError" not in json.dumps(err)
 
 
@@ -362,7 +345,7 @@ async def test_governance_garbage(
     api: Api, path: str, body: dict[str, Any], status: int, code: str
 ) -> None:
     client, _c = api
-    _err(await client.post(path, json=body), status, code)
+    expect_error(await client.post(path, json=body), status, code)
     assert (await client.get("/v1/governance/proposals")).json()["proposals"] == []
 
 
@@ -373,9 +356,9 @@ async def test_well_formed_governance_in_a_development_cluster(api: Api) -> None
     client, _ = api
     signed = People().genesis()
     body = json.loads(signed.model_dump_json())
-    _err(await client.post("/v1/governance/documents", json=body), 409, "not_governed")
+    expect_error(await client.post("/v1/governance/documents", json=body), 409, "not_governed")
     r = await client.post("/v1/governance/proposals", json={"document": body["document"]})
-    _err(r, 409, "not_governed")
+    expect_error(r, 409, "not_governed")
     assert (await client.get("/v1/governance/proposals")).json()["proposals"] == []
 
 

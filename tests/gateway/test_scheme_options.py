@@ -5,21 +5,15 @@ The scheme registry (`Scheme.options`) is the one place that decides."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import httpx
 import pytest
-import pytest_asyncio
 
-from tests.gateway.conftest import Cluster
+from tests.gateway.conftest import Api
 from tests.governance.test_gateway_retry import CLUSTER, Governed, governed  # noqa: F401
 from tholos.cli.governance_cmds import build_request
-from tholos.gateway.api import create_app
 from tholos.gateway.service import GatewayError
 from tholos.schemes import SCHEMES, SIGNING_OPTIONS, OptionNotForScheme
 
-Api = tuple[httpx.AsyncClient, Cluster]
 VALUES = {"path": "m/0/1", "taproot_tweak": True, "merkle_root": "ab" * 32}
 EXPECTED = {
     "bip340": {"path", "taproot_tweak", "merkle_root"},
@@ -35,18 +29,6 @@ NOT_APPLYING = [
     for option in SIGNING_OPTIONS
     if option not in allowed
 ]
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    c = Cluster(tmp_path, 4, 2)
-    app = create_app(lambda: c.gateway)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
-    ):
-        yield client, c
 
 
 def test_the_registry_names_each_schemes_options() -> None:

@@ -4,13 +4,11 @@ addresses cross-checked against embit (BIP32 from the same xpub, p2tr/p2wpkh scr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from embit import script as embit_script
 from embit.bip32 import HDKey
 from embit.ec import PublicKey as EmbitPublicKey
@@ -18,35 +16,14 @@ from embit.networks import NETWORKS
 from eth_keys import keys as eth_keys
 from solders.pubkey import Pubkey
 
-from tests.gateway.conftest import Cluster
+from tests.gateway.conftest import Api, Cluster, expect_error
 from tests.gateway.test_http_api import WithCert
 from tholos.gateway.api import create_app
 from tholos.gateway.identities import ApiClients, fingerprint_pem
 from tholos.transport.pki import CertificateAuthority
 
 pytestmark = pytest.mark.asyncio
-Api = tuple[httpx.AsyncClient, Cluster]
 EMBIT = {"mainnet": "main", "testnet": "test", "signet": "signet", "regtest": "regtest"}
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    c = Cluster(tmp_path, 4, 2)
-    app = create_app(lambda: c.gateway)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
-    ):
-        yield client, c
-
-
-def _err(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}, body
-    assert body["error"]["code"] == code and body["error"]["message"], body
-    return dict(body["error"])
 
 
 async def _ok(r: Any, status: int = 200) -> dict[str, Any]:
@@ -123,7 +100,7 @@ async def test_ethereum_addresses_match_eth_keys(api: Api) -> None:
         assert a["public_key"] == child.hex()
         if index == 0:
             assert w["address"] == expected
-    _err(
+    expect_error(
         await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1", params={"change": "true"}),
         409,
         "bad_index",
@@ -145,7 +122,7 @@ async def test_solana_wallet_is_its_ed25519_key(api: Api) -> None:
         "public_key": key["public_key"],
         "change": False,
     }
-    _err(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 409, "bad_index")
+    expect_error(await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/1"), 409, "bad_index")
 
 
 async def test_list_show_and_paging(api: Api) -> None:
@@ -192,7 +169,7 @@ async def test_bad_wallets_are_refused_and_nothing_is_stored(
     api: Api, body: dict[str, Any], status: int, code: str
 ) -> None:
     client, cluster = api
-    _err(await client.post("/v1/wallets", json=body), status, code)
+    expect_error(await client.post("/v1/wallets", json=body), status, code)
     assert cluster.gateway.store.wallets.count() == 0
     assert cluster.gateway.store.count_keys() == 0  # no key made for a wallet that is refused
 
@@ -217,7 +194,7 @@ async def test_a_key_of_the_wrong_scheme_is_refused(
     body = {"chain": chain, "network": network, "key_id": key["key_id"]}
     if address_type:
         body["address_type"] = address_type
-    err = _err(await client.post("/v1/wallets", json=body), 409, "wrong_scheme")
+    err = expect_error(await client.post("/v1/wallets", json=body), 409, "wrong_scheme")
     assert scheme in err["message"]
     assert cluster.gateway.store.wallets.count() == 0
 
@@ -240,7 +217,7 @@ async def test_the_address_type_follows_the_key(api: Api) -> None:
 async def test_index_out_of_range(api: Api, index: str) -> None:
     client, _ = api
     w = await _ok(client.post("/v1/wallets", json={"chain": "ethereum", "network": "1"}), 201)
-    _err(
+    expect_error(
         await client.get(f"/v1/wallets/{w['wallet_id']}/addresses/{index}"), 400, "invalid_request"
     )
 
@@ -248,14 +225,14 @@ async def test_index_out_of_range(api: Api, index: str) -> None:
 @pytest.mark.parametrize("query", ["limit=0", "limit=1001", "offset=-1", "offset=2147483649"])
 async def test_list_bounds(api: Api, query: str) -> None:
     client, _ = api
-    _err(await client.get(f"/v1/wallets?{query}"), 400, "invalid_request")
+    expect_error(await client.get(f"/v1/wallets?{query}"), 400, "invalid_request")
 
 
 async def test_unknown_wallets(api: Api) -> None:
     client, _ = api
     for wid in ("0" * 32, "nope", "A" * 32):
-        _err(await client.get(f"/v1/wallets/{wid}"), 404, "unknown_wallet")
-        _err(await client.get(f"/v1/wallets/{wid}/addresses/0"), 404, "unknown_wallet")
+        expect_error(await client.get(f"/v1/wallets/{wid}"), 404, "unknown_wallet")
+        expect_error(await client.get(f"/v1/wallets/{wid}/addresses/0"), 404, "unknown_wallet")
 
 
 async def test_roles(tmp_path: Path) -> None:
@@ -272,8 +249,8 @@ async def test_roles(tmp_path: Path) -> None:
 
     body = {"chain": "solana", "network": "devnet"}
     async with app.router.lifespan_context(app), as_("ro") as ro, as_("si") as si, as_("op") as op:
-        _err(await ro.post("/v1/wallets", json=body), 403, "forbidden")
-        _err(await si.post("/v1/wallets", json=body), 403, "forbidden")
+        expect_error(await ro.post("/v1/wallets", json=body), 403, "forbidden")
+        expect_error(await si.post("/v1/wallets", json=body), 403, "forbidden")
         assert c.gateway.store.wallets.count() == 0
         w = await _ok(op.post("/v1/wallets", json=body), 201)
         assert (await ro.get("/v1/wallets")).json()["total"] == 1

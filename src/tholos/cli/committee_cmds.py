@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
+from tholos.cli import change_files
 from tholos.governance.committee_changes import (
     MAX_LIFETIME,
     SignedCommitteeChange,
-    add_signature,
     new_committee_change,
     sign_committee_change,
 )
@@ -321,25 +321,13 @@ def _members(text: str) -> list[int]:
     return sorted({int(x) for x in text.split(",") if x.strip()})
 
 
-def _sign_into(args: argparse.Namespace, signed: SignedCommitteeChange) -> SignedCommitteeChange:
-    from tholos.cli.governance_cmds import _key
-
-    who, key = _key(args)
-    return add_signature(signed, sign_committee_change(signed.change, who, key))
-
-
 def cmd_committee_change(
     args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]
 ) -> Any:
     """Write a committee change at the cluster's current governance version (signed by --as)."""
     from tholos.cli import CliError
-    from tholos.cli.governance_cmds import _current
 
-    c = client(args)
-    try:
-        doc = _current(c).document
-    finally:
-        c.close()
+    doc = change_files.current_document(args, client)
     try:
         change = new_committee_change(
             doc.cluster_id,
@@ -355,18 +343,12 @@ def cmd_committee_change(
     except ValueError as exc:
         raise CliError(f"committee change: {exc}", "usage", 2) from None
     signed = SignedCommitteeChange(change=change, signatures=())
-    if args.as_user or args.key_file:
-        signed = _sign_into(args, signed)
-    args.out.write_text(signed.model_dump_json(indent=2) + "\n")
-    return _summary(args.out, signed)
+    return change_files.write_new(args, signed, sign_committee_change, _summary)
 
 
 def cmd_sign_committee_change(args: argparse.Namespace) -> Any:
     """Add one admin's signature (--as / --key-file) to a committee change file, in place."""
-    signed = SignedCommitteeChange.model_validate_json(args.file.read_text())
-    signed = _sign_into(args, signed)
-    args.file.write_text(signed.model_dump_json(indent=2) + "\n")
-    return _summary(args.file, signed)
+    return change_files.sign_in_place(args, SignedCommitteeChange, sign_committee_change, _summary)
 
 
 def _summary(path: Path, signed: SignedCommitteeChange) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tholos.cli import change_files
 from tholos.governance.key_changes import (
     ACTIONS,
     MAX_LIFETIME,
     SignedKeyChange,
-    add_signature,
     new_key_change,
     sign_key_change,
 )
@@ -49,22 +49,9 @@ def cmd_lifecycle(args: argparse.Namespace, client: Callable[[argparse.Namespace
         c.close()
 
 
-def _sign_into(args: argparse.Namespace, signed: SignedKeyChange) -> SignedKeyChange:
-    from tholos.cli.governance_cmds import _key
-
-    who, key = _key(args)
-    return add_signature(signed, sign_key_change(signed.change, who, key))
-
-
 def cmd_change(args: argparse.Namespace, client: Callable[[argparse.Namespace], Any]) -> Any:
     """Write a new key change at the cluster's current governance version (signed by --as)."""
-    from tholos.cli.governance_cmds import _current
-
-    c = client(args)
-    try:
-        doc = _current(c).document
-    finally:
-        c.close()
+    doc = change_files.current_document(args, client)
     change = new_key_change(
         doc.cluster_id,
         doc.version,
@@ -75,18 +62,12 @@ def cmd_change(args: argparse.Namespace, client: Callable[[argparse.Namespace], 
         args.reason,
     )
     signed = SignedKeyChange(change=change, signatures=())
-    if args.as_user or args.key_file:
-        signed = _sign_into(args, signed)
-    args.out.write_text(signed.model_dump_json(indent=2) + "\n")
-    return _summary(args.out, signed)
+    return change_files.write_new(args, signed, sign_key_change, _summary)
 
 
 def cmd_sign_change(args: argparse.Namespace) -> Any:
     """Add the signature of one admin (--as / --key-file) to a key change file, in place."""
-    signed = SignedKeyChange.model_validate_json(args.file.read_text())
-    signed = _sign_into(args, signed)
-    args.file.write_text(signed.model_dump_json(indent=2) + "\n")
-    return _summary(args.file, signed)
+    return change_files.sign_in_place(args, SignedKeyChange, sign_key_change, _summary)
 
 
 def _summary(path: Path, signed: SignedKeyChange) -> dict[str, Any]:
