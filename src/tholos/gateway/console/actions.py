@@ -1,5 +1,5 @@
 """The console's actions (POST, JSON from the page script, CSRF-checked): log in, create a wallet,
-submit a transfer, approve, cancel, engage or release the kill switch, sign a proposal, read the
+submit a transfer, approve, reject, cancel, engage or release the kill switch, sign a proposal, read the
 audit chains. Whatever a person authorises arrives here already signed by their browser; the
 server builds the exact bytes to sign and relays the result: it never holds a user key."""
 
@@ -38,6 +38,7 @@ from tholos.governance.audit_export import audit_export_message
 from tholos.governance.documents import GovernanceDocument
 from tholos.governance.errors import InvalidSignature
 from tholos.governance.killswitch import KillSwitchEngage, SignedKillSwitch
+from tholos.governance.rejections import Rejection
 from tholos.governance.requests import (
     APPROVAL_TAG,
     INITIATION_TAG,
@@ -257,7 +258,7 @@ async def submit_transfer(request: Request) -> JSONResponse:
     return answer({"redirect": f"{PREFIX}/requests/{t.request_id}"}, 201)
 
 
-# -- approvals and cancellation --------------------------------------------------------------------
+# -- approvals, rejections and cancellation --------------------------------------------------------------------
 @router.post("/requests/{request_id}/approve")
 async def approve(request: Request, request_id: str) -> JSONResponse:
     s = checked_post(request)
@@ -275,6 +276,24 @@ async def approve(request: Request, request_id: str) -> JSONResponse:
             APPROVAL_TAG + bytes.fromhex(t.digest),
         )
         await g.approve(t.request_id, approval)
+    except GatewayError as exc:
+        raise _relayed(exc) from None
+    return answer({"redirect": f"{PREFIX}/requests/{request_id[:64]}"})
+
+
+@router.post("/requests/{request_id}/reject")
+async def reject(request: Request, request_id: str) -> JSONResponse:
+    """An approver's rejection, signed in the browser over REJECTION_TAG || digest."""
+    s = checked_post(request)
+    body: Signed = await _body(request, Signed)
+    g = signing(request)
+    try:
+        t = g.get(request_id[:64])
+        rejection = Rejection(
+            request_id=t.request_id, approver=s.user, digest=t.digest, signature=body.signature
+        )
+        _check(await governed_doc(request), s.user, body.signature, rejection.signing_message())
+        await g.reject(t.request_id, rejection)
     except GatewayError as exc:
         raise _relayed(exc) from None
     return answer({"redirect": f"{PREFIX}/requests/{request_id[:64]}"})
