@@ -27,6 +27,7 @@ from tholos.gateway.console.web import (
     gateway,
     governed_doc,
     require_role,
+    sessions,
     signing,
     templates,
 )
@@ -147,7 +148,7 @@ async def challenge(request: Request) -> JSONResponse:
     body: ChallengeBody = await _body(request, ChallengeBody)
     doc = await governed_doc(request)
     _public_key(doc, body.user)
-    raw = console_state(request).sessions.challenge(body.user)
+    raw = sessions(request).challenge(body.user)
     message = login_message(doc.cluster_id, raw).hex()
     return answer({"challenge": raw.hex(), "cluster_id": doc.cluster_id, "message": message})
 
@@ -157,7 +158,7 @@ async def login(request: Request) -> JSONResponse:
     body: LoginBody = await _body(request, LoginBody)
     doc = await governed_doc(request)
     try:
-        token, _ = console_state(request).sessions.login(
+        token, _ = sessions(request).login(
             doc.cluster_id, body.user, _public_key(doc, body.user), body.challenge, body.signature
         )
     except ValueError as exc:
@@ -178,7 +179,7 @@ async def login(request: Request) -> JSONResponse:
 @router.post("/logout")
 async def logout(request: Request) -> JSONResponse:
     checked_post(request)
-    console_state(request).sessions.logout(request.cookies.get(COOKIE))
+    sessions(request).logout(request.cookies.get(COOKIE))
     out = answer({"redirect": f"{PREFIX}/login"})
     out.delete_cookie(COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
     return out
