@@ -353,6 +353,8 @@ def _rejected_in_the_browser(c: GovCluster, browser: Any, wallet: dict[str, Any]
     playwright_sync.expect(pg.locator("#request-status")).to_have_text("rejected")
     assert pg.get_by_role("button", name="Approve").count() == 0
     assert pg.get_by_role("button", name="Reject").count() == 0
+    verdicts = pg.locator("td.verdict").all_inner_texts()
+    assert len(verdicts) == c.n and all("rejected by approver-2" in v for v in verdicts), verdicts
     shoot(pg, "08c-request-rejected")
     shown = c.get(f"/v1/signing-requests/{other}")
     assert shown["status"] == "rejected" and shown["error"] == "rejected by approver-2", shown

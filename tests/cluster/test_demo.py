@@ -5,15 +5,19 @@ directory (the second run reuses the running cluster), then stopped."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
+from tholos.cli import main as cli_main
 from tholos.cluster import procs
 from tholos.cluster.layout import ClusterDir, init_cluster
 
@@ -58,6 +62,7 @@ def test_make_run_demo(tmp_path: Path) -> None:
             assert ("initialised a governed" in p.stdout) == (attempt == 1), p.stdout
             assert [_journal(d, i, out["rejected"]) for i in range(1, 5)] == ["refused"] * 4
             assert sum(_journal(d, i, out["signed"]) == "signed" for i in range(1, 5)) >= 2
+        _cli_rejects(d, out["wallet_id"])
         for key in (d / "users").glob("*.key"):
             assert key.stat().st_mode & 0o777 == 0o600, key
         p12 = d / "client" / "console.p12"
@@ -69,6 +74,35 @@ def test_make_run_demo(tmp_path: Path) -> None:
     finally:
         if (d / "cluster.json").exists():
             procs.down(ClusterDir(d))
+
+
+def _cli(*args: str) -> tuple[int, dict[str, Any]]:
+    """`tholos ARGS --json` in this process."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli_main([*args, "--json"])
+    return code, json.loads(buf.getvalue() or "{}")
+
+
+def _cli_rejects(d: Path, wallet_id: str) -> None:
+    """`tholos requests reject` against the demo's cluster: signed with the approver's key file,
+    every node refuses the request from then on; the initiator may not reject their own."""
+    dd = ("--dir", str(d))
+    code, wallet = _cli("wallets", "show", wallet_id, *dd)
+    assert code == 0, wallet
+    code, out = _cli(
+        "requests", "create", "--key-id", wallet["key_id"], "--destination", "addr-a",
+        "--amount", "100", "--data", "ab" * 32, "--as", "initiator", *dd,
+    )  # fmt: skip
+    assert code == 0 and out["status"] == "awaiting-approval", out
+    rid = out["request_id"]
+    code, out = _cli("requests", "reject", rid, "--as", "initiator", *dd)
+    assert code != 0 and "cancel it instead" in json.dumps(out), out
+    code, out = _cli("requests", "reject", rid, "--as", "approver-1", *dd)
+    assert code == 0 and out["status"] == "rejected", out
+    assert [_journal(d, i, rid) for i in range(1, 5)] == ["refused"] * 4
+    code, out = _cli("requests", "approve", rid, "--as", "approver-2", *dd)
+    assert code != 0 and "rejected" in json.dumps(out), out
 
 
 def test_an_ungoverned_run_directory_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -510,7 +510,9 @@ def add_commands(sub: Any, common: Common) -> None:
     p.add_argument("request_id")
     p = rs.add_parser("list")
     common(p)
-    p.add_argument("--status", help="created, reserved, awaiting-approval, signed, refused, ...")
+    p.add_argument(
+        "--status", help="created, reserved, awaiting-approval, signed, refused, rejected, ..."
+    )
     p = rs.add_parser("show")
     common(p)
     p.add_argument("request_id")

@@ -444,6 +444,8 @@ class GovernedSigning:
                 nodes=nodes,
             )
         t.status, t.error = REJECTED, f"rejected by {rejection.approver}"
+        for i in took:  # each node's verdict now: it will never sign this request
+            t.refusals[i] = {"rule_id": "rejection", "reason": t.error}
         self._save([t])
         self._log(
             KIND_GOVERNANCE,
