@@ -69,7 +69,7 @@ from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
 from tholos.governance.audit_export import audit_export_message
 from tholos.governance.engine import recorded_entry
-from tholos.governance.errors import AlreadySigned, InvalidDocument
+from tholos.governance.errors import InvalidDocument
 from tholos.governance.key_changes import SignedKeyChange, verify_key_change
 from tholos.governance.quorum import quorums
 from tholos.governance.rejections import Rejection, verify_rejection
@@ -490,9 +490,7 @@ class NodeGovernance:
                 KIND_DECISION, {**record, "event": "rejection-refused", "reason": reason}
             )
             raise GovernanceRefused(f"rejection refused [{verdict.rule_id}]: {verdict.reason}")
-        try:
-            if self.journal.status(rid) == "signed":
-                raise AlreadySigned(f"request {rid} was signed already")
+        try:  # one transaction: a request signed here already stays signed (AlreadySigned)
             entry = recorded_entry(state, request.intent)
             self.journal.refuse(entry, f"rejected by {rejection.approver}")
         except GovernanceError as exc:
