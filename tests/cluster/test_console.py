@@ -4,7 +4,8 @@ cluster's client certificate.
 
 The initiator logs in with their key file, creates a Solana wallet and a transfer; two treasury
 approvers (two browser contexts) and a risk approver approve it from the request page; it is
-signed, and the signature verifies under the wallet's key. Each page shows the intent from the
+signed, and the signature verifies under the wallet's key. A second transfer is rejected by an
+approver from its page (signed in the browser); every node then refuses it for good. Each page shows the intent from the
 data it hashes: a page whose intent and digest disagree (tampered here in the browser, as a
 compromised gateway would serve it) is refused and no approval is sent. An admin engages the kill
 switch and two admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
@@ -17,6 +18,7 @@ import base64
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,11 @@ import pytest
 
 from tests.cluster.conftest import wait_until
 from tests.cluster.test_governance import GovCluster
+from tholos.client import Client
+from tholos.cluster.demo import transfer
 from tholos.cluster.governance_init import user_key_file
 from tholos.governance import SigningRequest, approve
+from tholos.governance.rejections import REJECTION_TAG, reject
 from tholos.governance.requests import APPROVAL_TAG
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -263,6 +268,7 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert done["status"] == "signed", done
     assert sorted(done["approvals"]) == ["approver-1", "approver-2", "risk-1"]
     _verify_solana(done, listed)
+    _rejected_in_the_browser(c, browser, listed)
     page = initiator.go(f"/requests/{request_id}")
     playwright_sync.expect(page.locator("#request-status")).to_have_text("signed")
     assert page.locator("#txid").inner_text() == done["transaction"]["txid"]
@@ -326,6 +332,44 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     assert page.url.endswith("/console/login")
     for p in (initiator, admin, admin2):
         assert not p.errors, p.errors
+
+
+def _rejected_in_the_browser(c: GovCluster, browser: Any, wallet: dict[str, Any]) -> None:
+    """A second transfer (submitted by the initiator's client) rejected by approver-2 from the
+    request page: the browser signs what the SDK signs (Ed25519 is deterministic), every node
+    refuses the request from then on, and a treasury approval after it is refused (409)."""
+    with Client(c.url, c.cd.client_tls) as sdk:
+        other = transfer(sdk, c.cluster_id, wallet, 5_000, c.cd.root)
+    p = Person(browser, c, "approver-2")
+    p.login()
+    pg = visit(p, f"/requests/{other}", "08b-request-to-reject")
+    raw = SigningRequest.model_validate_json(
+        json.dumps(c.get(f"/v1/signing-requests/{other}/raw")["request"])
+    )
+    message = (REJECTION_TAG + raw.digest()).hex()
+    made = pg.evaluate(f"async () => await tholosConsole.sign('approver-2', '{message}')")
+    assert made == reject(raw, "approver-2", c.key_of("approver-2")).signature
+    pg.get_by_role("button", name="Reject").click()
+    playwright_sync.expect(pg.locator("#request-status")).to_have_text("rejected")
+    assert pg.get_by_role("button", name="Approve").count() == 0
+    assert pg.get_by_role("button", name="Reject").count() == 0
+    verdicts = pg.locator("td.verdict").all_inner_texts()
+    assert len(verdicts) == c.n and all("rejected by approver-2" in v for v in verdicts), verdicts
+    shoot(pg, "08c-request-rejected")
+    shown = c.get(f"/v1/signing-requests/{other}")
+    assert shown["status"] == "rejected" and shown["error"] == "rejected by approver-2", shown
+    for i in range(1, c.n + 1):
+        db = sqlite3.connect(c.cd.root / f"node-{i}" / "governance.db")
+        row = db.execute(
+            "SELECT status, reason FROM journal WHERE request_id = ?", (other,)
+        ).fetchone()
+        db.close()
+        assert row == ("refused", "rejected by approver-2"), (i, row)
+    late = approve(raw, "approver-1", c.key_of("approver-1")).model_dump(mode="json")
+    res = c.post(f"/v1/signing-requests/{other}/approvals", {"approval": late}, expect=409)
+    assert res["error"]["code"] == "request_closed", res
+    assert not p.errors, p.errors
+    p.ctx.close()
 
 
 def _tampered_pages_are_refused(c: GovCluster, p: Person, request_id: str) -> None:

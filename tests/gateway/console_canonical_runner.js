@@ -12,6 +12,7 @@ async function run(cmd) {
   if (cmd.op === "kill_switch") return c.hex(await c.messages.killSwitch(c.parseJson(cmd.text)));
   if (cmd.op === "governance") return c.hex(await c.messages.governance(c.parseJson(cmd.text)));
   if (cmd.op === "audit") return c.hex(await c.messages.audit(cmd.cluster_id, BigInt(cmd.issued_at)));
+  if (cmd.op === "digest_message") return c.hex(c.messages[cmd.kind](c.unhex(cmd.digest)));
   if (cmd.op === "login") return c.hex(c.messages.login(cmd.cluster_id, c.unhex(cmd.challenge)));
   throw new Error(`unknown op ${cmd.op}`);
 }

@@ -1,6 +1,7 @@
 """The console's canonical.js (run under node) rebuilds, byte for byte, what Python signs:
 canonical JSON of tricky values (unicode, escapes, big integers, key order by code point), the
-request digest, and the kill-switch, governance, login and audit messages. What it cannot
+request digest, the approval, rejection, initiation and cancel messages over it, and the
+kill-switch, governance, login and audit messages. What it cannot
 encode canonically (floats, duplicate keys, lone surrogates, non-JSON) it refuses."""
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from tholos.gateway.console.sessions import login_message
 from tholos.governance._canonical import canonical_json
 from tholos.governance.audit_export import audit_export_message
 from tholos.governance.killswitch import KillSwitchEngage
-from tholos.governance.requests import Intent, TransactionIntent, TransferIntent, request_digest
+from tholos.governance.rejections import REJECTION_TAG
+from tholos.governance.requests import (
+    APPROVAL_TAG,
+    CANCEL_TAG,
+    INITIATION_TAG,
+    Intent,
+    TransactionIntent,
+    TransferIntent,
+    request_digest,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CANONICAL_JS = ROOT / "src" / "tholos" / "gateway" / "console" / "static" / "canonical.js"
@@ -175,3 +185,20 @@ def test_js_login_and_audit_messages_equal_python(node: Node) -> None:
     assert out == {"ok": login_message("tholos-test", challenge).hex()}
     out = node.ask(op="audit", cluster_id="tholos-test", issued_at="1700000000")
     assert out == {"ok": audit_export_message("tholos-test", 1_700_000_000).hex()}
+
+
+@pytest.mark.parametrize(
+    ("kind", "tag"),
+    [
+        ("approval", APPROVAL_TAG),
+        ("rejection", REJECTION_TAG),
+        ("initiation", INITIATION_TAG),
+        ("cancel", CANCEL_TAG),
+    ],
+)
+def test_js_digest_messages_equal_python(node: Node, kind: str, tag: bytes) -> None:
+    """What the browser signs over a request digest: the governance tag, then the digest."""
+    digest = bytes(range(32))
+    assert node.ask(op="digest_message", kind=kind, digest=digest.hex()) == {
+        "ok": (tag + digest).hex()
+    }

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
@@ -63,12 +67,13 @@ def test_bad_logins_are_refused_and_open_nothing(case: str) -> None:
     sig = sign(signer, login_message(cluster, c))
     with pytest.raises(ValueError, match=r"another user|does not verify|unknown or expired"):
         s.login(CLUSTER, user, pub, challenge, sig)
-    assert not s._sessions
+    assert s.count() == 0
 
 
 def test_sessions_and_challenges_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(mod.time, "monotonic", lambda: now[0])  # challenges
+    monkeypatch.setattr(mod.time, "time", lambda: now[0])  # sessions (stored: wall clock)
     s = Sessions(ttl=60)
     key, pub = _keys()
     c = s.challenge("alice")
@@ -79,6 +84,29 @@ def test_sessions_and_challenges_expire(monkeypatch: pytest.MonkeyPatch) -> None
     token, _ = s.login(CLUSTER, "alice", pub, c.hex(), sign(key, login_message(CLUSTER, c)))
     now[0] += 61
     assert s.get(token) is None
+
+
+def test_sessions_outlive_the_process_and_are_stored_hashed(tmp_path: Path) -> None:
+    """A session opened by one gateway process is live in the next one on the same store; the
+    store holds neither the cookie token nor the CSRF token, only the token's SHA-256."""
+    db = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
+    key, pub = _keys()
+    first = Sessions(db)
+    c = first.challenge("alice")
+    token, session = first.login(
+        CLUSTER, "alice", pub, c.hex(), sign(key, login_message(CLUSTER, c))
+    )
+    db.close()
+    raw = (tmp_path / "gw.db").read_bytes()
+    assert token.encode() not in raw and session.csrf.encode() not in raw
+    assert hashlib.sha256(token.encode()).hexdigest().encode() in raw
+    db = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
+    again = Sessions(db)  # the restarted gateway
+    assert again.get(token) == session
+    assert again.get(token + "x") is None and again.get("") is None
+    other = Sessions(db)
+    other.logout(token)  # logging out ends it for every process on this store
+    assert again.get(token) is None and again.count() == 0
 
 
 @given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))

@@ -31,6 +31,7 @@ from tholos.governance import (
     sign_document,
     sign_kill_switch,
 )
+from tholos.governance.rejections import reject
 from tholos.governance.request_builder import build_request
 
 Common = Callable[..., None]
@@ -253,6 +254,17 @@ def cmd_requests(args: argparse.Namespace) -> dict[str, Any]:
                 {"approval": appr.model_dump(mode="json")},
             )
             return out
+        if args.action == "reject":
+            shown = c.get(f"/v1/signing-requests/{args.request_id}")
+            req = _fetch_request(c, shown)
+            who, key = _key(args)
+            if req.digest().hex() != shown["digest"]:
+                raise _cli().CliError("request digest mismatch", "bad_request")
+            rejected: dict[str, Any] = c.post(
+                f"/v1/signing-requests/{args.request_id}/reject",
+                {"rejection": reject(req, who, key).model_dump(mode="json")},
+            )
+            return rejected
         if args.action == "cancel":
             shown = c.get(f"/v1/signing-requests/{args.request_id}")
             body: dict[str, str] = {}
@@ -488,13 +500,19 @@ def add_commands(sub: Any, common: Common) -> None:
     common(p)
     _signer(p)
     p.add_argument("request_id")
+    p = rs.add_parser("reject", help="refuse a request for good (as one of its approvers)")
+    common(p)
+    _signer(p)
+    p.add_argument("request_id")
     p = rs.add_parser("cancel", help="withdraw a request (as its initiator, or as an admin client)")
     common(p)
     _signer(p)
     p.add_argument("request_id")
     p = rs.add_parser("list")
     common(p)
-    p.add_argument("--status", help="created, reserved, awaiting-approval, signed, refused, ...")
+    p.add_argument(
+        "--status", help="created, reserved, awaiting-approval, signed, refused, rejected, ..."
+    )
     p = rs.add_parser("show")
     common(p)
     p.add_argument("request_id")

@@ -4,7 +4,7 @@ iterators and errors as exceptions with the server's code. The CLI is built on `
 
 from tholos.client.aio import AsyncClient
 from tholos.client.errors import ApiError, Forbidden, NotFound, RateLimited, Unavailable
-from tholos.client.models import Health, Key, KeyPage, Signature, VaultToken
+from tholos.client.models import Health, Key, KeyPage, Signature, SigningRequestState, VaultToken
 from tholos.client.retry import RetryPolicy
 from tholos.client.sync import Client
 
@@ -20,6 +20,7 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "Signature",
+    "SigningRequestState",
     "Unavailable",
     "VaultToken",
 ]

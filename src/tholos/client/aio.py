@@ -8,10 +8,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tholos.client.models import CreateKey, CreateToken, Health, Key, KeyPage, Signature, VaultToken
+from tholos.client.models import (
+    CreateKey,
+    CreateToken,
+    Health,
+    Key,
+    KeyPage,
+    Signature,
+    SigningRequestState,
+    VaultToken,
+)
 from tholos.client.retry import RETRY_STATUSES, RetryPolicy, new_idempotency_key
-from tholos.client.sync import parse
+from tholos.client.sync import checked_request, parse
+from tholos.governance import SigningRequest, approve
+from tholos.governance.rejections import reject
 from tholos.transport.tls import TlsFiles, client_ssl_context
 
 
@@ -98,6 +110,32 @@ class AsyncClient:
         body = {"message": message.hex(), **({"path": path} if path else {}), **options}
         out = await self.post(f"/v1/keys/{key_id}/sign", body, new_idempotency_key())
         return Signature.model_validate(out)
+
+    async def signing_request(self, request_id: str) -> SigningRequestState:
+        out = await self.get(f"/v1/signing-requests/{request_id}")
+        return SigningRequestState.model_validate(out)
+
+    async def _signed_request(self, request_id: str) -> SigningRequest:
+        shown = await self.get(f"/v1/signing-requests/{request_id}")
+        return checked_request(shown, await self.get(f"/v1/signing-requests/{request_id}/raw"))
+
+    async def approve_request(
+        self, request_id: str, approver: str, key: Ed25519PrivateKey
+    ) -> SigningRequestState:
+        """Approve a governed request with the approver's own key (signed here)."""
+        approval = approve(await self._signed_request(request_id), approver, key)
+        body = {"approval": approval.model_dump(mode="json")}
+        out = await self.post(f"/v1/signing-requests/{request_id}/approvals", body)
+        return SigningRequestState.model_validate(out)
+
+    async def reject_request(
+        self, request_id: str, approver: str, key: Ed25519PrivateKey
+    ) -> SigningRequestState:
+        """Reject a governed request for good with the approver's own key (signed here)."""
+        rejection = reject(await self._signed_request(request_id), approver, key)
+        body = {"rejection": rejection.model_dump(mode="json")}
+        out = await self.post(f"/v1/signing-requests/{request_id}/reject", body)
+        return SigningRequestState.model_validate(out)
 
     async def create_vault_token(self, identity: str | None = None, ttl: int = 86400) -> VaultToken:
         body = CreateToken(identity=identity, ttl=ttl).model_dump(exclude_none=True)

@@ -93,6 +93,20 @@ class VaultToken(_Answer):
     expires: float
 
 
+class SigningRequestState(_Answer):
+    """A governed signing request as the gateway shows it (GET /v1/signing-requests/{id})."""
+
+    request_id: str
+    status: str
+    digest: str
+    intent: dict[str, Any]
+    approvals: list[str]
+    signers: list[int] = Field(default_factory=list)
+    signature: str | None = None
+    public_key: str | None = None
+    error: str | None = None
+
+
 class ErrorBody(_Answer):
     code: str
     message: str

@@ -3,16 +3,40 @@ methods returning models."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tholos.client.errors import error_for
-from tholos.client.models import CreateKey, CreateToken, Health, Key, KeyPage, Signature, VaultToken
+from tholos.client.models import (
+    CreateKey,
+    CreateToken,
+    Health,
+    Key,
+    KeyPage,
+    Signature,
+    SigningRequestState,
+    VaultToken,
+)
 from tholos.client.retry import RETRY_STATUSES, RetryPolicy, new_idempotency_key
+from tholos.governance import SigningRequest, approve
+from tholos.governance.rejections import reject
 from tholos.transport.tls import TlsFiles, client_ssl_context
+
+
+def checked_request(shown: dict[str, Any], raw: dict[str, Any]) -> SigningRequest:
+    """The signed request from /raw, refused unless its digest, computed here, is the one the
+    gateway shows: a user signs the digest of what they checked, never the server's word."""
+    request = SigningRequest.model_validate_json(json.dumps(raw["request"]))
+    if request.digest().hex() != shown["digest"]:
+        raise ValueError(
+            f"request {shown['request_id']}: the gateway's digest is not the request's; not signed"
+        )
+    return request
 
 
 def parse(r: httpx.Response) -> Any:
@@ -110,6 +134,32 @@ class Client:
         body = {"message": message.hex(), **({"path": path} if path else {}), **options}
         out = self.post(f"/v1/keys/{key_id}/sign", body, new_idempotency_key())
         return Signature.model_validate(out)
+
+    def signing_request(self, request_id: str) -> SigningRequestState:
+        return SigningRequestState.model_validate(self.get(f"/v1/signing-requests/{request_id}"))
+
+    def _signed_request(self, request_id: str) -> SigningRequest:
+        shown = self.get(f"/v1/signing-requests/{request_id}")
+        return checked_request(shown, self.get(f"/v1/signing-requests/{request_id}/raw"))
+
+    def approve_request(
+        self, request_id: str, approver: str, key: Ed25519PrivateKey
+    ) -> SigningRequestState:
+        """Approve a governed request with the approver's own key (signed here)."""
+        approval = approve(self._signed_request(request_id), approver, key)
+        body = {"approval": approval.model_dump(mode="json")}
+        out = self.post(f"/v1/signing-requests/{request_id}/approvals", body)
+        return SigningRequestState.model_validate(out)
+
+    def reject_request(
+        self, request_id: str, approver: str, key: Ed25519PrivateKey
+    ) -> SigningRequestState:
+        """Reject a governed request for good with the approver's own key (signed here); every
+        node checks the rejection and never signs the request after it."""
+        rejection = reject(self._signed_request(request_id), approver, key)
+        body = {"rejection": rejection.model_dump(mode="json")}
+        out = self.post(f"/v1/signing-requests/{request_id}/reject", body)
+        return SigningRequestState.model_validate(out)
 
     def create_vault_token(self, identity: str | None = None, ttl: int = 86400) -> VaultToken:
         body = CreateToken(identity=identity, ttl=ttl).model_dump(exclude_none=True)

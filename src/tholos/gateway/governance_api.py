@@ -20,6 +20,7 @@ from tholos.gateway.service import Gateway, GatewayError
 from tholos.governance import Approval, SigningRequest
 from tholos.governance.documents import DocumentSignature, GovernanceDocument
 from tholos.governance.killswitch import SignedKillSwitch
+from tholos.governance.rejections import Rejection
 
 router = APIRouter(responses=responses(404, 409, 503))
 MAX_BATCH = 4096
@@ -37,6 +38,13 @@ class NewRequest(_Body):
 
 class ApprovalBody(_Body):
     approval: Approval
+
+
+class RejectionBody(_Body):
+    """An approver's signature over "tholos/rejection/v1" || digest: every node checks it and
+    then refuses the request for good."""
+
+    rejection: Rejection
 
 
 class DocumentBody(_Body):
@@ -216,6 +224,18 @@ async def raw_request(request: Request, request_id: IdParam) -> dict[str, Any]:
 async def approve(request: Request, request_id: IdParam) -> dict[str, Any]:
     body = await _read(request, ApprovalBody, "approval")
     return (await _g(request).approve(request_id[:64], body.approval)).summary()
+
+
+@router.post(
+    "/v1/signing-requests/{request_id}/reject",
+    openapi_extra=json_body(RejectionBody),
+    responses=responses(403),
+)
+async def reject(request: Request, request_id: IdParam) -> dict[str, Any]:
+    """Reject a request not signed yet (an approver of it, signed with their own key); the
+    nodes refuse it from then on, whatever approvals follow."""
+    body = await _read(request, RejectionBody, "rejection")
+    return (await _g(request).reject(request_id[:64], body.rejection)).summary()
 
 
 @router.post("/v1/signing-requests/{request_id}/sign")

@@ -137,8 +137,15 @@ def _outcome(ext: RoundSigning, t: Tracked, jobs: list[SchemeJob], nodes: list[i
     """Copy the jobs' outcome into the request; True if its signatures were released."""
     for j in jobs:
         for s, why in j.excluded.items():
-            if s not in t.refusals or t.refusals[s]["rule_id"] == "node":
-                t.refusals[s] = refusal(_unavailable(why))
+            # A node's latest policy verdict replaces its earlier one (a request approved since
+            # is refused for what it still lacks); a mere failure keeps the verdict it follows.
+            fresh = refusal(_unavailable(why))
+            if (
+                s not in t.refusals
+                or t.refusals[s]["rule_id"] == "node"
+                or fresh["rule_id"] != "node"
+            ):
+                t.refusals[s] = fresh
     failed = [j for j in jobs if j.signature is None]
     j = failed[0] if failed else jobs[0]
     t.signers = j.signers

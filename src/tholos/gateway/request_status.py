@@ -4,7 +4,8 @@ A request is `created`, then `reserved` (holds its write quorum) and then one of
 `awaiting-approval` (the signers' only objection is missing approvals: the error says what is
 missing, e.g. "needs 1 more from treasury"), `signed`, `refused` (any other refusal: kill switch,
 limits, windows, write quorum missed; final), `expired` (past its `expires_at` before it was
-signed) or `cancelled` (withdrawn by its initiator or an admin), or `failed` (the request itself
+signed), `cancelled` (withdrawn by its initiator or an admin), `rejected` (an approver of the
+request signed its rejection; the nodes refuse it for good), or `failed` (the request itself
 cannot be signed). Only `OPEN` states may still become `signed`.
 """
 
@@ -21,13 +22,24 @@ SIGNED = "signed"
 REFUSED = "refused"
 EXPIRED = "expired"
 CANCELLED = "cancelled"
+REJECTED = "rejected"
 FAILED = "failed"
 POLICY_REFUSED = "refused-by-policy"
 """What step 3 (governed_rounds) reports for any policy refusal; `classify`
 turns it into one of the states above before anyone sees it."""
 
 OPEN = frozenset({CREATED, RESERVED, AWAITING_APPROVAL})
-STATES = (CREATED, RESERVED, AWAITING_APPROVAL, SIGNED, REFUSED, EXPIRED, CANCELLED, FAILED)
+STATES = (
+    CREATED,
+    RESERVED,
+    AWAITING_APPROVAL,
+    SIGNED,
+    REFUSED,
+    EXPIRED,
+    CANCELLED,
+    REJECTED,
+    FAILED,
+)
 _NEEDS = "approvals: needs "
 
 

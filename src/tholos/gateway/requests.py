@@ -29,6 +29,7 @@ from tholos.gateway.request_status import (
     EXPIRED,
     OPEN,
     REFUSED,
+    REJECTED,
     RESERVED,
     SIGNED,
     classify,
@@ -42,6 +43,7 @@ from tholos.governance import Approval, SigningRequest, read_user_key
 from tholos.governance._keys import public_key_from_hex, verify
 from tholos.governance.errors import InvalidSignature
 from tholos.governance.quorum import quorums
+from tholos.governance.rejections import Rejection
 from tholos.governance.requests import CANCEL_TAG
 from tholos.rpc import node_pb2 as pb
 
@@ -406,6 +408,53 @@ class GovernedSigning:
         self._save([t])
         self._log(
             KIND_GOVERNANCE, {"event": "request-cancelled", "request_id": request_id, "by": user}
+        )
+        return t
+
+    async def reject(self, request_id: str, rejection: Rejection) -> Tracked:
+        """Relay an approver's signed rejection to every node holding the key. Each node checks
+        it itself and refuses the request for good; once n - t + 1 holders did, fewer than t
+        could ever sign it and it is `rejected`. Refused by every node: 403, nothing changes."""
+        t = self.get(request_id)
+        if rejection.request_id != request_id:
+            raise GatewayError(422, "bad_request", "rejection is for another request")
+        if t.status not in OPEN:
+            code = "already_signed" if t.status == SIGNED else "request_closed"
+            raise GatewayError(409, code, f"request is {t.status}, it cannot be rejected")
+        holders = self._holders(t)
+        body = {
+            "request": t.request.model_dump(mode="json"),
+            "rejection": rejection.model_dump(mode="json"),
+        }
+        replies = await self.broadcast("reject", body, holders)
+        took = [i for i, r in replies.items() if r.get("rejected")]
+        nodes = {str(i): r for i, r in replies.items()}
+        if not took:
+            down = all(str(r.get("error", "")).startswith("unavailable") for r in replies.values())
+            if down:
+                raise GatewayError(503, "unavailable", "no node answered", nodes=nodes)
+            first = next(str(r["error"]) for r in replies.values() if "error" in r)
+            raise GatewayError(403, "rejection_refused", first[:300], nodes=nodes)
+        needed = len(holders) - self.gw.threshold + 1
+        if len(took) < needed:
+            raise GatewayError(
+                503,
+                "unavailable",
+                f"rejection recorded on {len(took)} nodes, {needed} needed: send it again",
+                nodes=nodes,
+            )
+        t.status, t.error = REJECTED, f"rejected by {rejection.approver}"
+        for i in took:  # each node's verdict now: it will never sign this request
+            t.refusals[i] = {"rule_id": "rejection", "reason": t.error}
+        self._save([t])
+        self._log(
+            KIND_GOVERNANCE,
+            {
+                "event": "request-rejected",
+                "request_id": request_id,
+                "by": rejection.approver,
+                "nodes": sorted(took),
+            },
         )
         return t
 

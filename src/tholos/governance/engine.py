@@ -12,7 +12,7 @@ transactions.py), each item against the rules that match it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tholos.chains.base import SigningTarget
@@ -191,6 +191,18 @@ class Evaluator:
                 return Refuse("payload", f"payload {name} differs from the declared intent")
         return (SigningTarget(parsed.message, intent.derivation_path, intent.taproot),)
 
+    def approving_groups(
+        self, state: GovernanceState, request: SigningRequest, now: int
+    ) -> frozenset[str] | Refuse:
+        """The groups the rules that apply to `request` ask approvals from (who may reject it),
+        or why no rule can apply. An engaged kill switch does not hide them: rejecting stays
+        possible while signing is stopped."""
+        admitted = self._admit(replace(state, kill_switch=None), request, now)
+        if isinstance(admitted, Refuse):
+            return admitted
+        rules = _distinct_rules(admitted[2])
+        return frozenset(a.group for rule in rules for a in rule.approvals)
+
     def prepare_reservation(
         self, state: GovernanceState, request: SigningRequest, now: int
     ) -> Reservation | Refuse:
@@ -324,6 +336,14 @@ def _distinct_rules(applying: Applying) -> list[Rule]:
         for rule in rules:
             seen.setdefault(rule.rule_id, rule)
     return list(seen.values())
+
+
+def recorded_entry(state: GovernanceState, intent: Intent) -> JournalEntry:
+    """The journal entry a request is recorded under: its counted amount, or (a transaction
+    moving several assets, which no velocity limit counts) the uncounted entry."""
+    if isinstance(spent(intent), Refuse):
+        return _uncounted(state, intent)
+    return journal_entry(state, intent)
 
 
 def _uncounted(state: GovernanceState, intent: Intent) -> JournalEntry:

@@ -68,9 +68,11 @@ from tholos.governance import (
 from tholos.governance._canonical import canonical_json
 from tholos.governance._keys import public_key_from_hex, verify
 from tholos.governance.audit_export import audit_export_message
+from tholos.governance.engine import recorded_entry
 from tholos.governance.errors import InvalidDocument
 from tholos.governance.key_changes import SignedKeyChange, verify_key_change
 from tholos.governance.quorum import quorums
+from tholos.governance.rejections import Rejection, verify_rejection
 from tholos.governance.transactions import WalletResolver
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SigningRequest as SchemeRequest
@@ -261,6 +263,7 @@ class NodeGovernance:
             "reserve": self._op_reserve,
             "snapshot": self._op_snapshot,
             "refuse": self._op_refuse,
+            "reject": self._op_reject,
             "audit": self._op_audit,
         }
         fn = ops.get(req.op)
@@ -462,6 +465,45 @@ class NodeGovernance:
                 continue
         self.audit.append_many(audit)
         return {"refused": done}
+
+    def _op_reject(self, body: Any) -> dict[str, Any]:
+        """An approver's signed rejection: checked here, then the request is refused in this
+        journal for good (no later approvals get it signed) and the rejection audited. A refused
+        rejection changes nothing but the audit chain, which records the refusal."""
+        state = self._state()
+        try:
+            request = SigningRequest.model_validate_json(canonical_json(body["request"]))
+            rejection = Rejection.model_validate_json(canonical_json(body["rejection"]))
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            raise GovernanceRefused(f"malformed rejection: {str(exc)[:300]}") from None
+        rid = request.intent.request_id
+        groups = self.evaluator.approving_groups(state, request, self._now())
+        verdict = (
+            groups
+            if isinstance(groups, Refuse)
+            else verify_rejection(state, request, rejection, groups)
+        )
+        record = {"request_id": rid, "digest": request.digest().hex(), "by": rejection.approver}
+        if isinstance(verdict, Refuse):
+            reason = f"{verdict.rule_id}: {verdict.reason}"
+            self.audit.append(
+                KIND_DECISION, {**record, "event": "rejection-refused", "reason": reason}
+            )
+            raise GovernanceRefused(f"rejection refused [{verdict.rule_id}]: {verdict.reason}")
+        try:  # one transaction: a request signed here already stays signed (AlreadySigned)
+            entry = recorded_entry(state, request.intent)
+            self.journal.refuse(entry, f"rejected by {rejection.approver}")
+        except GovernanceError as exc:
+            self.audit.append(
+                KIND_DECISION, {**record, "event": "rejection-refused", "reason": str(exc)[:300]}
+            )
+            raise GovernanceRefused(f"rejection refused: {exc}") from None
+        self.audit.append(
+            KIND_DECISION,
+            {**record, "event": "rejected", "accepted": False, "signature": rejection.signature},
+        )
+        log.warning("request %s rejected by %s", rid, rejection.approver)
+        return {"node_id": self.node_id, "rejected": True}
 
     def _op_audit(self, body: Any) -> dict[str, Any]:
         """The whole audit chain as JSON lines, after a fresh signed checkpoint of its head.

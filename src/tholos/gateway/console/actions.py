@@ -1,5 +1,5 @@
 """The console's actions (POST, JSON from the page script, CSRF-checked): log in, create a wallet,
-submit a transfer, approve, cancel, engage or release the kill switch, sign a proposal, read the
+submit a transfer, approve, reject, cancel, engage or release the kill switch, sign a proposal, read the
 audit chains. Whatever a person authorises arrives here already signed by their browser; the
 server builds the exact bytes to sign and relays the result: it never holds a user key."""
 
@@ -27,6 +27,7 @@ from tholos.gateway.console.web import (
     gateway,
     governed_doc,
     require_role,
+    sessions,
     signing,
     templates,
 )
@@ -38,6 +39,7 @@ from tholos.governance.audit_export import audit_export_message
 from tholos.governance.documents import GovernanceDocument
 from tholos.governance.errors import InvalidSignature
 from tholos.governance.killswitch import KillSwitchEngage, SignedKillSwitch
+from tholos.governance.rejections import Rejection
 from tholos.governance.requests import (
     APPROVAL_TAG,
     INITIATION_TAG,
@@ -146,7 +148,7 @@ async def challenge(request: Request) -> JSONResponse:
     body: ChallengeBody = await _body(request, ChallengeBody)
     doc = await governed_doc(request)
     _public_key(doc, body.user)
-    raw = console_state(request).sessions.challenge(body.user)
+    raw = sessions(request).challenge(body.user)
     message = login_message(doc.cluster_id, raw).hex()
     return answer({"challenge": raw.hex(), "cluster_id": doc.cluster_id, "message": message})
 
@@ -156,7 +158,7 @@ async def login(request: Request) -> JSONResponse:
     body: LoginBody = await _body(request, LoginBody)
     doc = await governed_doc(request)
     try:
-        token, _ = console_state(request).sessions.login(
+        token, _ = sessions(request).login(
             doc.cluster_id, body.user, _public_key(doc, body.user), body.challenge, body.signature
         )
     except ValueError as exc:
@@ -177,7 +179,7 @@ async def login(request: Request) -> JSONResponse:
 @router.post("/logout")
 async def logout(request: Request) -> JSONResponse:
     checked_post(request)
-    console_state(request).sessions.logout(request.cookies.get(COOKIE))
+    sessions(request).logout(request.cookies.get(COOKIE))
     out = answer({"redirect": f"{PREFIX}/login"})
     out.delete_cookie(COOKIE, path=PREFIX, secure=True, httponly=True, samesite="strict")
     return out
@@ -257,7 +259,7 @@ async def submit_transfer(request: Request) -> JSONResponse:
     return answer({"redirect": f"{PREFIX}/requests/{t.request_id}"}, 201)
 
 
-# -- approvals and cancellation --------------------------------------------------------------------
+# -- approvals, rejections and cancellation --------------------------------------------------------------------
 @router.post("/requests/{request_id}/approve")
 async def approve(request: Request, request_id: str) -> JSONResponse:
     s = checked_post(request)
@@ -275,6 +277,24 @@ async def approve(request: Request, request_id: str) -> JSONResponse:
             APPROVAL_TAG + bytes.fromhex(t.digest),
         )
         await g.approve(t.request_id, approval)
+    except GatewayError as exc:
+        raise _relayed(exc) from None
+    return answer({"redirect": f"{PREFIX}/requests/{request_id[:64]}"})
+
+
+@router.post("/requests/{request_id}/reject")
+async def reject(request: Request, request_id: str) -> JSONResponse:
+    """An approver's rejection, signed in the browser over REJECTION_TAG || digest."""
+    s = checked_post(request)
+    body: Signed = await _body(request, Signed)
+    g = signing(request)
+    try:
+        t = g.get(request_id[:64])
+        rejection = Rejection(
+            request_id=t.request_id, approver=s.user, digest=t.digest, signature=body.signature
+        )
+        _check(await governed_doc(request), s.user, body.signature, rejection.signing_message())
+        await g.reject(t.request_id, rejection)
     except GatewayError as exc:
         raise _relayed(exc) from None
     return answer({"redirect": f"{PREFIX}/requests/{request_id[:64]}"})

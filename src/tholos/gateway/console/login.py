@@ -6,12 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tholos.gateway.console.web import COOKIE, console_state, page
+from tholos.gateway.console.web import COOKIE, page, sessions
 
 router = APIRouter()
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
-    session = console_state(request).sessions.get(request.cookies.get(COOKIE))
+    session = sessions(request).get(request.cookies.get(COOKIE))
     return page(request, "login.html", session)

@@ -69,7 +69,7 @@ async def dashboard(request: Request) -> HTMLResponse:
 
 
 _NODE_STATES = ("up", "slow", "down", "excluded")
-_FINAL_STATES = frozenset({"signed", "refused", "cancelled", "expired", "failed"})
+_FINAL_STATES = frozenset({"signed", "refused", "cancelled", "rejected", "expired", "failed"})
 
 
 @router.get("/wallets", response_class=HTMLResponse)

@@ -1,22 +1,37 @@
 """Console logins: a one-time challenge the user signs with their own Ed25519 key (in the browser),
 then a session cookie (HttpOnly, Secure, SameSite=Strict) that expires, with a CSRF token that
-every POST must echo. The server holds only random tokens: no user key ever reaches it."""
+every POST must echo. No user key ever reaches the server.
+
+Sessions live in the gateway's SQLite store (a restart logs nobody out), each row holding only
+the SHA-256 of its cookie token, the user and the expiry: a copy of the database opens no session.
+The CSRF token is derived from the cookie token (HMAC-SHA256), so it is never stored either.
+Challenges (two minutes) stay in the process: a restart costs a login attempt, nothing more."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
+import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tholos.governance import _keys
 from tholos.governance.errors import InvalidSignature
 
 LOGIN_TAG = b"tholos/console-login/v1"
 """The browser signs LOGIN_TAG || 0 || cluster id || 0 || challenge (32 random bytes)."""
+CSRF_TAG = b"tholos/console-csrf/v1"
 CHALLENGE_TTL = 120.0
 SESSION_TTL = 8 * 3600.0
 MAX_PENDING = 1024
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
 
 
 def login_message(cluster_id: str, challenge: bytes) -> bytes:
@@ -31,13 +46,23 @@ class Session:
     expires: float
 
 
-@dataclass
-class Sessions:
-    """In-memory challenges and sessions of one gateway process (a restart logs everyone out)."""
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    ttl: float = SESSION_TTL
-    _challenges: dict[str, tuple[str, float]] = field(default_factory=dict)
-    _sessions: dict[str, Session] = field(default_factory=dict)
+
+def _csrf(token: str) -> str:
+    return hmac.new(token.encode(), CSRF_TAG, hashlib.sha256).hexdigest()
+
+
+class Sessions:
+    """Challenges of this process, and sessions in `db` (the gateway's store; None: an
+    in-memory database, for tests)."""
+
+    def __init__(self, db: sqlite3.Connection | None = None, ttl: float = SESSION_TTL) -> None:
+        self.ttl = ttl
+        self._db = db or sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._db.executescript(SCHEMA)
+        self._challenges: dict[str, tuple[str, float]] = {}
 
     def challenge(self, user: str) -> bytes:
         """A fresh challenge for `user`, usable once within CHALLENGE_TTL seconds."""
@@ -66,25 +91,40 @@ class Sessions:
         except InvalidSignature as exc:
             raise ValueError(str(exc)) from None
         token = secrets.token_urlsafe(32)
-        session = Session(user, secrets.token_urlsafe(32), time.monotonic() + self.ttl)
-        self._sessions[token] = session
+        now = time.time()
+        session = Session(user, _csrf(token), now + self.ttl)
+        with self._db:
+            self._db.execute("DELETE FROM console_sessions WHERE expires < ?", (now,))
+            self._db.execute(
+                "INSERT INTO console_sessions (token_sha256, user, expires) VALUES (?, ?, ?)",
+                (_digest(token), user, session.expires),
+            )
         return token, session
 
     def get(self, token: str | None) -> Session | None:
         """The live session of a cookie value, or None (unknown or expired)."""
-        if not token:
+        if not token or len(token) > 256:
             return None
-        s = self._sessions.get(token)
-        if s is None:
+        key = _digest(token)
+        row = self._db.execute(
+            "SELECT user, expires FROM console_sessions WHERE token_sha256 = ?", (key,)
+        ).fetchone()
+        if row is None:
             return None
-        if s.expires < time.monotonic():
-            del self._sessions[token]
+        if float(row[1]) < time.time():
+            self._db.execute("DELETE FROM console_sessions WHERE token_sha256 = ?", (key,))
             return None
-        return s
+        return Session(str(row[0]), _csrf(token), float(row[1]))
 
     def logout(self, token: str | None) -> None:
         if token:
-            self._sessions.pop(token, None)
+            self._db.execute(
+                "DELETE FROM console_sessions WHERE token_sha256 = ?", (_digest(token),)
+            )
+
+    def count(self) -> int:
+        """Sessions stored, live or not yet purged."""
+        return int(self._db.execute("SELECT COUNT(*) FROM console_sessions").fetchone()[0])
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:

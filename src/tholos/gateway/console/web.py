@@ -41,7 +41,8 @@ class Drafts:
 
 @dataclass
 class ConsoleState:
-    sessions: Sessions = field(default_factory=Sessions)
+    sessions: Sessions | None = None
+    """Opened on the gateway's store at first use (the gateway starts after the app is built)."""
     drafts: Drafts = field(default_factory=Drafts)
 
 
@@ -63,6 +64,14 @@ def console_state(request: Request) -> ConsoleState:
     return st
 
 
+def sessions(request: Request) -> Sessions:
+    """The console's sessions, kept in the gateway's SQLite store (hashed tokens)."""
+    st = console_state(request)
+    if st.sessions is None:
+        st.sessions = Sessions(gateway(request).store.db)
+    return st.sessions
+
+
 def gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
@@ -73,7 +82,7 @@ def signing(request: Request) -> GovernedSigning:
 
 
 def session_of(request: Request) -> Session:
-    s = console_state(request).sessions.get(request.cookies.get(COOKIE))
+    s = sessions(request).get(request.cookies.get(COOKIE))
     if s is None:
         raise NotLoggedIn
     return s

@@ -185,6 +185,7 @@ const tholosCanonical = (() => {
     approval: (digest) => concat(enc.encode("tholos/approval/v1"), digest),
     initiation: (digest) => concat(enc.encode("tholos/initiation/v1"), digest),
     cancel: (digest) => concat(enc.encode("tholos/cancel/v1"), digest),
+    rejection: (digest) => concat(enc.encode("tholos/rejection/v1"), digest),
     killSwitch: (engage) => taggedDigest("tholos/kill-switch/v1", engage),
     async governance(doc) {
       return concat(

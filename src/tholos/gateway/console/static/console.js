@@ -1,7 +1,7 @@
 // tholos console: the user's Ed25519 key is used here, in the browser, and never leaves it.
 // The key file (32 bytes, hex) is imported once into WebCrypto as a NON-EXTRACTABLE key and kept
 // in this browser's IndexedDB; the server only ever receives signatures over the exact bytes the
-// governance objects define (approval, initiation, cancel, kill switch, document, audit, login).
+// governance objects define (approval, rejection, initiation, cancel, kill switch, document, audit, login).
 // Those bytes are rebuilt HERE (canonical.js) from the data the page shows, which is rendered from
 // that same data: a digest or message from the server that differs is refused, nothing is sent.
 "use strict";
@@ -306,7 +306,7 @@ const handlers = {
     go(await post(button.dataset.url, { draft_id: button.dataset.draft, signature }));
   },
   async digestSigned(button) {
-    // approval or cancel: tag || the digest of the request this page shows
+    // approval, rejection or cancel: tag || the digest of the request this page shows
     const digest = await digestOf(embedded(button.dataset.source));
     same("request digest", button.dataset.digest, digest);
     const signature = await sign(me(), C.messages[button.dataset.kind](C.unhex(digest)));
