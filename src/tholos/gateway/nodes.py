@@ -165,10 +165,13 @@ class NodeSet:
         for pool in st.pools.values():
             pool.clear()
 
-    async def probe(self, node_id: int) -> bool:
+    async def probe(self, node_id: int, patient: bool = False) -> bool:
+        """Ask `node_id` for its Info; `patient` waits the full RPC timeout instead of 2 s (for
+        an operation that needs every node: a busy node is slow, not down)."""
         st = self.nodes[node_id]
         try:
-            st.info = await st.transport.info(timeout=min(self.rpc_timeout, 2.0))
+            timeout = self.rpc_timeout if patient else min(self.rpc_timeout, 2.0)
+            st.info = await st.transport.info(timeout=timeout)
         except (NodeUnavailable, NodeRefused) as exc:
             self.mark_down(node_id, str(exc), probe=True)
             return False

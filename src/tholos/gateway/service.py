@@ -153,7 +153,11 @@ class Gateway:
             participants = [i for i in self.nodes.usable() if i not in excluded]
             if len(participants) < len(self.nodes.ids):
                 await asyncio.gather(
-                    *(self.nodes.probe(i) for i in self.nodes.ids if i not in participants)
+                    *(
+                        self.nodes.probe(i, patient=True)
+                        for i in self.nodes.ids
+                        if i not in participants
+                    )
                 )
                 participants = [i for i in self.nodes.usable() if i not in excluded]
             if len(participants) < len(self.nodes.ids):
