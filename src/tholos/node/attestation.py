@@ -38,8 +38,8 @@ from tholos.attestation import (
     TdxProvider,
     VerifiedAttestation,
     check_pinned,
-    measure_distribution,
 )
+from tholos.attestation.measure import measure_running
 from tholos.attestation.roots import VendorRoots
 from tholos.attestation.session import Challenges, Session, Verifiers
 from tholos.attestation.tsm import TSM_REPORT_ROOT, tsm_available
@@ -117,8 +117,12 @@ def own_provider(kind: str, identity: Identity, measurement: Measurement) -> Att
 
 def measure(settings: AttestationSettings) -> Measurement:
     """What this node runs; ValueError when the distribution cannot be measured."""
+    import tholos
+
     try:
-        return measure_distribution(lock_file=settings.lock_file)
+        return measure_running(
+            Path(tholos.__file__).parent, tholos.__version__, lock_file=settings.lock_file
+        )
     except MeasurementError as exc:
         raise ValueError(f"attestation: {exc}") from None
 
