@@ -11,13 +11,22 @@ import os
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tholos.attestation import AttestationError, Measurement, SoftwareProvider
+from tests.attestation import fixtures
+from tholos.attestation import (
+    Attestation,
+    AttestationError,
+    Measurement,
+    SevSnpProvider,
+    SoftwareProvider,
+    report_data,
+)
 from tholos.attestation.roots import VendorRoots
-from tholos.attestation.session import CHALLENGE_BYTES, Challenges, Session
+from tholos.attestation.session import CHALLENGE_BYTES, Challenges, Session, Verifiers
 from tholos.node.attestation import NodeAttestation, PeerNotAttested
 from tholos.transport.e2e import Identity, generate_identity_secret
 
@@ -197,3 +206,63 @@ def test_the_session_nonce_changes_with_every_challenge(
     changed = Session({**challenges, who: other}, gateway)
     assert (changed.nonce() == s.nonce()) == (challenges.get(who) == other)
     assert (Session(challenges, other).nonce() == s.nonce()) == (gateway == other)
+
+
+class SnpGuest:
+    """A node in an SEV-SNP guest, its reports made from the synthetic fixtures (signed by a
+    test VCEK chained to a test ARK/ASK) instead of /dev/sev-guest, for the session's nonce."""
+
+    kind = "sev-snp"
+
+    def __init__(self, snp: fixtures.SnpChain, pub: bytes, m: Measurement, launch: bytes) -> None:
+        self.snp, self.pub, self.m, self.launch = snp, pub, m, launch
+
+    def evidence(self, nonce: bytes) -> Attestation:
+        rd = report_data(nonce, self.pub, self.m.digest)
+        return Attestation(
+            kind=self.kind,
+            node_public_key=self.pub,
+            nonce=nonce,
+            software_measurement=self.m.digest,
+            evidence=fixtures.snp_report(self.snp.vcek_key, rd, self.launch),
+            certificates=self.snp.vcek.public_bytes(serialization.Encoding.DER),
+        )
+
+    def verify(self, attestation: Attestation, *, nonce: bytes, node_public_key: bytes) -> Any:
+        raise AssertionError("a guest provider is not used to verify")
+
+
+def test_a_hardware_peer_is_pinned_by_its_launch_measurement_too() -> None:
+    snp = fixtures.snp_chain()
+    launch, other_launch = b"\x3c" * 48, b"\x3d" * 48
+    c = Nodes({1: BUILD_A, 2: BUILD_A, 3: BUILD_A})
+    amd = Verifiers(
+        {"software": SoftwareProvider(), "sev-snp": SevSnpProvider(ark=snp.ark, ask=snp.ask)}
+    )
+    c.nodes[1].verifiers = amd
+    guest = c.nodes[3]
+    guest.provider = SnpGuest(snp, guest.identity.public.signing_key, BUILD_A, launch)
+    c.pins[:] = [
+        {"kind": "software", "software_measurement": BUILD_A.hex},
+        {
+            "kind": "sev-snp",
+            "software_measurement": BUILD_A.hex,
+            "launch_measurement": other_launch.hex(),
+        },
+    ]
+    s = c.session()
+    ev = c.evidence(s)
+    got = c.deliver(1, s, ev)
+    assert got["3"]["verified"] is True and got["3"]["pinned"] is False
+    assert "launch measurement" in got["3"]["reason"]
+    view = c.nodes[1].status()["peers"]["3"]
+    assert view["hardware_guarantee"] is True and view["launch_measurement"] == launch.hex()
+    assert view["protections"] and view["unverified"]
+    # node 2 has no AMD roots configured: it cannot verify the report, so it refuses it
+    assert "no verifier configured" in c.deliver(2, s, ev)["3"]["reason"]
+    c.pins.append(
+        {"kind": "sev-snp", "software_measurement": BUILD_A.hex, "launch_measurement": launch.hex()}
+    )
+    s = c.session()
+    assert c.deliver(1, s, c.evidence(s))["3"]["pinned"] is True
+    c.nodes[1].check_peers([2, 3])

@@ -295,11 +295,18 @@ def attach(
 def of(gw: Gateway) -> ClusterAttestation:
     """The gateway's attestation side, created (software only, no audit) on first use."""
     found = _BY_GATEWAY.get(id(gw))
-    return found if found is not None else attach(gw)
+    return found if found is not None and found.gw is gw else attach(gw)
+
+
+async def detach(gw: Gateway) -> None:
+    """Stop the session loop and forget this gateway (Gateway.stop)."""
+    found = _BY_GATEWAY.pop(id(gw), None)
+    if found is not None and found.gw is gw:
+        await found.stop()
 
 
 def policy_changed(gw: Gateway) -> None:
     """A governance document was relayed: check every node against the new pins soon."""
     found = _BY_GATEWAY.get(id(gw))
-    if found is not None:
+    if found is not None and found.gw is gw:
         found.wake()

@@ -86,7 +86,7 @@ class Gateway:
             self._health.cancel()
         if self._resume:
             self._resume.cancel()
-        await attestation.of(self).stop()
+        await attestation.detach(self)
         signing = getattr(self, "_round_signing", None)  # gateway/scheme_protocols.rounds_for
         if signing is not None:
             await signing.close()
