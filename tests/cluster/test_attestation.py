@@ -108,6 +108,10 @@ def test_unpinned_build_refused_and_upgrade_rolled_out_by_pinning_first(tmp_path
         assert n3["state"] == "excluded" and "not pinned" in n3["reason"], n3
         code, out = _cli("attest", "--dir", str(c.cd.root), "--node", "3", "--pins", str(pins))
         assert code == 0 and out["pinned"] is False and out["pin"]["software_measurement"] == other
+        code, out = _cli("attest", "--dir", str(c.cd.root), "--node", "1")
+        assert code == 0 and out["node_view"]["enforced"] is True, out
+        assert out["node_view"]["peers"]["3"]["pinned"] is False, out  # node 1's own verdict
+        assert out["node_view"]["peers"]["3"]["software_measurement"] == other
         assert c.submit(c.request(kid, "addr-a", 11), "approver-1")["status"] == "signed"
         r = c.http.post("/v1/keys", json={"scheme": "bip340"})
         assert r.status_code == 503 and "[3]" in r.text, r.text  # a DKG needs every node

@@ -75,6 +75,7 @@ async def _attest(args: argparse.Namespace) -> dict[str, Any]:
         node_challenge = bytes.fromhex((await _call(t, "attest_challenge", {}))["challenge"])
         session = Session({info.node_id: node_challenge}, mine.issue())
         reply = await _call(t, "attest", {"session": session.to_dict()})
+        view = await _call(t, "attest_status", {})  # the node's own view of its peers
     except (NodeUnavailable, NodeRefused) as exc:
         raise _fail(f"node {args.node}: {exc}", "node_unavailable") from None
     finally:
@@ -110,6 +111,7 @@ async def _attest(args: argparse.Namespace) -> dict[str, Any]:
             ),
         },
     }
+    out["node_view"] = {"enforced": view.get("enforced"), "peers": view.get("peers", {})}
     if args.pins is not None:
         try:
             pins = json.loads(Path(args.pins).read_text())
