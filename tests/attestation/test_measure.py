@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tholos.attestation.measure import MeasurementError, measure_distribution
+from tholos.attestation.measure import (
+    MeasurementError,
+    measure_distribution,
+    measure_package_tree,
+    measure_running,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,3 +118,32 @@ def test_two_installs_of_the_tholos_wheel_measure_alike(tmp_path: Path) -> None:
     assert a.digest == b.digest and a.files > 50 and not a.editable
     (tmp_path / "b/tholos/attestation/measure.py").write_text("# changed\n")
     assert measure_distribution("tholos", path=[str(tmp_path / "b")]).digest != a.digest
+
+
+def test_a_package_tree_measurement_follows_its_files_not_its_byte_code(tmp_path: Path) -> None:
+    pkg = tmp_path / "demo_pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_bytes(b"VALUE = 1\n")
+    (pkg / "sub" / "core.py").write_bytes(b"X = 2\n")
+    first = measure_package_tree(pkg, "1.0")
+    assert first.editable and first.files == 2 and first.distribution == "demo_pkg (source tree)"
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "core.cpython-311.pyc").write_bytes(b"\x00compiled")
+    assert measure_package_tree(pkg, "1.0") == first
+    (pkg / "sub" / "core.py").write_bytes(b"X = 3\n")
+    changed = measure_package_tree(pkg, "1.0")
+    assert changed.digest != first.digest
+    (pkg / "sub" / "core.py").write_bytes(b"X = 2\n")
+    (pkg / "added.py").write_bytes(b"")
+    assert measure_package_tree(pkg, "1.0").digest not in (first.digest, changed.digest)
+
+
+def test_a_running_checkout_is_measured_as_its_package_tree() -> None:
+    import tholos
+
+    pkg = Path(tholos.__file__).parent
+    m = measure_running(pkg, tholos.__version__)
+    if m.distribution == "tholos":  # a real (non-editable) install of this package
+        pytest.skip("tholos is installed from a wheel here: the tree fallback is not used")
+    assert m == measure_package_tree(pkg, tholos.__version__)
+    assert m.editable and m.files > 100

@@ -10,7 +10,8 @@ code (`__pycache__`, `*.pyc`), the installer's own notes (`INSTALLER`, `REQUESTE
 `direct_url.json`), `RECORD` itself (it lists hashes of the files measured here) and files outside
 the install root (console scripts carry the interpreter's path in their first line). An editable
 install's RECORD lists only a path hook, not the sources: its measurement says so (`editable`)
-and is not one to pin.
+and is not one to pin. What a node measures is `measure_running`: the distribution when it is a
+real install of the imported package, else the imported package folder (`measure_package_tree`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 DOMAIN = b"tholos-distribution-measurement-v1\n"
+TREE_DOMAIN = b"tholos-package-tree-measurement-v1\n"
 INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"})
 
 
@@ -92,21 +94,11 @@ def measured_files(dist: metadata.Distribution) -> tuple[Path, list[PurePosixPat
     return root, sorted(kept, key=lambda p: p.as_posix().encode())
 
 
-def measure_distribution(
-    name: str = "tholos", *, path: list[str] | None = None, lock_file: Path | None = None
-) -> Measurement:
-    """Measure the installed distribution `name` (found on `path`, default sys.path)."""
-    found = list(metadata.distributions(name=name, path=path)) if path else []
-    if path is None:
-        try:
-            found = [metadata.distribution(name)]
-        except metadata.PackageNotFoundError:
-            found = []
-    if not found:
-        raise MeasurementError(f"distribution {name!r} is not installed")
-    dist = found[0]
-    root, files = measured_files(dist)
-    h = hashlib.sha256(DOMAIN)
+def _digest(
+    domain: bytes, root: Path, files: list[PurePosixPath], lock_file: Path | None
+) -> tuple[bytes, bytes | None]:
+    """SHA-256 over each file's path and content digest (sorted), then the lock file's digest."""
+    h = hashlib.sha256(domain)
     for rel in files:
         try:
             content = (root / rel).read_bytes()
@@ -125,8 +117,70 @@ def measure_distribution(
         h.update(b"lock" + lock_digest)
     else:
         h.update(b"nolock")
+    return h.digest(), lock_digest
+
+
+def measure_package_tree(
+    package_dir: Path, version: str, *, lock_file: Path | None = None
+) -> Measurement:
+    """Measure the files of an imported package folder, byte code left out: what runs from a
+    source checkout or an editable install, whose RECORD lists no sources. Marked `editable`
+    and measured under its own domain, so it never equals (nor is pinned as) a wheel's."""
+    root = package_dir.parent
+    files = sorted(
+        (
+            PurePosixPath(f.relative_to(root).as_posix())
+            for f in package_dir.rglob("*")
+            if f.is_file()
+        ),
+        key=lambda p: p.as_posix().encode(),
+    )
+    kept = [p for p in files if not _is_installer_specific(p)]
+    digest, lock_digest = _digest(TREE_DOMAIN, root, kept, lock_file)
     return Measurement(
-        digest=h.digest(),
+        digest=digest,
+        distribution=f"{package_dir.name} (source tree)",
+        version=version,
+        files=len(kept),
+        lock_digest=lock_digest,
+        editable=True,
+    )
+
+
+def measure_running(
+    package_dir: Path, version: str, *, lock_file: Path | None = None
+) -> Measurement:
+    """What this process runs: the installed distribution when it is a real install that owns
+    the imported package folder, else (editable install, source checkout, a stray egg-info)
+    the package folder itself."""
+    try:
+        m = measure_distribution(package_dir.name, lock_file=lock_file)
+        dist = metadata.distribution(package_dir.name)
+        owned = Path(str(dist.locate_file(package_dir.name))).resolve() == package_dir.resolve()
+        if not m.editable and owned:
+            return m
+    except (MeasurementError, metadata.PackageNotFoundError):
+        pass
+    return measure_package_tree(package_dir, version, lock_file=lock_file)
+
+
+def measure_distribution(
+    name: str = "tholos", *, path: list[str] | None = None, lock_file: Path | None = None
+) -> Measurement:
+    """Measure the installed distribution `name` (found on `path`, default sys.path)."""
+    found = list(metadata.distributions(name=name, path=path)) if path else []
+    if path is None:
+        try:
+            found = [metadata.distribution(name)]
+        except metadata.PackageNotFoundError:
+            found = []
+    if not found:
+        raise MeasurementError(f"distribution {name!r} is not installed")
+    dist = found[0]
+    root, files = measured_files(dist)
+    digest, lock_digest = _digest(DOMAIN, root, files, lock_file)
+    return Measurement(
+        digest=digest,
         distribution=str(dist.metadata["Name"]),
         version=str(dist.version),
         files=len(files),

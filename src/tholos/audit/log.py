@@ -200,6 +200,14 @@ class AuditLog:
             for s, t, k, p, ph, h in rows
         ]
 
+    def payloads(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of every entry of `kind`, in seq order (as stored, not verified)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT payload FROM audit WHERE kind = ? ORDER BY seq", (kind,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def export_lines(self) -> Iterator[str]:
         """The chain as JSON lines: a header, then entries by seq, each checkpoint after its entry."""
         with self._lock:

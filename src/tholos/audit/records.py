@@ -29,6 +29,9 @@ KIND_SIGNATURE_SHARE: Final = "signature_share"
 """Node: released its share for {"request_id", "digest"}."""
 KIND_SIGNATURE_RELEASED: Final = "signature_released"
 """Gateway: released a complete signature for {"request_id", "digest"}."""
+KIND_MEASUREMENT: Final = "measurement"
+"""Node or gateway: a measurement seen for the first time, {"node", "kind", "software_measurement",
+"launch_measurement", "hardware_guarantee", "pinned"} (once per new value per node)."""
 
 
 def entry_hash(

@@ -438,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tholos.cli.release_cmds import add_commands as add_release_commands
 
     add_release_commands(sub, _common)
+    from tholos.cli.attest_cmds import add_commands as add_attest_commands
+
+    add_attest_commands(sub, _common)
 
     p = sub.add_parser("bench", help="benchmark local clusters")
     _common(p, cluster=False)

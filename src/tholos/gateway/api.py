@@ -21,6 +21,7 @@ from pydantic.config import JsonDict
 
 from tholos import __version__
 from tholos.gateway import (
+    attestation,
     committee,
     console,
     http_errors,
@@ -227,6 +228,7 @@ def create_app(
         return {
             "threshold": g.threshold,
             "nodes": g.nodes.status(),
+            "attestation": attestation.of(g).summary(),
             "shares": repair.share_health(g),
             "roster": [p.to_dict() for p in g.roster.values()],
             "keys": g.store.count_keys(),

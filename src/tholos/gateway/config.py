@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tholos.attestation.roots import VendorRoots
 from tholos.gateway.identities import ApiClients
 from tholos.transport.e2e import PeerIdentity
 from tholos.transport.tls import TlsFiles
@@ -30,6 +31,7 @@ class GatewayConfig:
     api_clients: ApiClients | None = None  # None: no client certificate is an API client
     metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
     metrics_host: str = "127.0.0.1"
+    attestation_roots: VendorRoots = field(default_factory=VendorRoots)  # "attestation": {...}
 
     @property
     def url(self) -> str:
@@ -72,6 +74,7 @@ class GatewayConfig:
             ),
             metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
             metrics_host=str(d.get("metrics_host", "127.0.0.1")),
+            attestation_roots=VendorRoots.from_config(d.get("attestation") or {}, base),
         )
 
 

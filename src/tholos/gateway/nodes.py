@@ -36,6 +36,8 @@ class NodeState:
     last_down: float = 0.0
     info: pb.InfoReply | None = None
     pools: dict[str, deque[pb.Commitment]] = field(default_factory=dict)
+    attestation: dict[str, Any] | None = None  # the last session's view (gateway/attestation.py)
+    attestation_refused: str = ""  # why this node is left out of every protocol, if it is
     refilling: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     @property
@@ -75,6 +77,7 @@ class NodeSet:
             if i in self.nodes
             and self.nodes[i].down_until <= now
             and self.nodes[i].quarantined_until <= now
+            and not self.nodes[i].attestation_refused
         ]
 
     def responsive(self, ids: list[int], need: int) -> list[int]:
@@ -200,8 +203,11 @@ class NodeSet:
         out = []
         for i, st in self.nodes.items():
             state = "up"
-            if st.quarantined_until > now:
-                state = "excluded"
+            reason = st.down_reason
+            if st.attestation_refused:
+                state, reason = "excluded", f"attestation: {st.attestation_refused}"
+            elif st.quarantined_until > now:
+                state, reason = "excluded", st.quarantine_reason
             elif st.slow_until > now:
                 state = "slow"
             elif st.down_until > now or st.last_ok <= st.last_down:
@@ -212,10 +218,11 @@ class NodeSet:
                 {
                     "node_id": i,
                     "state": state,
-                    "reason": st.quarantine_reason if state == "excluded" else st.down_reason,
+                    "reason": reason,
                     "keys": st.info.keys if st.info else None,
                     "nonces": dict(st.info.nonces_available) if st.info else {},
                     "pooled_commitments": {k: len(v) for k, v in st.pools.items()},
+                    "attestation": st.attestation,
                 }
             )
         return out

@@ -133,6 +133,10 @@ class GovernedSigning:
     async def submit_document(self, signed: dict[str, Any]) -> dict[str, Any]:
         results = await self.broadcast("adopt", {"document": signed})
         adopted = sum(1 for r in results.values() if r.get("adopted") or r.get("already"))
+        if adopted:
+            from tholos.gateway import attestation
+
+            attestation.policy_changed(self.gw)  # the pinned measurements may have changed
         self._log(
             KIND_GOVERNANCE,
             {

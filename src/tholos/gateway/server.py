@@ -40,7 +40,10 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     )
     from tholos.gateway.requests import attach
 
-    attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    governed = attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    from tholos.gateway import attestation
+
+    attestation.attach(gw, cfg.attestation_roots.verifiers(), governed.audit)
     return gw
 
 

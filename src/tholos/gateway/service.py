@@ -13,7 +13,7 @@ from typing import Any
 
 from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import PublicKeyPackage
-from tholos.gateway import committee, repair
+from tholos.gateway import attestation, committee, repair
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.errors import GatewayError as GatewayError
 from tholos.gateway.nodes import NodeSet
@@ -76,6 +76,7 @@ class Gateway:
 
     async def start(self) -> None:
         self._up = await self.nodes.probe_all()
+        attestation.of(self).start()  # sessions in the background (gateway/attestation.py)
         self.keygen_batcher.start()
         self._health = asyncio.create_task(self._health_loop())
         self._resume = asyncio.create_task(self._resume_commits())
@@ -85,6 +86,7 @@ class Gateway:
             self._health.cancel()
         if self._resume:
             self._resume.cancel()
+        await attestation.detach(self)
         signing = getattr(self, "_round_signing", None)  # gateway/scheme_protocols.rounds_for
         if signing is not None:
             await signing.close()

@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from tholos.governance._model import NAMED_ONLY, Hex32, Model, Name, NameSet, StrSet
+from tholos.governance.measurements import AllowedMeasurements
 
 Amount = Annotated[int, Field(ge=0)]
 """Integer base units (satoshi, wei, ...)."""
@@ -114,7 +115,7 @@ class Rule(Model):
 class Policy(Model):
     """The whole policy of a cluster, carried in every governance document."""
 
-    OMIT_WHEN_NONE = frozenset({"screening_services"})
+    OMIT_WHEN_NONE = frozenset({"screening_services", "allowed_measurements"})
 
     wallets: Mapping[Name, NameSet] = Field(default_factory=dict, json_schema_extra=NAMED_ONLY)
     deny_destinations: StrSet = ()
@@ -126,6 +127,8 @@ class Policy(Model):
         Annotated[Mapping[Name, Hex32], Field(json_schema_extra=NAMED_ONLY)] | None
     ) = None
     """Screening services trusted for `max_risk_score` rules: name -> Ed25519 public key (hex)."""
+    allowed_measurements: AllowedMeasurements | None = None
+    """Builds nodes may run (governance/measurements.py); None or empty: not enforced."""
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from tholos.attestation import Measurement
     from tholos.crypto.dise import EvalRequest
     from tholos.crypto.repair import RepairSigma
     from tholos.schemes.frost import FrostScheme
@@ -48,6 +49,10 @@ class NodeHooks:
 
     def before_refresh_commit(self) -> None:
         """Called when a refresh commit starts, before anything is replaced (node/protocols.py)."""
+
+    def measurement(self, measured: Measurement) -> Measurement:
+        """The node's own measurement as it will attest to it (node/attestation.py)."""
+        return measured
 
 
 NO_HOOKS = NodeHooks()

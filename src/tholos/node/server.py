@@ -283,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         service.governance = governance.load(
             args.config, service.identity, dict(cfg.roster), wallet_resolver(service.vault)
         )
+        from tholos.node import attestation
+
+        service.attestation = attestation.build(
+            args.config,
+            service.identity,
+            hooks,
+            attestation.pins_of(service.governance),
+            service.governance.audit,
+        )
         if service.governance.governed:  # the minimum threshold the admins last set
             from tholos.node import committee_governance
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tholos import __version__
 from tholos.node import key_state, repair, reshare
@@ -18,7 +20,11 @@ from tholos.rpc import node_pb2 as pb
 from tholos.transport.e2e import Identity
 from tholos.transport.refusal import RequestRefused
 
+if TYPE_CHECKING:
+    from tholos.node.attestation import NodeAttestation
+
 log = logging.getLogger("tholos.node")
+ATTESTATION_OPS = ("attest_challenge", "attest", "attest_peers", "attest_status")
 
 
 class NodeService:
@@ -36,6 +42,7 @@ class NodeService:
         self.protocols = ProtocolRunner(identity, vault, min_threshold)
         self.nonce_pool_max = nonce_pool_max
         self.governance: NodeGovernance | None = None  # set by server.main (node/governance.py)
+        self.attestation: NodeAttestation | None = None  # set by server.main (node/attestation.py)
 
     def info(self, req: pb.InfoRequest) -> pb.InfoReply:
         pub = self.identity.public
@@ -56,9 +63,38 @@ class NodeService:
         return scheme_protocols(self).frost.commitments(req, self.nonce_pool_max)
 
     def sign_batch(self, req: pb.SignBatchRequest) -> pb.SignBatchReply:
+        self._check_peers(c.signer for it in req.items for c in it.commitments)
         return scheme_protocols(self).frost.sign_batch(req)
 
+    def _check_peers(self, senders: Iterable[int]) -> None:
+        """Refuse a request carrying a peer's contribution unless that peer attested to a pinned
+        measurement (node/attestation.py; nothing is checked while none is pinned)."""
+        if self.attestation is None:
+            return
+        from tholos.node.attestation import PeerNotAttested
+
+        try:
+            self.attestation.check_peers(senders)
+        except PeerNotAttested as exc:
+            log.warning("refused: %s", exc)
+            raise RequestRefused(str(exc)) from None  # not proven to misbehave: no culprits
+
+    def _attestation_op(self, req: pb.GovernanceRequest) -> pb.GovernanceReply:
+        from tholos.attestation import AttestationError
+
+        if self.attestation is None:
+            raise RequestRefused("this node has no attestation configured")
+        try:
+            body = json.loads(req.payload or b"{}")
+            out = self.attestation.handle(req.op, body)
+        except (AttestationError, ValueError) as exc:
+            log.warning("attestation %s refused: %s", req.op, exc)
+            raise RequestRefused(f"attestation: {exc}") from None
+        return pb.GovernanceReply(payload=json.dumps(out, separators=(",", ":")).encode())
+
     def governance_op(self, req: pb.GovernanceRequest) -> pb.GovernanceReply:
+        if req.op in ATTESTATION_OPS:
+            return self._attestation_op(req)
         if self.governance is None:
             raise RequestRefused("this node has no governance configured")
         try:
@@ -68,6 +104,7 @@ class NodeService:
             raise RequestRefused(str(exc)) from None
 
     def protocol(self, req: pb.ProtocolRequest) -> pb.ProtocolReply:
+        self._check_peers(e.sender for e in req.envelopes)
         try:
             if req.protocol in SCHEME_PROTOCOLS:  # by the scheme registry (node/scheme_protocols)
                 return scheme_protocols(self).step(req)

@@ -2,15 +2,19 @@
 
 Each answers a question a test asks of the rest of the system: are wrong shares caught and the
 culprit named (corrupt-shares), is a lying repair helper caught (corrupt-repair), does a refresh
-survive a crash between finish and commit (crash-before-commit), is a hung node skipped (slow).
+survive a crash between finish and commit (crash-before-commit), is a hung node skipped (slow),
+is a node attesting to an unpinned build refused (other-build).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import os
 from typing import Any, ClassVar
 
+from tholos.attestation import Measurement
 from tholos.crypto.dise import EvalRequest
 from tholos.crypto.groups.secp256k1 import N
 from tholos.crypto.repair import RepairSigma
@@ -70,8 +74,27 @@ class Slow(NodeHooks):
         await asyncio.sleep(HANG_SECONDS)
 
 
+def other_build_digest(measured: bytes) -> bytes:
+    """The measurement `OtherBuild` reports for a node whose real one is `measured`."""
+    return hashlib.sha256(b"tholos-test-other-build" + measured).digest()
+
+
+class OtherBuild(NodeHooks):
+    """Attests to another build than the one installed (as an upgraded or tampered node would),
+    so tests can pin, refuse and roll out measurements without building two distributions."""
+
+    name: ClassVar[str] = "other-build"
+
+    def measurement(self, measured: Measurement) -> Measurement:
+        return dataclasses.replace(
+            measured,
+            digest=other_build_digest(measured.digest),
+            version=measured.version + "+other",
+        )
+
+
 FAULTS: dict[str, type[NodeHooks]] = {
-    f.name: f for f in (CorruptShares, CorruptRepair, CrashBeforeCommit, Slow)
+    f.name: f for f in (CorruptShares, CorruptRepair, CrashBeforeCommit, Slow, OtherBuild)
 }
 
 
