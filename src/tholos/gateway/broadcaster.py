@@ -89,7 +89,7 @@ class Broadcaster:
             self._send(e, conn, now)
         elif status.state == "failed":
             self._flag(e, f"failed on chain: {status.detail or 'reverted'}", status)
-        elif status.state == "confirmed" or status.confirmations >= self.confirmations:
+        elif status.confirmations >= self.confirmations:  # our count, not the backend's
             self._confirmed(e, status, now)
         else:  # pending: in the mempool, or in a block short of the confirmations
             self.outbox.update(
@@ -101,14 +101,18 @@ class Broadcaster:
             )
 
     def _send(self, e: OutboxEntry, conn: Connector, now: float) -> None:
-        if e.state in ("sent", "confirmed") and self._sibling_confirmed(e):
-            return  # its nonce was used by another transaction: settled by _sibling_confirmed
+        rival = self._rival(e, conn)
+        if rival == "pending":  # a same-nonce transaction (a fee bump) is in the pool: wait
+            self.outbox.update(e.tx_hash, next_attempt=now + self.backoff.poll)
+            return
+        if rival == "confirmed":
+            return  # its nonce was used by another transaction: closed by _rival
         reorged = e.state == "confirmed"
         attempts = e.attempts + 1
         try:
             conn.broadcast(e.raw_bytes())
         except ConnectorError as exc:
-            if self._sibling_confirmed(e):
+            if self._rival(e, conn) == "confirmed":
                 return
             if exc.retryable:
                 self._retry(e, now, f"broadcast: {exc}")
@@ -149,19 +153,26 @@ class Broadcaster:
                     last_error=f"nonce {e.nonce} confirmed in {e.tx_hash}",
                 )
 
-    def _sibling_confirmed(self, e: OutboxEntry) -> bool:
-        """True (and this row closed) if another transaction of its nonce is confirmed."""
+    def _rival(self, e: OutboxEntry, conn: Connector) -> str:
+        """What the chain says of the other transactions of this one's nonce: "confirmed" (and
+        this row is closed: replaced or dropped), "pending" (one signed later, its fee bump, is
+        in the pool: sending this one again would be refused as underpriced), or ""."""
+        pending = False
         for other in self.outbox.siblings(e):
-            if other.state == "confirmed":
-                later = (e.created, e.tx_hash) > (other.created, other.tx_hash)
+            status = conn.status(other.tx_hash)
+            later = (e.created, e.tx_hash) > (other.created, other.tx_hash)
+            if (
+                status.confirmations > 0 and status.state != "failed"
+            ) or other.state == "confirmed":
                 self.outbox.update(
                     e.tx_hash,
                     state="dropped" if later else "replaced",
                     settled=True,
                     last_error=f"nonce {e.nonce} confirmed in {other.tx_hash}",
                 )
-                return True
-        return False
+                return "confirmed"
+            pending = pending or (status.state == "pending" and not later)
+        return "pending" if pending else ""
 
     def _retry(self, e: OutboxEntry, now: float, why: str) -> None:
         attempts = e.attempts + 1
