@@ -356,3 +356,27 @@ async def test_an_ethereum_withdrawal_goes_from_request_to_confirmations_once(
     assert (done.state, done.confirmations, done.attempts) == ("confirmed", 3, 1)
     assert rpc.balance(ETH_TO) - before == 4242
     assert rpc.nonce(address, pending=False) == nonce + 1
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_sent_by_a_broadcaster_that_died_before_recording_it_is_not_resent(
+    governed: Governed, anvil_url: str
+) -> None:
+    """The chain already has it (the row still says queued): recorded as sent, attempts 0."""
+    rpc = EthereumRpc(anvil_url, confirmations=1)
+    wallet, address = await _eth_wallet(governed, rpc, 2)
+    nonce = rpc.nonce(address)
+    entry = await _signed(governed, _request(governed, wallet, _eth_tx(nonce, 77)))
+    rpc.call("evm_setAutomine", False)
+    try:
+        assert rpc.broadcast(entry.raw_bytes()) == entry.tx_hash  # the send before the crash
+        b = _broadcaster(governed, rpc, "31337", confirmations=1)
+        b.step()
+        seen = _state(governed, entry.tx_hash)
+        assert (seen.state, seen.attempts) == ("sent", 0)
+        rpc.call("evm_mine")
+    finally:
+        rpc.call("evm_setAutomine", True)
+    b.step()
+    assert _state(governed, entry.tx_hash).state == "confirmed"
+    assert rpc.nonce(address, pending=False) == nonce + 1
