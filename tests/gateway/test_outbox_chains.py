@@ -380,3 +380,61 @@ async def test_a_transaction_sent_by_a_broadcaster_that_died_before_recording_it
     b.step()
     assert _state(governed, entry.tx_hash).state == "confirmed"
     assert rpc.nonce(address, pending=False) == nonce + 1
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_withdrawal_gives_its_nonce_back_and_a_signed_one_keeps_it(
+    governed: Governed, anvil_url: str
+) -> None:
+    rpc = EthereumRpc(anvil_url)
+    wallet, address = await _eth_wallet(governed, rpc, 2)
+    book = governed.cluster.gateway.store.nonces
+    floor = rpc.nonce(address)
+    kept = book.allocate(31337, address, "withdrawal-kept", floor=floor).nonce
+    await _signed(governed, _request(governed, wallet, _eth_tx(kept, 1), "withdrawal-kept"))
+    given = book.allocate(31337, address, "withdrawal-given", floor=floor).nonce
+    req = _request(governed, wallet, _eth_tx(given, 2), "withdrawal-given")
+    (t,) = await governed.signing.create([(req, [])])  # waits for its approval
+    assert t.status == "awaiting-approval" and book.get("withdrawal-given") is not None
+    await governed.signing.cancel("withdrawal-given", "", "", admin=True)
+    assert book.get("withdrawal-given") is None
+    assert book.allocate(31337, address, "withdrawal-next", floor=floor).nonce == given
+    assert book.get("withdrawal-kept").state == "signed"  # type: ignore[union-attr]
+    assert (kept, given) == (floor, floor + 1)
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_node_is_retried_with_backoff_and_a_refusal_is_flagged(
+    governed: Governed, anvil_url: str
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    rpc = EthereumRpc(anvil_url)
+    wallet, address = await _eth_wallet(governed, rpc, 2)
+    rpc.call("anvil_setBalance", address, "0x0")  # it cannot pay: anvil refuses it
+    entry = await _signed(governed, _request(governed, wallet, _eth_tx(rpc.nonce(address), 3)))
+    outbox = governed.cluster.gateway.store.outbox
+    down = Broadcaster(
+        outbox,
+        {("ethereum", "31337"): EthereumRpc(closed, timeout=2)},
+        backoff=Backoff(base=1.0, most=5.0),
+    )
+    t0 = time.time() + 10  # steps at chosen times: no sleeps
+    delays = []
+    now = t0
+    for _ in range(5):
+        assert down.step(now) == 1
+        e = _state(governed, entry.tx_hash)
+        delays.append(e.next_attempt - now)
+        assert e.state == "queued" and "unreachable" in e.last_error
+        assert down.step(now) == 0  # not due before its next attempt
+        now = e.next_attempt
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0] and _state(governed, entry.tx_hash).attempts == 5
+    up = _broadcaster(governed, rpc, "31337")
+    up.step(now)
+    refused = _state(governed, entry.tx_hash)
+    assert refused.state == "flagged" and "refused by the chain" in refused.last_error
+    assert up.step(now + 100) == 0  # flagged: an operator's, never sent again
