@@ -94,3 +94,44 @@ def test_a_withdrawal_signed_before_a_gateway_crash_is_sent_exactly_once(
         assert rpc.balance(ETH_TO) - before == 1_500_000
         listed = cli.ok("outbox", "list", "--request-id", rid)
         assert listed["total"] == 1 and listed["items"][0]["tx_hash"] == txid
+
+
+def test_the_gateway_broadcasts_by_itself_when_configured_to(
+    cluster: GovCluster, tmp_path: Path
+) -> None:
+    """`broadcast` in gateway.json: the gateway's own thread sends and confirms a withdrawal."""
+    cli = Cli(cluster, tmp_path)
+    wallet = cli.wallet("ethereum", "anvil")
+    with running_anvil(31337) as url:
+        rpc = EthereumRpc(url)
+        rpc.call("anvil_setBalance", wallet["address"], hex(10**18))
+        cluster.configure_gateway(
+            broadcast={"ethereum_rpc": [url], "confirmations": 1, "interval": 0.2}
+        )
+        cluster.kill("gateway")
+        cluster.start_gateway()
+        cluster.wait_healthy()
+        rid = "withdrawal-by-the-gateway"
+        nonce = cli.ok("tx", "nonce", wallet["wallet_id"], "--request-id", rid)["nonce"]
+        payload = cli.build(
+            wallet, "--to", ETH_TO, "--amount", "1000", "--nonce", str(nonce),
+            "--gas", "21000", "--max-fee", str(30 * GWEI), "--priority-fee", str(2 * GWEI),
+        )  # fmt: skip
+        cli.ok(
+            "tx", "sign", wallet["wallet_id"], "--eth-tx", str(payload), "--as", "initiator",
+            "--request-id", rid,
+        )  # fmt: skip
+        cli.ok("requests", "approve", rid, "--as", "approver-1")
+        shown = wait_until(
+            lambda: (s := cli.ok("requests", "show", rid))["status"] != "reserved" and s,
+            60,
+            "the approved request signed",
+        )
+        txid = shown["transaction"]["txid"]
+        done = wait_until(
+            lambda: (s := cli.ok("outbox", "show", txid))["state"] == "confirmed" and s,
+            60,
+            "the gateway's broadcaster confirmed it",
+        )
+        assert done["attempts"] == 1
+        assert rpc.status(txid).state == "confirmed"

@@ -59,8 +59,8 @@ def _nonce(args: argparse.Namespace, client: MakeClient) -> Any:
 
 def _broadcast(args: argparse.Namespace, cluster_dir: Callable[[argparse.Namespace], Path]) -> Any:
     from tholos.cli import CliError
-    from tholos.connectors.base import Connector
-    from tholos.connectors.ethereum import EthereumRpc
+    from tholos.connectors.base import ConnectorError
+    from tholos.gateway.broadcast_service import ethereum_connectors
     from tholos.gateway.broadcaster import Backoff, Broadcaster
     from tholos.gateway.config import GatewayConfig
     from tholos.gateway.store import GatewayStore
@@ -70,10 +70,10 @@ def _broadcast(args: argparse.Namespace, cluster_dir: Callable[[argparse.Namespa
     db = args.db or GatewayConfig.load(cluster_dir(args) / "gateway" / "gateway.json").db
     if not db.exists():
         raise CliError(f"no gateway database at {db}", "usage", 2)
-    connectors: dict[tuple[str, str], Connector] = {}
-    for url in args.ethereum_rpc or []:
-        rpc = EthereumRpc(url, confirmations=args.confirmations)
-        connectors[("ethereum", str(rpc.chain_id()))] = rpc
+    try:
+        connectors = ethereum_connectors(args.ethereum_rpc or [], args.confirmations)
+    except ConnectorError as exc:
+        raise CliError(f"chain backend: {exc}", "unavailable", 1) from None
     if not connectors:
         raise CliError("no chain backend: give --ethereum-rpc URL", "usage", 2)
     store = GatewayStore(db)

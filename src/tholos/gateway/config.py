@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tholos.gateway.broadcast_service import BroadcastSettings
 from tholos.gateway.identities import ApiClients
 from tholos.transport.e2e import PeerIdentity
 from tholos.transport.tls import TlsFiles
@@ -30,6 +31,7 @@ class GatewayConfig:
     api_clients: ApiClients | None = None  # None: no client certificate is an API client
     metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
     metrics_host: str = "127.0.0.1"
+    broadcast: BroadcastSettings | None = None  # the broadcaster thread; None: none here
 
     @property
     def url(self) -> str:
@@ -72,6 +74,9 @@ class GatewayConfig:
             ),
             metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
             metrics_host=str(d.get("metrics_host", "127.0.0.1")),
+            broadcast=None
+            if d.get("broadcast") is None
+            else BroadcastSettings.from_config(d["broadcast"]),
         )
 
 

@@ -41,6 +41,10 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     from tholos.gateway.requests import attach
 
     attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    if cfg.broadcast is not None:
+        from tholos.gateway import broadcast_service
+
+        broadcast_service.start(cfg.db, cfg.broadcast)  # daemon thread: ends with the process
     return gw
 
 
