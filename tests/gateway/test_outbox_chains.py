@@ -200,6 +200,8 @@ async def test_a_solana_withdrawal_goes_from_request_to_confirmations(governed: 
     payload = unsigned(me, [system_transfer(me, to, 1_234_567)], conn.svm.latest_blockhash())
     entry = await _signed(governed, _request(governed, wallet, payload))
     assert entry.encoding == "base64"
+    elsewhere = _broadcaster(governed, SolanaLiteSvm(), "devnet")  # another network's
+    assert elsewhere.step() == 0 and _state(governed, entry.tx_hash).lease_until == 0
     b = _broadcaster(governed, conn, "localnet", confirmations=3)
     b.step()
     assert _state(governed, entry.tx_hash).state == "sent"

@@ -62,10 +62,8 @@ class Broadcaster:
         """Work every due row once; returns how many were worked."""
         t = time.time() if now is None else now
         done = 0
-        for entry in self.outbox.claim(t, self.lease):
-            conn = self.connectors.get((entry.chain, entry.network))
-            if conn is None:  # another broadcaster's chain: leave it (lease runs out)
-                continue
+        for entry in self.outbox.claim(t, self.lease, chains=self.connectors):
+            conn = self.connectors[(entry.chain, entry.network)]
             try:
                 self._work(entry, conn, t)
             except ConnectorError as exc:  # reading the chain failed: try again later

@@ -71,7 +71,7 @@ class OutboxEntry:
     sender: str  # ethereum: the `from` address; "" elsewhere
     nonce: int | None  # ethereum only
     state: str
-    attempts: int  # broadcasts tried
+    attempts: int  # tries: broadcasts, and reads of the chain that failed
     next_attempt: float
     confirmations: int
     block: int | None
@@ -207,13 +207,27 @@ class Outbox:
         return [_entry(r) for r in rows]
 
     # -- broadcasting --------------------------------------------------------------------------
-    def claim(self, now: float, lease: float, limit: int = 50) -> list[OutboxEntry]:
-        """Due rows (not settled, next attempt passed, no live lease) now leased to the caller
-        until `now + lease`; a row another broadcaster claimed first is skipped."""
+    def claim(
+        self,
+        now: float,
+        lease: float,
+        limit: int = 50,
+        chains: Iterable[tuple[str, str]] | None = None,
+    ) -> list[OutboxEntry]:
+        """Due rows (not settled, next attempt passed, no live lease; of the (chain, network)
+        pairs in `chains` if given) now leased to the caller until `now + lease`; a row another
+        broadcaster claimed first is skipped."""
+        pairs = None if chains is None else sorted(set(chains))
+        if pairs == []:
+            return []
+        where, args = "", []
+        if pairs:
+            where = " AND (" + " OR ".join("(chain = ? AND network = ?)" for _ in pairs) + ")"
+            args = [x for pair in pairs for x in pair]
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM outbox WHERE settled = 0 AND next_attempt <= ? "
-            "AND lease_until <= ? ORDER BY next_attempt LIMIT ?",
-            (now, now, limit),
+            f"AND lease_until <= ?{where} ORDER BY next_attempt LIMIT ?",
+            (now, now, *args, limit),
         ).fetchall()
         claimed = []
         for row in rows:
