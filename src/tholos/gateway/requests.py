@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, AuditLog
+from tholos.chains.base import DerivedIntent
 from tholos.gateway import chain_targets, governed_rounds, request_outcomes
 from tholos.gateway.request_status import (
     AWAITING_APPROVAL,
@@ -278,7 +279,7 @@ class GovernedSigning:
     ) -> list[Tracked]:
         """Store and reserve new requests (batched); then try to sign those with approvals."""
         tracked = []
-        parsed: list[tuple[SigningRequest, Any]] = []  # new chain transactions, parsed
+        parsed: list[tuple[SigningRequest, DerivedIntent]] = []  # new chain transactions
         known = self._known([request.intent.request_id for request, _ in items])
         for request, approvals in items:
             rid = request.intent.request_id
