@@ -410,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tholos.cli.wallet_cmds import add_parsers as add_wallet_parsers
 
-    add_wallet_parsers(sub, _common, _client)
+    tx_sub = add_wallet_parsers(sub, _common, _client)
+
+    from tholos.cli.outbox_cmds import add_parsers as add_outbox_parsers
+
+    add_outbox_parsers(sub, tx_sub, _common, _client, _cluster_dir)
 
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 

@@ -57,7 +57,7 @@ def tx_sign(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
         who, key = _key(args)
         now = int(time.time())
         intent = Intent(
-            request_id=secrets.token_hex(12),
+            request_id=args.request_id or secrets.token_hex(12),
             initiator=who,
             key_id=str(shown["key_id"]),
             chain=ref.chain,
@@ -117,6 +117,9 @@ def add_parser(
     p.add_argument("--as", dest="as_user", help="initiator user id (key file D/users/USER.key)")
     p.add_argument("--key-file", type=Path, help="the initiator's Ed25519 key file (hex seed)")
     p.add_argument("--memo", default="")
+    p.add_argument(
+        "--request-id", dest="request_id", help="the id `tx nonce` allocated for (default: new)"
+    )
     p.add_argument("--expires-in", dest="expires_in", type=int, default=3600, help="seconds")
     p.add_argument(
         "--wait", type=float, help="seconds to wait for approvals and the signature (default: none)"

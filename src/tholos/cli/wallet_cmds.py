@@ -202,8 +202,8 @@ def _tx_parse(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
     }
 
 
-def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
-    """`tholos wallets ...` and `tholos tx ...`."""
+def add_parsers(sub: Any, common: Common, client: MakeClient) -> Any:
+    """`tholos wallets ...` and `tholos tx ...`; returns the `tx` subcommands (for more)."""
     wallets = sub.add_parser("wallets", help="create, list, show wallets; derive addresses")
     wsub = wallets.add_subparsers(dest="action", required=True)
     p = wsub.add_parser("create", conflict_handler="resolve")
@@ -259,3 +259,4 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     from tholos.cli.tx_sign import add_parser as add_sign_parser
 
     add_sign_parser(tsub, common, client)
+    return tsub

@@ -51,12 +51,17 @@ class BitcoinRegtest:
         self.regtest = Regtest(datadir)
         self.required_confirmations = confirmations
         self._index = _Index()
+        self._blocks: list[tuple[int, Transaction, tuple[Transaction, ...]]] = []
         self._burn = bytes.fromhex("6a")  # OP_RETURN: coinbase of blocks nobody is paid by
 
     def height(self) -> int:
         return self.regtest.height
 
     def _record(self, coinbase: Transaction, txs: Sequence[Transaction], height: int) -> None:
+        self._blocks.append((height, coinbase, tuple(txs)))
+        self._index_block(coinbase, txs, height)
+
+    def _index_block(self, coinbase: Transaction, txs: Sequence[Transaction], height: int) -> None:
         self._index.coinbases.add(coinbase.txid().hex())
         for tx in (coinbase, *txs):
             txid = tx.txid().hex()
@@ -73,6 +78,20 @@ class BitcoinRegtest:
         script = self._burn if to_address is None else script_of(to_address, self.network)
         for _ in range(blocks):
             self._record(self.regtest.mine(script), (), self.regtest.height)
+
+    def reorganise(self, depth: int, txs: Sequence[Transaction] = ()) -> None:
+        """Replace the top `depth` blocks by a longer branch of empty blocks (`txs`, e.g. a double
+        spend, in its first one); the transactions of the blocks left behind are no longer in the
+        chain (there is no mempool to take them back). Bitcoin Core's engine makes the switch."""
+        fork = self.height() - depth
+        kept = [b for b in self._blocks if b[0] <= fork]
+        self._blocks, self._index = [], _Index()
+        for height, cb, block_txs in kept:
+            self._record(cb, block_txs, height)
+        fee = sum(self._fee(tx) for tx in txs)
+        coinbases = self.regtest.reorganise(depth, self._burn, txs, fee)
+        for k, cb in enumerate(coinbases):
+            self._record(cb, txs if k == 0 else (), fork + k + 1)
 
     def utxos(self, address: str) -> list[Coin]:
         """Unspent outputs to `address`, mature ones only (coinbases need 100 confirmations)."""

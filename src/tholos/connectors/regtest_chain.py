@@ -81,15 +81,50 @@ class Regtest:
     ) -> tuple[bytes, Transaction]:
         """A block on the current tip paying the coinbase to `script` (not submitted), and its
         coinbase."""
+        return self._block_on(self.tip_hash, self.height + 1, script, txs, fees)
+
+    def hash_at(self, height: int) -> bytes:
+        """The hash (internal byte order) of the active chain's block at `height`."""
+        return bytes(self.chainman.get_active_chain().block_tree_entries[height].block_hash)
+
+    def reorganise(
+        self, depth: int, script: bytes, txs: Sequence[Transaction] = (), fees: int = 0
+    ) -> list[Transaction]:
+        """Replace the top `depth` blocks by a branch of `depth + 1` blocks mined on the block
+        below them (`txs` and their `fees` in its first block); the engine must switch to it (it
+        has more work), else this raises. Returns the branch's coinbases."""
+        if not 1 <= depth <= self.height:
+            raise ValueError(f"depth: 1 to {self.height}")
+        fork = self.height - depth
+        parent = self.hash_at(fork)
+        coinbases = []
+        for k in range(depth + 1):
+            first = k == 0
+            raw, cb = self._block_on(
+                parent, fork + k + 1, script, txs if first else (), fees if first else 0
+            )
+            coinbases.append(cb)
+            try:
+                self.chainman.process_block(pbk.Block(raw))
+            except pbk.ProcessBlockException:
+                raise RuntimeError(f"the engine refused block {k} of the new branch") from None
+            parent = _sha256d(raw[:80])
+        if self.height != fork + depth + 1 or self.hash_at(self.height) != parent:
+            raise RuntimeError("the engine did not switch to the new branch")
+        self.tip_hash = parent
+        return coinbases
+
+    def _block_on(
+        self, parent: bytes, height: int, script: bytes, txs: Sequence[Transaction], fees: int
+    ) -> tuple[bytes, Transaction]:
         txs = list(txs)
-        height = self.height + 1
         cb = self.coinbase(height, script, txs, fees)
         all_txs = [cb, *txs]
         root = _merkle([tx.hash() for tx in all_txs])
         self.time += 1
         header = (
             (0x20000000).to_bytes(4, "little")
-            + self.tip_hash
+            + parent
             + root
             + self.time.to_bytes(4, "little")
             + REGTEST_BITS.to_bytes(4, "little")

@@ -373,6 +373,9 @@ def create_app(
     app.include_router(repair.router, responses=KEY_ERRORS)
     app.include_router(committee.router, responses=KEY_ERRORS)
     app.include_router(wallets.router)
+    from tholos.gateway.outbox_api import router as outbox_router
+
+    app.include_router(outbox_router)  # the chain outbox and ethereum nonces
     app.include_router(key_lifecycle.router, responses=KEY_ERRORS)
     console.install(app)  # the web console at /console (gateway/console/)
     openapi.install(app)

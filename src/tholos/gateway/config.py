@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tholos.attestation.roots import VendorRoots
+from tholos.gateway.broadcast_service import BroadcastSettings
 from tholos.gateway.identities import ApiClients
 from tholos.transport.e2e import PeerIdentity
 from tholos.transport.tls import TlsFiles
@@ -32,6 +33,7 @@ class GatewayConfig:
     metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
     metrics_host: str = "127.0.0.1"
     attestation_roots: VendorRoots = field(default_factory=VendorRoots)  # "attestation": {...}
+    broadcast: BroadcastSettings | None = None  # the broadcaster thread; None: none here
 
     @property
     def url(self) -> str:
@@ -75,6 +77,9 @@ class GatewayConfig:
             metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
             metrics_host=str(d.get("metrics_host", "127.0.0.1")),
             attestation_roots=VendorRoots.from_config(d.get("attestation") or {}, base),
+            broadcast=None
+            if d.get("broadcast") is None
+            else BroadcastSettings.from_config(d["broadcast"]),
         )
 
 

@@ -59,6 +59,7 @@ PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/governance/proposals/{proposal_id}/signatures"): "operate",
     ("POST", "/v1/killswitch"): "operate",
     ("POST", "/v1/wallets"): "operate",
+    ("POST", "/v1/wallets/{wallet_id}/nonces"): "sign",  # for a signing request to come
     # Vault tokens (gateway/vault_tokens.py): admin only, listing too
     ("GET", "/v1/vault/tokens"): "admin",
     # Vault transit (gateway/vault_transit.py); DELETE of a key is admin only

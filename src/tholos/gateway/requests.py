@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, AuditLog
-from tholos.gateway import chain_targets, governed_rounds
+from tholos.chains.base import DerivedIntent
+from tholos.gateway import chain_targets, governed_rounds, request_outcomes
 from tholos.gateway.request_status import (
     AWAITING_APPROVAL,
     CANCELLED,
@@ -234,6 +235,7 @@ class GovernedSigning:
                     for t in tracked
                 ],
             )
+            request_outcomes.record(self.db, tracked)  # the outbox and nonces, same transaction
         for t in tracked:
             self._cache[t.request_id] = t
             if len(self._cache) > 50_000:
@@ -283,6 +285,7 @@ class GovernedSigning:
     ) -> list[Tracked]:
         """Store and reserve new requests (batched); then try to sign those with approvals."""
         tracked = []
+        parsed: list[tuple[SigningRequest, DerivedIntent]] = []  # new chain transactions
         known = self._known([request.intent.request_id for request, _ in items])
         for request, approvals in items:
             rid = request.intent.request_id
@@ -300,9 +303,11 @@ class GovernedSigning:
                 merkle_root=request.intent.merkle_root,
             )
             if request.intent.transaction is not None:
-                chain_targets.parse(row, request)  # 400 naming the field: nobody could sign it
+                # 400 naming the field: nobody could sign it
+                parsed.append((request, chain_targets.parse(row, request)[1].intent))
             governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
+        request_outcomes.claim_nonces(self.gw.store.nonces, parsed)  # 409 if one is held
         fresh = [t for t in tracked if t.status == "created"]
         tried: set[int] = set()  # signed directly in this call, with retries on other signers
         if fresh and execute and await self._velocity_free():

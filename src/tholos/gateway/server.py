@@ -44,6 +44,10 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     from tholos.gateway import attestation
 
     attestation.attach(gw, cfg.attestation_roots.verifiers(), governed.audit)
+    if cfg.broadcast is not None:
+        from tholos.gateway import broadcast_service
+
+        broadcast_service.start(cfg.db, cfg.broadcast)  # daemon thread: ends with the process
     return gw
 
 

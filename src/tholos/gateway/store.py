@@ -1,5 +1,6 @@
-"""Gateway state in SQLite (WAL): key records (public data only), signing/keygen requests and
-wallets (gateway/wallet_store.py)."""
+"""Gateway state in SQLite (WAL): key records (public data only), signing/keygen requests,
+wallets (gateway/wallet_store.py), the chain outbox (gateway/outbox.py) and Ethereum nonces
+(gateway/nonces.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tholos.gateway.nonces import NonceBook
+from tholos.gateway.outbox import Outbox
 from tholos.gateway.wallet_store import WalletStore
 
 SCHEMA = """
@@ -101,6 +104,8 @@ class GatewayStore:
         self.db.executescript(SCHEMA)
         self._cache: dict[str, KeyRow] = {}
         self.wallets = WalletStore(self.db)
+        self.outbox = Outbox(self.db)  # signed chain transactions until confirmed
+        self.nonces = NonceBook(self.db)  # ethereum nonces per (chain id, address)
 
     def close(self) -> None:
         self.db.close()
