@@ -3,7 +3,8 @@
 `tholos node join`, started by its operator, added with `tholos cluster add-node --request`; it
 then signs with one original node while the others are stopped (checked by libsecp256k1 and
 libsodium). The only files crossing between the two directories are the join request and the
-bundle."""
+bundle. Node 4 and, for the last signatures, the gateway run with writable-and-executable memory
+refused by the kernel (what MemoryDenyWriteExecute=yes in deploy/systemd asks for)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.cluster.conftest import LocalCluster, wait_until
 from tests.cluster.verify import verify
+from tests.deploy import mdwe
 from tholos.cluster import procs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -44,6 +46,9 @@ def test_node_from_its_own_machine(tmp_path: Path) -> None:
     carried = tmp_path / "carried"  # what the operators hand over, nothing else
     carried.mkdir()
     own: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
+    hardened = mdwe.available()
+    preexec = mdwe.deny_write_execute if hardened else None
     cluster = ["--dir", str(c.cd.root)]
     try:
         cli("cluster", "up", *cluster)
@@ -75,6 +80,7 @@ def test_node_from_its_own_machine(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "THOLOS_PASSPHRASE": PASS},
+            preexec_fn=preexec,
         )
         log.close()
         wait_until(lambda: "ready on" in (tmp_path / "node-4.log").read_text(), 90, "node 4 ready")
@@ -88,6 +94,17 @@ def test_node_from_its_own_machine(tmp_path: Path) -> None:
         # only node 3 of the original nodes and node 4 remain: the new node must sign
         for i in (1, 2):
             procs.stop_process(c.cd, f"node-{i}", c.cd.node_config(i))
+        if hardened:  # the gateway too, for the signatures below
+            procs.stop_process(c.cd, "gateway", c.cd.gateway_config)
+            glog = open(tmp_path / "gateway.log", "ab")  # noqa: SIM115 - handed to the child
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "tholos", "gateway", "--config", str(c.cd.gateway_config)],
+                stdout=glog,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=preexec,
+            )
+            glog.close()
         wait_until(lambda: c.get("/v1/health")["nodes_up"] == 2, 90, "two nodes up")
         msg = hashlib.sha256(b"signed with the node from its own machine").digest()
         for scheme, k in keys.items():
@@ -101,6 +118,7 @@ def test_node_from_its_own_machine(tmp_path: Path) -> None:
     finally:
         c.http.close()
         procs.down(c.cd)
-        if own is not None and own.poll() is None:
-            own.terminate()
-            own.wait(timeout=30)
+        for p in (own, gateway):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)

@@ -219,8 +219,13 @@ def test_cli_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
         return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     node = tmp_path / "n3"
-    code, out = run("node", "init", "--node-dir", str(node), "--node-id", "3", "--port", "7433")
-    assert code == 0 and out["listen"] == "127.0.0.1:7433"
+    code, out = run(
+        "node", "init", "--node-dir", str(node), "--node-id", "3", "--port", "7433",
+        "--listen", "0.0.0.0:7433",
+    )  # fmt: skip
+    assert code == 0 and out["address"] == "127.0.0.1:7433"
+    assert load(node / "node.json")["listen"] == "0.0.0.0:7433"
+    assert load(node / "join-request.json")["listen"] == "127.0.0.1:7433"
     bundle = tmp_path / "bundle.json"
     code, out = run(
         "cluster",

@@ -21,7 +21,12 @@ def cmd_node_init(args: argparse.Namespace) -> Any:
 
     try:
         out = init_node(
-            args.node_dir, args.node_id, args.host, args.port or free_port(args.host), args.key_file
+            args.node_dir,
+            args.node_id,
+            args.host,
+            args.port or free_port(args.host),
+            args.key_file,
+            args.listen,
         )
     except EnrolError as exc:
         raise CliError(str(exc), "node_init_refused") from None
@@ -90,6 +95,11 @@ def add_parsers(
     p.add_argument("--node-id", type=int, required=True, metavar="N")
     p.add_argument("--host", default="127.0.0.1", help="the address the gateway reaches it at")
     p.add_argument("--port", type=int, default=0, help="default: a free port")
+    p.add_argument(
+        "--listen",
+        metavar="ADDR:PORT",
+        help="where the node listens, if not HOST:PORT (e.g. 0.0.0.0:7004 in a container)",
+    )
     p.add_argument(
         "--key-file",
         type=Path,

@@ -48,10 +48,18 @@ def unsealer_for(key_file: Path | None, node_dir: Path) -> Unsealer:
         except (OSError, WrongPassphrase) as exc:
             raise EnrolError(f"key file {key_file}: {exc}") from None
         return Unsealer(key_file=key_file)
-    passphrase = os.environ.get("THOLOS_PASSPHRASE")
+    from tholos.node.server import passphrase_from_env
+
+    try:
+        passphrase = passphrase_from_env()
+    except OSError as exc:
+        raise EnrolError(f"THOLOS_PASSPHRASE_FILE: {exc}") from None
     if not passphrase:
-        raise EnrolError("give the node's passphrase in THOLOS_PASSPHRASE, or --key-file F")
-    return Unsealer(passphrase=passphrase.encode())
+        raise EnrolError(
+            "give the node's passphrase in THOLOS_PASSPHRASE (or a file named by "
+            "THOLOS_PASSPHRASE_FILE), or --key-file F"
+        )
+    return Unsealer(passphrase=passphrase)
 
 
 def _write_public(path: Path, text: str) -> None:
@@ -61,9 +69,16 @@ def _write_public(path: Path, text: str) -> None:
 
 
 def init_node(
-    node_dir: Path, node_id: int, host: str, port: int, key_file: Path | None = None
+    node_dir: Path,
+    node_id: int,
+    host: str,
+    port: int,
+    key_file: Path | None = None,
+    bind: str | None = None,
 ) -> dict[str, Any]:
-    """Create node `node_id`'s keys and join request in the new directory `node_dir`."""
+    """Create node `node_id`'s keys and join request in the new directory `node_dir`. The
+    gateway reaches it at `host:port` (the certificate's name); it listens on `bind` (default
+    the same; e.g. `0.0.0.0:PORT` in a container)."""
     try:
         check_node_id(node_id)
     except JoinError as exc:
@@ -96,7 +111,7 @@ def init_node(
         _write_public(node_dir / REQUEST_FILE, json.dumps(request, indent=2))
         cfg: dict[str, Any] = {
             "node_id": node_id,
-            "listen": listen,
+            "listen": bind or listen,
             "db": "node.db",
             "tls": {"ca": "ca.pem", "cert": "tls.pem", "key": "tls.key"},
             "identity_file": "identity.key",
@@ -110,7 +125,8 @@ def init_node(
     return {
         "dir": str(node_dir),
         "node_id": node_id,
-        "listen": listen,
+        "address": listen,
+        "listen": bind or listen,
         "request": str(node_dir / REQUEST_FILE),
         "identity": identity.public.to_dict(),
     }
