@@ -36,7 +36,8 @@ NODE_SKIP = {"node.db", "passphrase"}
 #: backup), process state, user key files (the users', not the cluster's).
 # Never in a backup: officer shares, run state, demo user keys, and the development passphrases
 # (a restored node gets a new passphrase; secrets/ of the old cluster would only widen exposure).
-CLUSTER_SKIP = {"recovery", "run", "users", "secrets"}
+# Earlier backup sets (D/backups: the genesis ceremony's first) are never inside a later one.
+CLUSTER_SKIP = {"recovery", "run", "users", "secrets", "backups"}
 
 
 def _write(path: Path, data: bytes) -> None:

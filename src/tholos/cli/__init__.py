@@ -97,6 +97,8 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
             "gateway": m["gateway"],
             "governance": m["governance"]["mode"],
         }
+        if "genesis_backup" in m:  # the ceremony's first backup, restore-drilled
+            res["genesis_backup"] = m["genesis_backup"]
         if admins:
             gov = m["governance"]
             res.update(
