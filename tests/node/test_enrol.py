@@ -89,6 +89,21 @@ def test_init_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def test_init_with_a_passphrase_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """THOLOS_PASSPHRASE_FILE (a systemd credential in deploy/systemd) instead of the variable."""
+    monkeypatch.delenv("THOLOS_PASSPHRASE", raising=False)
+    monkeypatch.setenv("THOLOS_PASSPHRASE_FILE", str(tmp_path / "absent"))
+    with pytest.raises(EnrolError, match="THOLOS_PASSPHRASE_FILE"):
+        init_node(tmp_path / "n", 2, "127.0.0.1", 7002)
+    cred = tmp_path / "cred"
+    cred.write_text(PASS + "\n")
+    monkeypatch.setenv("THOLOS_PASSPHRASE_FILE", str(cred))
+    init_node(tmp_path / "n", 2, "127.0.0.1", 7002)
+    assert open_file(
+        Unsealer(passphrase=PASS.encode()), tmp_path / "n" / "identity.key", "identity"
+    )
+
+
 def test_sign_and_join(env: dict[str, Any]) -> None:
     cd: ClusterDir = env["cd"]
     node: Path = env["node"]
@@ -114,6 +129,11 @@ def test_sign_and_join(env: dict[str, Any]) -> None:
     assert [r["node_id"] for r in load(cd.node_config(1))["roster"]] == [1, 2, 3, 4]
     with pytest.raises(ClusterError, match="taken"):
         sign_node(cd, env["request"])
+    from tholos.backup.create import create_backup
+    from tholos.backup.errors import BackupError
+
+    with pytest.raises(BackupError, match="own machines"):
+        create_backup(cd.root, cd.root.parent / "backup")
 
 
 def test_add_refused_without_issued_certificate(env: dict[str, Any]) -> None:

@@ -183,6 +183,12 @@ def create_backup(cluster_root: Path, out: Path) -> dict[str, Any]:
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty: give a new directory for the backup")
     node_ids = [int(r["node_id"]) for r in m["roster"]]
+    outside = sorted(int(i) for i in m.get("external_nodes", []))
+    if outside:
+        raise BackupError(
+            f"node(s) {', '.join(map(str, outside))} run on their own machines: a backup set "
+            "needs every node's directory here (backups of external nodes are not supported yet)"
+        )
     cid = manifest.cluster_id(m)
     recipients = {}
     for i in node_ids:
