@@ -274,3 +274,24 @@ def test_cli_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
         "node", "join", "--node-dir", str(node), "--bundle", str(bundle), "--ca-fingerprint", fp
     )
     assert code == 0 and out["peers"] == [1, 2, 3]
+
+
+def test_governed_bundle_carries_the_genesis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A governed cluster's bundle: the pinned genesis and settings (n counting the new node);
+    the node re-checks the genesis against the pinned hash when it loads its governance."""
+    from tholos.governance import SignedDocument, load_genesis
+
+    monkeypatch.setenv("THOLOS_PASSPHRASE", PASS)
+    cd = ClusterDir(tmp_path / "cluster")
+    init_cluster(cd.root, 3, 2, governance=True)
+    node = tmp_path / "n4"
+    init_node(node, 4, "127.0.0.1", 7404)
+    join_node(node, sign_node(cd, load(node / "join-request.json")), None)
+    gov = load(node / "node.json")["governance"]
+    member = load(cd.node_config(1))["governance"]
+    assert gov == {**member, "n": 4}
+    signed = SignedDocument.model_validate_json((node / gov["genesis"]).read_bytes())
+    load_genesis(signed, bytes.fromhex(gov["genesis_hash"]))
+    assert (node / "genesis.json").read_bytes() == (cd.node_dir(1) / "genesis.json").read_bytes()
