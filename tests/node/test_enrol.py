@@ -129,6 +129,16 @@ def test_sign_and_join(env: dict[str, Any]) -> None:
     assert [r["node_id"] for r in load(cd.node_config(1))["roster"]] == [1, 2, 3, 4]
     with pytest.raises(ClusterError, match="taken"):
         sign_node(cd, env["request"])
+    # a later membership change: the external member gets the new roster by a refreshed bundle
+    from tholos.cluster.joining import refresh_bundle
+    from tholos.cluster.membership import add_node
+
+    assert add_node(cd) == 5
+    with pytest.raises(ClusterError, match="not an external member"):
+        refresh_bundle(cd, 5)
+    out = join_node(node, refresh_bundle(cd, 4), ca_fp)
+    assert out["peers"] == [1, 2, 3, 4, 5]
+    assert load(node / "node.json")["roster"] == cd.load()["roster"]
     from tholos.backup.create import create_backup
     from tholos.backup.errors import BackupError
 

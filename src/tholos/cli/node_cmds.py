@@ -64,7 +64,16 @@ def cmd_sign_node(
 
         raise CliError(f"{args.out} exists: give a new file for the bundle", "usage", 2)
     cd = ClusterDir(cluster_dir(args))
-    bundle = sign_node(cd, read_json(args.request, "join request"))
+    if args.request is not None:
+        bundle = sign_node(cd, read_json(args.request, "join request"))
+    elif args.refresh is not None:
+        from tholos.cluster.joining import refresh_bundle
+
+        bundle = refresh_bundle(cd, args.refresh)
+    else:
+        from tholos.cli import CliError
+
+        raise CliError("give --request F (a joining node) or --refresh N (a member)", "usage", 2)
     write_private(args.out, json.dumps(bundle, indent=2).encode())
     body = bundle["body"]
     return {
@@ -120,6 +129,12 @@ def add_parsers(
         "sign-node", help="issue a joining node's certificate and bundle from its join request"
     )
     common(p)
-    p.add_argument("--request", type=Path, required=True, metavar="F", help="join-request.json")
+    p.add_argument("--request", type=Path, metavar="F", help="join-request.json")
+    p.add_argument(
+        "--refresh",
+        type=int,
+        metavar="N",
+        help="instead: a new bundle (current roster) for external member N",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="F", help="the bundle to write")
     p.set_defaults(fn=lambda a: cmd_sign_node(a, cluster_dir))

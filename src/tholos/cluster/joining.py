@@ -90,23 +90,41 @@ def _template(cd: ClusterDir) -> dict[str, Any]:
     raise ClusterError("no member node's config in this directory to take the settings from")
 
 
-def sign_node(cd: ClusterDir, doc: object) -> dict[str, Any]:
-    """The bundle for the node of join request `doc` (nothing changes if the request fails)."""
-    m = cd.load()
-    req = _request(cd, doc)
+def _bundle(cd: ClusterDir, req: JoinRequest, roster: list[dict[str, Any]]) -> dict[str, Any]:
     template = _template(cd)
     ca = CertificateAuthority.load(cd.root / "ca" / "ca.key", cd.root / "ca" / "ca.pem")
-    roster = [*m["roster"], req.identity.to_dict()]
     settings: dict[str, Any] = {"min_threshold": int(template.get("min_threshold", 1))}
     gov = _governance(cd, template, len(roster))
     if gov is not None:
         settings["governance"] = gov
-    bundle = make_bundle(ca, req, roster, **settings)
+    return make_bundle(ca, req, roster, **settings)
+
+
+def sign_node(cd: ClusterDir, doc: object) -> dict[str, Any]:
+    """The bundle for the node of join request `doc` (nothing changes if the request fails)."""
+    m = cd.load()
+    req = _request(cd, doc)
+    bundle = _bundle(cd, req, [*m["roster"], req.identity.to_dict()])
     issued = cd.root / ISSUED
     issued.mkdir(mode=0o700, exist_ok=True)
-    record = {"node_id": req.node_id, "request_digest": req.digest, "listen": req.listen}
+    record = {"node_id": req.node_id, "request_digest": req.digest, "request": doc}
     write_private(issued / f"node-{req.node_id}.json", json.dumps(record, indent=2).encode())
     return bundle
+
+
+def refresh_bundle(cd: ClusterDir, node_id: int) -> dict[str, Any]:
+    """A new bundle for external member `node_id` with the cluster's current roster and settings
+    (after a later membership change); `tholos node join` installs it like the first."""
+    if node_id not in external_nodes(cd):
+        raise ClusterError(f"node {node_id} is not an external member of this cluster")
+    try:
+        doc = json.loads((cd.root / ISSUED / f"node-{node_id}.json").read_text())["request"]
+        req = read_request(doc, expect_node=node_id)
+    except (OSError, ValueError, KeyError, JoinError) as exc:
+        raise ClusterError(
+            f"no usable join request of node {node_id} recorded here: {exc}"
+        ) from None
+    return _bundle(cd, req, list(cd.load()["roster"]))
 
 
 def add_joined_node(cd: ClusterDir, doc: object, document: bool = False) -> int:
