@@ -70,7 +70,9 @@ def add_parsers(
     p.add_argument("--officers", type=int, required=True, metavar="M")
     p.add_argument("--threshold", type=int, required=True, metavar="K")
     p.add_argument("--force", action="store_true", help="replace existing recovery keys")
-    p = bsub.add_parser("create", help="back up every node, running or stopped (consistent snapshots)")
+    p = bsub.add_parser(
+        "create", help="back up every node, running or stopped (consistent snapshots)"
+    )
     common(p)
     p.add_argument("--to", type=Path, required=True, help="new directory for the backup set")
     p = bsub.add_parser("verify", help="check a backup set without decrypting it")
