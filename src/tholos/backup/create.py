@@ -1,4 +1,5 @@
-"""`tholos backup create --to DIR`: one encrypted, signed backup per node, made offline.
+"""`tholos backup create --to DIR`: one encrypted, signed backup per node, its nodes running or
+stopped: every database is read as one consistent snapshot (SQLite's online backup API).
 
 The CLI opens each node's store as the node process does (its passphrase or key file), opens every
 key share through the node's barrier, and writes it only inside the age payload encrypted to the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,16 @@ from pyrage import x25519
 from tholos.backup import archive, manifest
 from tholos.backup.errors import BackupError
 from tholos.backup.recovery import read_recipient
+from tholos.node.barrier import Barrier, WrongPassphrase, open_master
 from tholos.node.config import NodeConfig
-from tholos.node.server import StartupError, load_identity, open_secret, unseal
+from tholos.node.server import (
+    EXIT_WRONG_PASSPHRASE,
+    StartupError,
+    load_identity,
+    make_unsealer,
+    open_secret,
+    unseal,
+)
 from tholos.node.store import NodeStore
 from tholos.node.vault import KEY_TABLE
 
@@ -36,7 +46,8 @@ NODE_SKIP = {"node.db", "passphrase"}
 #: backup), process state, user key files (the users', not the cluster's).
 # Never in a backup: officer shares, run state, demo user keys, and the development passphrases
 # (a restored node gets a new passphrase; secrets/ of the old cluster would only widen exposure).
-CLUSTER_SKIP = {"recovery", "run", "users", "secrets"}
+# Earlier backup sets (D/backups: the genesis ceremony's first) are never inside a later one.
+CLUSTER_SKIP = {"recovery", "run", "users", "secrets", "backups"}
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -63,16 +74,54 @@ def _audit_head(node_dir: Path) -> dict[str, Any]:
     return {"seq": 0, "hash": ""} if row is None else {"seq": int(row[0]), "hash": str(row[1])}
 
 
+def _snapshot(cfg: NodeConfig) -> sqlite3.Connection:
+    """The node's database as one consistent snapshot (SQLite's online backup API), in memory:
+    the node may be running and writing; every row read below is from the same instant."""
+    src = sqlite3.connect(f"file:{cfg.db}?mode=ro", uri=True, timeout=30.0)
+    snap = sqlite3.connect(":memory:")
+    try:
+        src.backup(snap)
+    finally:
+        src.close()
+    return snap
+
+
+def _next_sequence(cfg: NodeConfig, seen: int) -> int:
+    """Record the backup's sequence number in the node's live database (a short write, which
+    waits for a running node's transaction to end)."""
+    live = sqlite3.connect(str(cfg.db), timeout=30.0, isolation_level=None)
+    try:
+        live.execute("PRAGMA busy_timeout = 30000")
+        sequence = seen + 1
+        live.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('backup_seq', ?)", (str(sequence),)
+        )
+        return sequence
+    finally:
+        live.close()
+
+
 def node_payload(cfg: NodeConfig, node_dir: Path) -> tuple[bytes, dict[str, Any], bytes]:
-    """(payload tar, manifest fields about the content, identity secret) for one stopped node."""
+    """(payload tar, manifest fields about the content, identity secret) for one node, running
+    or stopped (its databases are read as consistent snapshots)."""
     store = NodeStore(cfg.db)
     try:
-        barrier = unseal(cfg, store)
+        if store.get_meta("master") is None:  # a node that never ran: its master key now
+            unseal(cfg, store)
+    finally:
+        store.close()
+    snap = _snapshot(cfg)
+    try:
+        (record,) = snap.execute("SELECT v FROM meta WHERE k = 'master'").fetchone()
+        try:
+            barrier = Barrier(open_master(make_unsealer(cfg), str(record)))
+        except WrongPassphrase as exc:
+            raise StartupError(str(exc), EXIT_WRONG_PASSPHRASE) from None
         identity = load_identity(cfg)
         tls_key = open_secret(cfg, cfg.tls.key, "tls-key")
         keys = []
         epochs: dict[str, int] = {}
-        for key_id, scheme, public, sealed in store.db.execute(
+        for key_id, scheme, public, sealed in snap.execute(
             "SELECT key_id, scheme, public, sealed FROM keys ORDER BY key_id"
         ):
             secret = barrier.open(KEY_TABLE, str(key_id), bytes(sealed))
@@ -81,13 +130,12 @@ def node_payload(cfg: NodeConfig, node_dir: Path) -> tuple[bytes, dict[str, Any]
             )
             epochs[str(key_id)] = int(json.loads(public).get("meta", {}).get("epoch", 0))
         meta = {
-            str(k): str(v) for k, v in store.db.execute("SELECT k, v FROM meta WHERE k != 'master'")
+            str(k): str(v) for k, v in snap.execute("SELECT k, v FROM meta WHERE k != 'master'")
         }
-        sequence = int(meta.get("backup_seq", "0")) + 1
-        store.put_meta("backup_seq", str(sequence))
-        meta["backup_seq"] = str(sequence)
     finally:
-        store.close()
+        snap.close()
+    sequence = _next_sequence(cfg, int(meta.get("backup_seq", "0")))
+    meta["backup_seq"] = str(sequence)
     skip = set(NODE_SKIP)
     for p in (cfg.identity_file, cfg.tls.key):
         if p.parent == node_dir:
@@ -129,12 +177,18 @@ class _ClusterFiles:
 
 def create_backup(cluster_root: Path, out: Path) -> dict[str, Any]:
     """Back up every node of the cluster at `cluster_root` into `out` (which must be new or
-    empty). The nodes must be stopped (offline backup)."""
+    empty). The nodes may be running (online backup: consistent database snapshots)."""
     cd = _ClusterFiles(cluster_root)
     m = cd.load()
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty: give a new directory for the backup")
     node_ids = [int(r["node_id"]) for r in m["roster"]]
+    outside = sorted(int(i) for i in m.get("external_nodes", []))
+    if outside:
+        raise BackupError(
+            f"node(s) {', '.join(map(str, outside))} run on their own machines: a backup set "
+            "needs every node's directory here (backups of external nodes are not supported yet)"
+        )
     cid = manifest.cluster_id(m)
     recipients = {}
     for i in node_ids:

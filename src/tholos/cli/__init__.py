@@ -97,6 +97,8 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
             "gateway": m["gateway"],
             "governance": m["governance"]["mode"],
         }
+        if "genesis_backup" in m:  # the ceremony's first backup, restore-drilled
+            res["genesis_backup"] = m["genesis_backup"]
         if admins:
             gov = m["governance"]
             res.update(
@@ -290,7 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tholos", description="tholos distributed HSM")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("node", help="run a node (see tholos node --help)", add_help=False)
     sub.add_parser("gateway", help="run the gateway (see tholos gateway --help)", add_help=False)
 
     cl = sub.add_parser(
@@ -424,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_committee_parsers(clsub, ksub, _common, _client)
 
+    from tholos.cli.node_cmds import add_parsers as add_node_parsers
+
+    add_node_parsers(sub, clsub, _common, _cluster_dir)
+
     from tholos.cli.vault_cmds import add_parsers as add_vault_parsers
 
     add_vault_parsers(sub, _common, _client)
@@ -466,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "node":
+    from tholos.cli.node_cmds import ACTIONS as NODE_ACTIONS
+
+    if argv and argv[0] == "node" and not (len(argv) > 1 and argv[1] in NODE_ACTIONS):
         from tholos.node.server import main as node_main
 
         return node_main(argv[1:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,15 @@ def cmd_backup(args: argparse.Namespace, cluster_dir: Callable[[argparse.Namespa
             from tholos.backup.verify import verify_set
 
             return {"ok": True, **verify_set(args.backup).summary()}
+        if args.action == "drill":
+            from tholos.backup.drill import drill
+
+            started = time.monotonic()
+            source = args.dir or (
+                Path(os.environ["THOLOS_DIR"]) if os.environ.get("THOLOS_DIR") else None
+            )
+            res = drill(args.backup, args.officer_share or [], source)
+            return {**res, "seconds": round(time.monotonic() - started, 3)}
         if args.action == "restore":
             from tholos.backup.restore import restore
 
@@ -60,12 +70,20 @@ def add_parsers(
     p.add_argument("--officers", type=int, required=True, metavar="M")
     p.add_argument("--threshold", type=int, required=True, metavar="K")
     p.add_argument("--force", action="store_true", help="replace existing recovery keys")
-    p = bsub.add_parser("create", help="back up every (stopped) node")
+    p = bsub.add_parser(
+        "create", help="back up every node, running or stopped (consistent snapshots)"
+    )
     common(p)
     p.add_argument("--to", type=Path, required=True, help="new directory for the backup set")
     p = bsub.add_parser("verify", help="check a backup set without decrypting it")
     common(p)
     p.add_argument("backup", type=Path)
+    p = bsub.add_parser(
+        "drill", help="restore a set on throw-away nodes, check every node opens, delete them"
+    )
+    common(p)
+    p.add_argument("backup", type=Path)
+    p.add_argument("--officer-share", type=Path, action="append", metavar="F")
     p = bsub.add_parser("restore", help="rebuild nodes from a backup set and officer shares")
     common(p)
     p.add_argument("backup", type=Path)

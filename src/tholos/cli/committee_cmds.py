@@ -236,9 +236,17 @@ def cmd_add_node(args: argparse.Namespace, client: Callable[[argparse.Namespace]
 
     cd = _local(args)
     doc = _document(args)
-    _check_members(doc, [*membership.node_ids(cd), membership.next_node_id(cd)])
-    new = membership.add_node(cd, document=doc is not None)
-    _progress(args, f"node {new}: certificate, identity and config written; restarting")
+    if args.request is not None:  # a node set up on its own machine (`tholos node init|join`)
+        from tholos.cluster import joining
+
+        request = joining.read_json(args.request, "join request")
+        _check_members(doc, sorted([*membership.node_ids(cd), joining.node_of(request)]))
+        new = joining.add_joined_node(cd, request, document=doc is not None)
+        _progress(args, f"node {new} (its own machine) added to every roster; restarting")
+    else:
+        _check_members(doc, [*membership.node_ids(cd), membership.next_node_id(cd)])
+        new = membership.add_node(cd, document=doc is not None)
+        _progress(args, f"node {new}: certificate, identity and config written; restarting")
     _restart(cd)
     members = membership.node_ids(cd)
     t0 = time.monotonic()
@@ -398,6 +406,13 @@ def add_parsers(
     p = cluster_sub.add_parser("add-node", help="a new node, given a share of every key")
     common(p)
     _document_arg(p)
+    p.add_argument(
+        "--request",
+        type=Path,
+        metavar="F",
+        help="the join request of a node set up on its own machine (`tholos node init`), "
+        "signed here by `tholos cluster sign-node` and running with its bundle",
+    )
     p.set_defaults(fn=lambda a: cmd_add_node(a, client))
     for name, what in (
         ("remove-node", "move every key off node N, then take N out of the cluster"),

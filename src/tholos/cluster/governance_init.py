@@ -364,4 +364,7 @@ def finalize_genesis(root: Path) -> dict[str, Any]:
     _set_nodes(root, int(manifest["nodes"]), settings, text)
     manifest["governance"] = {k: v for k, v in settings.items() if k != "genesis"}
     _write(cd.manifest, json.dumps(manifest, indent=2))
-    return {"dir": str(root), **describe(signed), "governance": "governed"}
+    from tholos.cluster.genesis_backup import first_backup
+
+    backup = first_backup(root)  # raises ClusterError if its restore drill fails
+    return {"dir": str(root), **describe(signed), "governance": "governed", "backup": backup}

@@ -181,4 +181,8 @@ def _write_cluster(
         write_recovery(root, cluster_id(manifest), ids, recovery_officers, k)
         manifest["recovery"] = {"officers": recovery_officers, "threshold": k}
     cd.manifest.write_text(json.dumps(manifest, indent=2))
+    if governance and proposal is None and recovery_officers:  # the genesis ceremony, done here
+        from tholos.cluster.genesis_backup import first_backup
+
+        return {**manifest, "genesis_backup": first_backup(root)}
     return manifest

@@ -31,6 +31,12 @@ def node_ids(cd: ClusterDir) -> list[int]:
     )
 
 
+def external_nodes(cd: ClusterDir) -> list[int]:
+    """Members that run on their own machines (joined by `tholos node join`): no directory here,
+    never started or stopped by `tholos cluster up|down`."""
+    return sorted(int(i) for i in cd.load().get("external_nodes", []))
+
+
 def governed(cd: ClusterDir) -> bool:
     return str(cd.load().get("governance", {}).get("mode", "none")) != "none"
 
@@ -59,9 +65,20 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _set_roster(cd: ClusterDir, addresses: dict[int, str], roster: list[dict[str, Any]]) -> None:
-    """Write the membership into cluster.json, gateway.json and every member's node.json."""
+def set_roster(
+    cd: ClusterDir,
+    addresses: dict[int, str],
+    roster: list[dict[str, Any]],
+    external: list[int] | None = None,
+) -> None:
+    """Write the membership into cluster.json, gateway.json and every member's node.json here
+    (an external node's roster is its operator's: `tholos node join` with a new bundle)."""
     m = cd.load()
+    outside = set(external_nodes(cd) if external is None else external) & set(addresses)
+    if outside:
+        m["external_nodes"] = sorted(outside)
+    else:
+        m.pop("external_nodes", None)
     m["nodes"] = len(addresses)
     m["node_addresses"] = {str(i): a for i, a in sorted(addresses.items())}
     m["roster"] = roster
@@ -69,6 +86,8 @@ def _set_roster(cd: ClusterDir, addresses: dict[int, str], roster: list[dict[str
     g["nodes"] = dict(m["node_addresses"])
     g["roster"] = roster
     for i in addresses:
+        if i in outside:
+            continue
         cfg = json.loads(cd.node_config(i).read_text())
         cfg["roster"] = roster
         if "n" in cfg.get("governance", {}):  # a governed node's journal quorums follow n
@@ -106,7 +125,10 @@ def _add_node(cd: ClusterDir, host: str, document: bool) -> int:
     write_private(d / "tls.key", cert.key_pem)
     write_private(d / "identity.key", secret.hex().encode())
     write_private(cd.passphrase_file(new), secrets.token_urlsafe(24).encode())
-    template = json.loads(cd.node_config(ids[0]).read_text())
+    here = [i for i in ids if i not in external_nodes(cd)]
+    if not here:
+        raise ClusterError("no member node's directory here to take the node settings from")
+    template = json.loads(cd.node_config(here[0]).read_text())
     addresses = {int(k): str(v) for k, v in m["node_addresses"].items()}
     addresses[new] = f"{host}:{free_port(host)}"
     cfg = {
@@ -120,9 +142,9 @@ def _add_node(cd: ClusterDir, host: str, document: bool) -> int:
     }
     (d / "node.json").write_text(json.dumps(cfg, indent=2))
     if "governance" in template:
-        _copy_governance(cd.node_dir(ids[0]), d, template["governance"])
+        _copy_governance(cd.node_dir(here[0]), d, template["governance"])
     roster = [*m["roster"], Identity(new, secret).public.to_dict()]
-    _set_roster(cd, addresses, roster)
+    set_roster(cd, addresses, roster)
     return new
 
 
@@ -162,11 +184,15 @@ def remove_node(cd: ClusterDir, node: int, document: bool = False) -> Path:
         raise ClusterError("cannot remove the last node")
     addresses = {int(k): str(v) for k, v in m["node_addresses"].items() if int(k) != node}
     roster = [r for r in m["roster"] if int(r["node_id"]) != node]
-    _set_roster(cd, addresses, roster)
+    outside = node in external_nodes(cd)
+    set_roster(cd, addresses, roster)
     removed = cd.root / "removed"
     removed.mkdir(mode=0o700, exist_ok=True)
     dest = removed / f"node-{node}"
-    os.replace(cd.node_dir(node), dest)
+    if outside:  # its directory is on its own machine: keep a marker so that its id stays used
+        dest.mkdir(mode=0o700, exist_ok=True)
+    else:
+        os.replace(cd.node_dir(node), dest)
     return dest
 
 
@@ -181,6 +207,8 @@ def set_threshold(cd: ClusterDir, threshold: int) -> None:
     m["threshold"] = threshold
     _write_json(cd.manifest, m)
     for i in node_ids(cd):  # a governed node's refusal quorum follows t
+        if i in external_nodes(cd):
+            continue
         cfg = json.loads(cd.node_config(i).read_text())
         if "t" in cfg.get("governance", {}):
             cfg["governance"]["t"] = threshold

@@ -45,7 +45,10 @@ def processes(cd: ClusterDir) -> dict[str, tuple[list[str], Path]]:
     py = [sys.executable, "-m", "tholos"]
     out = {}
     ids = sorted(int(i) for i in m.get("node_addresses", {})) or range(1, int(m["nodes"]) + 1)
+    outside = {int(i) for i in m.get("external_nodes", [])}  # run on their own machines
     for i in ids:
+        if i in outside:
+            continue
         cfg = cd.node_config(i)
         out[f"node-{i}"] = ([*py, "node", "--config", str(cfg)], cfg)
     out["gateway"] = ([*py, "gateway", "--config", str(cd.gateway_config)], cd.gateway_config)

@@ -56,11 +56,21 @@ class StartupError(Exception):
         super().__init__(message)
 
 
-def make_unsealer(cfg: NodeConfig) -> Unsealer:
+def passphrase_from_env() -> bytes | None:
+    """THOLOS_PASSPHRASE, or the file THOLOS_PASSPHRASE_FILE names (e.g. a systemd credential,
+    `%d/passphrase`), without its trailing newline; None if neither is set."""
     passphrase = os.environ.get("THOLOS_PASSPHRASE")
+    if passphrase is not None:
+        return passphrase.encode()
+    path = os.environ.get("THOLOS_PASSPHRASE_FILE")
+    return None if not path else Path(path).read_bytes().rstrip(b"\r\n")
+
+
+def make_unsealer(cfg: NodeConfig) -> Unsealer:
+    passphrase = passphrase_from_env()
     return Unsealer(
         passphrase=(
-            passphrase.encode()
+            passphrase
             if passphrase is not None
             else cfg.passphrase_file.read_bytes().rstrip(b"\r\n")
             if cfg.passphrase_file

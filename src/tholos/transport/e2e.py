@@ -143,6 +143,17 @@ def _lp(b: bytes) -> bytes:
     return len(b).to_bytes(4, "big") + b
 
 
+def verify_from(peer: PeerIdentity, context: bytes, payload: bytes, signature: bytes) -> None:
+    """Check `signature` by `peer` as `Identity.verify` does, without an identity of one's own
+    (e.g. a CA holder checking a joining node's request)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(peer.signing_key).verify(
+            signature, SIG_DOMAIN + _lp(context) + payload
+        )
+    except (InvalidSignature, ValueError):
+        raise EnvelopeError("bad signature", peer.node_id) from None
+
+
 SEALED_DOMAIN = b"tholos-sealed-box-v1\x00"
 
 

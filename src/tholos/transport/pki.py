@@ -105,6 +105,20 @@ class CertificateAuthority:
     def issue(self, cn: str, *, server: bool, client: bool, hosts: tuple[str, ...] = ()) -> Issued:
         """Issue a leaf certificate. Servers get SANs for `hosts` (DNS names or IP addresses)."""
         key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.certify(key.public_key(), cn, server=server, client=client, hosts=hosts)
+        return Issued(_key_pem(key), cert)
+
+    def certify(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        cn: str,
+        *,
+        server: bool,
+        client: bool,
+        hosts: tuple[str, ...] = (),
+    ) -> bytes:
+        """A leaf certificate (PEM) for a key generated elsewhere (a node's certificate request:
+        its private key never reaches the CA)."""
         now = dt.datetime.now(dt.UTC)
         usages = []
         if server:
@@ -121,7 +135,7 @@ class CertificateAuthority:
             x509.CertificateBuilder()
             .subject_name(_name(cn))
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + VALIDITY)
@@ -130,4 +144,4 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+        return cert.public_bytes(serialization.Encoding.PEM)
