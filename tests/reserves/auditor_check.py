@@ -138,7 +138,9 @@ def main(argv: list[str]) -> int:
     doc = json.loads(Path(argv[0]).read_text())
     customers = [json.loads(Path(p).read_text()) for p in argv[1:]]
     failures = check(doc, customers)
-    print(json.dumps({"ok": not failures, "addresses": len(doc["addresses"]), "failures": failures}))
+    print(
+        json.dumps({"ok": not failures, "addresses": len(doc["addresses"]), "failures": failures})
+    )
     return 1 if failures else 0
 
 

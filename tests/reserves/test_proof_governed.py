@@ -45,7 +45,9 @@ CLUSTER = "tholos-reserves"
 AUDITOR = Path(__file__).with_name("auditor_check.py")
 CHALLENGE = "auditor-42 2026-12-03T13:00Z 9c1d"
 NETWORKS = {"bitcoin": "regtest", "solana": "localnet", "ethereum": "31337"}
-CSV = "customer_id,asset,amount\nalice,BTC,3000000000\nbob,BTC,1000000000\ncarol,ETH,5\nalice,SOL,7\n"
+CSV = (
+    "customer_id,asset,amount\nalice,BTC,3000000000\nbob,BTC,1000000000\ncarol,ETH,5\nalice,SOL,7\n"
+)
 
 
 def reserves_policy(allow_proofs: bool) -> Policy:

@@ -83,7 +83,9 @@ def _bitcointx_sighash(script: bytes, message: bytes) -> tuple[str, str, bytes]:
         0,
         0,
     )
-    sign = CTransaction([CTxIn(COutPoint(spend.GetTxid(), 0), nSequence=0)], [CTxOut(0, CScript(b"\x6a"))], 0, 0)
+    sign = CTransaction(
+        [CTxIn(COutPoint(spend.GetTxid(), 0), nSequence=0)], [CTxOut(0, CScript(b"\x6a"))], 0, 0
+    )
     spent = [CTxOut(0, CScript(script))]
     if script[0] == 0x51:
         digest = bytes(SignatureHashSchnorr(sign, 0, spent))
@@ -104,7 +106,11 @@ def test_bip322_simple_proof_runs_in_bitcoin_core_script(address_type: str, make
     details = parsed.intent.details
     address = BITCOIN.address(w.wallet, 3).address
     assert parsed.intent.kind == "proof_of_control"
-    assert (details["address"], details["challenge"], details["path"]) == (address, CHALLENGE, "m/0/3")
+    assert (details["address"], details["challenge"], details["path"]) == (
+        address,
+        CHALLENGE,
+        "m/0/3",
+    )
     text = str(details["message_text"])
     assert text == poc.message_text("bitcoin", "regtest", address, CHALLENGE)
     script = script_of(address, "regtest")
@@ -116,12 +122,16 @@ def test_bip322_simple_proof_runs_in_bitcoin_core_script(address_type: str, make
     signed = BITCOIN.finalize(w.wallet, payload, [w.sign(target)])
     assert signed.encoding == "base64"
     assert _kernel_accepts(script, text.encode(), signed.raw)
-    check_control(_entry("bitcoin", "regtest", address, base64.b64encode(signed.raw).decode()), CHALLENGE)
+    check_control(
+        _entry("bitcoin", "regtest", address, base64.b64encode(signed.raw).decode()), CHALLENGE
+    )
     # The same witness proves nothing for another challenge or another address.
     assert not _kernel_accepts(script, text.encode() + b"x", signed.raw)
     other = BITCOIN.address(w.wallet, 4).address
     with pytest.raises(ProofError):
-        check_control(_entry("bitcoin", "regtest", other, base64.b64encode(signed.raw).decode()), CHALLENGE)
+        check_control(
+            _entry("bitcoin", "regtest", other, base64.b64encode(signed.raw).decode()), CHALLENGE
+        )
 
 
 def test_a_change_address_proof() -> None:
@@ -156,7 +166,9 @@ def test_eip191_proof_recovers_with_eth_account() -> None:
     assert Account.recover_message(encode_defunct(text=text), signature=raw) == address
     check_control(_entry("ethereum", "1", address, "0x" + raw.hex()), CHALLENGE)
     with pytest.raises(ProofError, match="not the text"):
-        check_control({**_entry("ethereum", "1", address, "0x" + raw.hex()), "network": "5"}, CHALLENGE)
+        check_control(
+            {**_entry("ethereum", "1", address, "0x" + raw.hex()), "network": "5"}, CHALLENGE
+        )
 
 
 def test_solana_offchain_proof_verifies_with_libsodium() -> None:
@@ -218,7 +230,11 @@ def test_solana_has_one_address_and_bitcoin_change_only() -> None:
     assert info.value.field == "payload"
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=256))
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=256
+    )
+)
 def test_any_printable_challenge_gives_a_text_that_names_it(challenge: str) -> None:
     text = poc.message_text("ethereum", "1", "0xabc", challenge)
     assert text.endswith("\nchallenge: " + challenge) and text.count("\n") == 4

@@ -412,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_wallet_parsers(sub, _common, _client)
 
+    from tholos.cli.reserves_cmds import add_parsers as add_reserves_parsers
+
+    add_reserves_parsers(sub, _common, _client)
+
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)

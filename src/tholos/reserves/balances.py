@@ -42,7 +42,7 @@ def recheck(doc: Mapping[str, Any], connectors: Mapping[str, Connector]) -> list
         address, height = str(entry.get("address")), stated.get("height")
         try:
             if isinstance(connector, EthereumRpc) and stated.get("asset") == "ETH":
-                raw = connector.call("eth_getBalance", address, hex(int(height)))
+                raw = connector.call("eth_getBalance", address, hex(int(str(height))))
                 amount = int(str(raw), 16)
             elif connector.height() == height:
                 amount = balance_at(connector, address, str(stated.get("asset"))).amount

@@ -21,6 +21,7 @@ from coincurve import PublicKey, PublicKeyXOnly
 from embit.script import Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput
 
+from tholos.chains import proof_of_control
 from tholos.chains.base import (
     AddressInfo,
     ChainError,
@@ -31,7 +32,6 @@ from tholos.chains.base import (
     Transfer,
     WalletRef,
 )
-from tholos.chains import proof_of_control
 from tholos.chains.bitcoin import bip322
 from tholos.chains.bitcoin.fields import PsbtFields, check_points, read_psbt
 from tholos.chains.bitcoin.psbt import IN_REQUIRED_LOCKTIMES, TAP_KEY_SIG, load_psbt

@@ -183,7 +183,12 @@ class Ethereum:
             details = {
                 **base,
                 **proof_of_control.details(
-                    "eip191", address, address_path(request.index), request.index, request.body, text
+                    "eip191",
+                    address,
+                    address_path(request.index),
+                    request.index,
+                    request.body,
+                    text,
                 ),
             }
             intent = DerivedIntent(

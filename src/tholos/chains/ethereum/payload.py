@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tholos.chains.base import ChainError
-from tholos.chains.proof_of_control import check_challenge
 from tholos.chains.ethereum.wallet import check_index, parse_address
+from tholos.chains.proof_of_control import check_challenge
 
 MAX_ENVELOPE_BYTES = 512 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -81,9 +81,7 @@ def decode_payload(payload: bytes) -> Request:
         raise ChainError("a JSON object", field="payload")
     kind = obj.get("kind")
     if kind not in _BODY:
-        raise ChainError(
-            "kind is transaction, eip712, eip191 or proof_of_reserves", field="kind"
-        )
+        raise ChainError("kind is transaction, eip712, eip191 or proof_of_reserves", field="kind")
     body_key = _BODY[kind]
     allowed = {"kind", "index", body_key, "from"}
     if not {"kind", "index", body_key} <= set(obj) or not set(obj) <= allowed:

@@ -10,6 +10,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from solders.pubkey import Pubkey
 
+from tholos.chains import proof_of_control
 from tholos.chains.base import (
     AddressInfo,
     ChainError,
@@ -21,7 +22,6 @@ from tholos.chains.base import (
     Transfer,
     WalletRef,
 )
-from tholos.chains import proof_of_control
 from tholos.chains.solana import offchain, programs, wire
 
 NETWORKS = frozenset(("mainnet-beta", "devnet", "testnet", "localnet"))

@@ -29,9 +29,4 @@ def message_format(message: bytes) -> int:
 def serialize(message: bytes) -> bytes:
     """The bytes an off-chain message's signature covers."""
     fmt = message_format(message)
-    return (
-        SIGNING_DOMAIN
-        + bytes([VERSION, fmt])
-        + len(message).to_bytes(2, "little")
-        + message
-    )
+    return SIGNING_DOMAIN + bytes([VERSION, fmt]) + len(message).to_bytes(2, "little") + message
