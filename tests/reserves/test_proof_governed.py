@@ -102,16 +102,16 @@ class Governed:
         return Signed(intent.request_id, t.transaction)
 
 
-async def _cluster(tmp: Path, allow_proofs: bool) -> AsyncIterator[Governed]:
+async def governed_with(tmp: Path, policy: Policy) -> AsyncIterator[Governed]:
     users = {name: Ed25519PrivateKey.generate() for name in DEMO_USERS}
-    genesis = make_genesis(CLUSTER, users, reserves_policy(allow_proofs))
+    genesis = make_genesis(CLUSTER, users, policy)
     async with governed_cluster(tmp, genesis, CLUSTER) as c:
         yield Governed(c, users)
 
 
 @pytest_asyncio.fixture
 async def governed(tmp_path: Path) -> AsyncIterator[Governed]:
-    async for g in _cluster(tmp_path / "c", True):
+    async for g in governed_with(tmp_path / "c", reserves_policy(True)):
         yield g
 
 
@@ -220,7 +220,7 @@ async def test_a_proof_of_reserves_signed_by_the_cluster_passes_an_independent_a
 
 @pytest.mark.asyncio
 async def test_a_policy_without_a_proof_rule_refuses_the_envelope(tmp_path: Path) -> None:
-    async for g in _cluster(tmp_path / "c", False):
+    async for g in governed_with(tmp_path / "c", reserves_policy(False)):
         wallet = await g.wallet("ed25519", "solana", "account")
         chain = chain_for("solana")
         assert chain is not None
