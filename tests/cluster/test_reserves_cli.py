@@ -1,10 +1,12 @@
-"""`tholos reserves prove` and `tholos reserves verify` against a governed cluster of real
+"""`tholos reserves prove`, `tholos reserves verify` and `tholos report reconcile` against a governed cluster of real
 processes and anvil: the nodes sign proof-of-control envelopes the policy allows (action
 `proof_of_control`), the balance is anvil's at the stated block, and the proof passes the CLI's
 standalone check and the auditor's script (eth-account, embit, PyNaCl only)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,12 @@ CHALLENGE = "cli-audit 2026-12-03 5e2b"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
-    policy = Policy(rules=(Rule(rule_id="reserves", match=Match(actions=("proof_of_control",))),))
+    policy = Policy(
+        rules=(
+            Rule(rule_id="reserves", match=Match(actions=("proof_of_control",))),
+            Rule(rule_id="payouts", match=Match(chains=("ethereum",)), max_fee=10**16),
+        )
+    )
     with governed_cluster(tmp_path_factory.mktemp("reserves") / "g", policy) as c:
         yield c
 
@@ -82,3 +89,71 @@ def test_prove_then_verify_with_the_cli_and_the_auditor(
     details = shown["intent"]["transaction"]["details"]
     assert shown["intent"]["transaction"]["kind"] == "proof_of_control"
     assert details["challenge"] == CHALLENGE and details["address"] == eth["address"]
+
+
+def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never_sent(
+    cluster: GovCluster, tmp_path: Path
+) -> None:
+    from eth_account import Account
+
+    d = ("--dir", str(cluster.cd.root))
+    code, w = _cli("wallets", "create", "--chain", "ethereum", "--network", "anvil", *d)
+    assert code == 0, w
+    assert _cli("keys", "presign", w["key_id"], "--count", "2", *d)[0] == 0
+    funded = Account.from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    fees = ("--gas", "21000", "--max-fee", str(30 * 10**9), "--priority-fee", str(2 * 10**9))
+    to = "0x3535353535353535353535353535353535353535"
+    with running_anvil() as url:
+        rpc = EthereumRpc(url)
+        rpc.call("anvil_setBalance", w["address"], hex(10**18))
+        rpc.call("anvil_mine", "0x1")
+        start = rpc.height()
+        deposit = funded.sign_transaction(
+            {"type": 2, "chainId": 31337, "nonce": 0, "to": w["address"], "value": 5 * 10**17,
+             "gas": 21000, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 2 * 10**9}
+        )  # fmt: skip
+        deposit_id = rpc.broadcast(bytes(deposit.raw_transaction))
+        signed = []
+        for nonce in ("0", "1"):
+            code, built = _cli("tx", "build", w["wallet_id"], "--to", to, "--amount", "1234",
+                               "--nonce", nonce, *fees, *d)  # fmt: skip
+            assert code == 0, built
+            payload = tmp_path / f"eth-{nonce}.txt"
+            payload.write_text(built["payload"])
+            code, out = _cli("tx", "sign", w["wallet_id"], "--eth-tx", str(payload),
+                             "--as", "initiator", "--wait", "60", *d)  # fmt: skip
+            assert code == 0 and out["status"] == "signed", out
+            signed.append(out)
+        sent = rpc.broadcast(bytes.fromhex(signed[0]["raw"].removeprefix("0x")))  # [1] never sent
+        end = rpc.height()
+        base = ("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(start),
+                "--to", str(end), "--eth-rpc", url, *d)  # fmt: skip
+        code, report = _cli(*base)
+        assert code == 0, report
+        assert report["opening"] == 10**18 and report["deposits"] == 5 * 10**17
+        assert report["withdrawals"] == 1234 and report["fees"] > 0
+        assert report["closing"] == rpc.balance(w["address"])
+        assert [(ln["kind"], ln["txid"], ln["request_id"]) for ln in report["lines"]] == [
+            ("deposit", deposit_id, ""),
+            ("fee", sent, signed[0]["request_id"]),
+            ("withdrawal", sent, signed[0]["request_id"]),
+        ]
+        assert [(m["kind"], m["request_id"]) for m in report["mismatches"]] == [
+            ("request_not_on_chain", signed[1]["request_id"])
+        ]
+        out_csv = tmp_path / "reconcile.csv"
+        code, written = _cli(*base, "--format", "csv", "--out", str(out_csv))
+        assert code == 0 and written["balances"] is False, written
+        rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+        assert [r["row"] for r in rows] == [
+            "opening",
+            "line",
+            "line",
+            "line",
+            "closing",
+            "mismatch",
+        ]
+        assert rows[-1]["kind"] == "request_not_on_chain"
+        code, bad = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(end),
+                         "--to", str(start), "--eth-rpc", url, *d)  # fmt: skip
+        assert code == 2 and "--from is after --to" in bad["error"]["message"], bad

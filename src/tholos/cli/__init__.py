@@ -413,8 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_wallet_parsers(sub, _common, _client)
 
     from tholos.cli.reserves_cmds import add_parsers as add_reserves_parsers
+    from tholos.cli.reserves_cmds import add_report_parsers
 
     add_reserves_parsers(sub, _common, _client)
+    add_report_parsers(sub, _common, _client)
 
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 

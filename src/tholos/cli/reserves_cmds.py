@@ -179,3 +179,87 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("--inclusion-dir", dest="inclusion_dir", type=Path)
     p.add_argument("--eth-rpc", dest="eth_rpc", help="re-read Ethereum balances at their heights")
     p.set_defaults(fn=verify_cmd)
+
+
+def reconcile_cmd(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
+    from tholos.reserves import ethereum_history
+    from tholos.reserves.reconcile import SignedRequest, reconcile
+
+    cli = _cli()
+    if args.format == "csv" and args.json and not args.out:
+        raise cli.CliError("--format csv prints CSV: give --out FILE to use --json", "usage", 2)
+    if getattr(args, "from") > args.to:
+        raise cli.CliError("--from is after --to", "usage", 2)
+    c = client(args)
+    try:
+        shown = c.get(f"/v1/wallets/{args.wallet}")
+        ref = ref_of(shown)
+        if ref.chain != "ethereum" or not args.eth_rpc:
+            raise cli.CliError(
+                "reconciliation reads history from an Ethereum JSON-RPC node (--eth-rpc); "
+                f"{ref.chain} history has no connector here yet",
+                "usage",
+                2,
+            )
+        signed = c.get("/v1/signing-requests", {"status": "signed", "limit": 1000})["requests"]
+    finally:
+        c.close()
+    from tholos.connectors.ethereum import EthereumRpc
+
+    chain = chain_for("ethereum")
+    assert chain is not None
+    addresses = [chain.address(ref, i).address for i in (args.index or [0])]
+    rpc = EthereumRpc(args.eth_rpc)
+    start, end = getattr(args, "from"), args.to
+    try:
+        moves = ethereum_history.movements(rpc, addresses, start, end)
+        opening = ethereum_history.balance(rpc, addresses, start)
+        closing = ethereum_history.balance(rpc, addresses, end)
+        times = [
+            int(str(rpc.call("eth_getBlockByNumber", hex(h), False)["timestamp"]), 16)
+            for h in (start, end)
+        ]
+    except (ConnectorError, KeyError, TypeError) as exc:
+        raise cli.CliError(f"history: {exc}", "unreachable") from None
+    on_chain = {m.txid.lower() for m in moves}
+    requests = []
+    for s in signed:
+        intent = s.get("intent", {})
+        if intent.get("key_id") != shown["key_id"] or intent.get("chain") != "ethereum":
+            continue
+        q = SignedRequest.from_summary(s, "ETH")
+        if q.txid.lower() in on_chain or times[0] <= int(intent.get("created_at", 0)) <= times[1]:
+            requests.append(q)
+    report = reconcile(ref.wallet_id, "ETH", (start, end), (opening, closing), moves, requests)
+    out = report.as_dict()
+    text = report.as_csv() if args.format == "csv" else json.dumps(out, indent=1) + "\n"
+    if args.out:
+        args.out.write_text(text)
+        return {
+            "out": str(args.out),
+            "balances": report.balances,
+            "lines": len(report.lines),
+            "mismatches": out["mismatches"],
+        }
+    if args.format == "csv":
+        print(text, end="")
+        return {}
+    return out
+
+
+def add_report_parsers(sub: Any, common: Common, client: MakeClient) -> None:
+    """`tholos report reconcile`."""
+    report = sub.add_parser("report", help="reports: reconcile")
+    rsub = report.add_subparsers(dest="action", required=True)
+    p = rsub.add_parser(
+        "reconcile", help="a wallet's opening, deposits, withdrawals, fees, closing over blocks"
+    )
+    common(p)
+    p.add_argument("--wallet", required=True, help="wallet id")
+    p.add_argument("--from", dest="from", type=int, required=True, help="first block height")
+    p.add_argument("--to", type=int, required=True, help="last block height")
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--out", type=Path, help="write the report here")
+    p.add_argument("--index", action="append", type=int, help="address index (repeat; default 0)")
+    p.add_argument("--eth-rpc", dest="eth_rpc", help="Ethereum JSON-RPC URL")
+    p.set_defaults(fn=lambda a: reconcile_cmd(a, client))

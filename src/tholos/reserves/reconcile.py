@@ -103,16 +103,37 @@ class Reconciliation:
         """One row per line, with opening, closing and each mismatch as rows of their own."""
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(["row", "block", "txid", "kind", "asset", "amount", "counterparty",
-                    "request_id", "detail"])  # fmt: skip
+        w.writerow(
+            [
+                "row",
+                "block",
+                "txid",
+                "kind",
+                "asset",
+                "amount",
+                "counterparty",
+                "request_id",
+                "detail",
+            ]
+        )
         w.writerow(["opening", self.from_height, "", "", self.asset, self.opening, "", "", ""])
         for line in self.lines:
-            w.writerow(["line", line["block"], line["txid"], line["kind"], self.asset,
-                        line["amount"], line["counterparty"], line["request_id"], ""])  # fmt: skip
+            w.writerow(
+                [
+                    "line",
+                    line["block"],
+                    line["txid"],
+                    line["kind"],
+                    self.asset,
+                    line["amount"],
+                    line["counterparty"],
+                    line["request_id"],
+                    "",
+                ]
+            )
         w.writerow(["closing", self.to_height, "", "", self.asset, self.closing, "", "", ""])
         for m in self.mismatches:
-            w.writerow(["mismatch", "", m.txid, m.kind, self.asset, "", "", m.request_id,
-                        m.detail])  # fmt: skip
+            w.writerow(["mismatch", "", m.txid, m.kind, self.asset, "", "", m.request_id, m.detail])
         return out.getvalue()
 
 
@@ -137,9 +158,15 @@ def reconcile(
             continue
         request = by_tx.get(m.txid.lower()) if m.kind != "deposit" else None
         r.lines.append(
-            {"block": m.block, "txid": m.txid, "kind": m.kind, "amount": m.amount,
-             "counterparty": m.counterparty, "request_id": request.request_id if request else ""}
-        )  # fmt: skip
+            {
+                "block": m.block,
+                "txid": m.txid,
+                "kind": m.kind,
+                "amount": m.amount,
+                "counterparty": m.counterparty,
+                "request_id": request.request_id if request else "",
+            }
+        )
         if m.kind == "withdrawal":
             moved[m.txid.lower()] = moved.get(m.txid.lower(), 0) + m.amount
         if m.kind != "deposit" and request is None and m.txid not in unrequested:
@@ -149,22 +176,30 @@ def reconcile(
                     "unrequested_movement",
                     f"{m.kind} of {m.amount} from {m.address} with no signed request",
                     txid=m.txid,
-                )  # fmt: skip
+                )
             )
     on_chain = {line["txid"].lower() for line in r.lines}
     for q in requests:
         if not q.txid or q.txid.lower() not in on_chain:
             r.mismatches.append(
-                Mismatch("request_not_on_chain",
-                         f"signed request {q.request_id} has no transaction in blocks "
-                         f"{period[0] + 1}..{period[1]}", txid=q.txid, request_id=q.request_id)
-            )  # fmt: skip
+                Mismatch(
+                    "request_not_on_chain",
+                    f"signed request {q.request_id} has no transaction in blocks "
+                    f"{period[0] + 1}..{period[1]}",
+                    txid=q.txid,
+                    request_id=q.request_id,
+                )
+            )
         elif moved.get(q.txid.lower(), 0) != q.amount:
             r.mismatches.append(
-                Mismatch("amount_differs",
-                         f"request {q.request_id} declared {q.amount}, its transaction moved "
-                         f"{moved.get(q.txid.lower(), 0)}", txid=q.txid, request_id=q.request_id)
-            )  # fmt: skip
+                Mismatch(
+                    "amount_differs",
+                    f"request {q.request_id} declared {q.amount}, its transaction moved "
+                    f"{moved.get(q.txid.lower(), 0)}",
+                    txid=q.txid,
+                    request_id=q.request_id,
+                )
+            )
     expected = r.opening + r.total("deposit") - r.total("withdrawal") - r.total("fee")
     if expected != r.closing:
         r.mismatches.append(
@@ -172,6 +207,6 @@ def reconcile(
                 "unexplained_balance",
                 f"opening + deposits - withdrawals - fees = {expected}, closing is "
                 f"{r.closing} (difference {r.closing - expected})",
-            )  # fmt: skip
+            )
         )
     return r
