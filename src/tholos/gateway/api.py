@@ -25,6 +25,7 @@ from tholos.gateway import (
     console,
     http_errors,
     key_lifecycle,
+    monitoring_api,
     openapi,
     repair,
     scheme_routes,
@@ -371,6 +372,7 @@ def create_app(
     app.include_router(repair.router, responses=KEY_ERRORS)
     app.include_router(committee.router, responses=KEY_ERRORS)
     app.include_router(wallets.router)
+    app.include_router(monitoring_api.router)
     app.include_router(key_lifecycle.router, responses=KEY_ERRORS)
     console.install(app)  # the web console at /console (gateway/console/)
     openapi.install(app)
