@@ -418,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_reserves_parsers(sub, _common, _client)
     add_report_parsers(sub, _common, _client)
 
+    from tholos.cli.monitoring_cmds import add_parsers as add_monitoring_parsers
+
+    add_monitoring_parsers(sub, _common, _client)
+
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)
