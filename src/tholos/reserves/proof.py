@@ -165,7 +165,8 @@ def verify(doc: Mapping[str, Any], inclusion: Sequence[Mapping[str, Any]] = ()) 
             report.addresses.append({"address": key[2], "chain": key[0], "ok": True})
         except ProofError as exc:
             report.errors.append(f"{where}: {exc}")
-            report.addresses.append({"address": str(entry.get("address", "")), "ok": False})
+            shown = entry.get("address", "") if isinstance(entry, dict) else ""
+            report.addresses.append({"address": str(shown), "ok": False})
     claimed = doc.get("reserves")
     if claimed != dict(sorted(reserves.items())):
         report.errors.append(f"reserves {claimed} are not the sum of the balances {reserves}")
