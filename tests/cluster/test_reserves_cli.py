@@ -8,17 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import wait_until
 from tests.cluster.test_governance import GovCluster
 from tests.cluster.test_governed_chains import _cli, governed_cluster
 from tests.engines import running_anvil
 from tests.reserves.test_proof_governed import _audit
 from tholos.connectors.ethereum import EthereumRpc
-from tholos.governance import Match, Policy, Rule
+from tholos.governance import ApprovalRequirement, Match, Policy, Rule
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -29,7 +32,11 @@ CHALLENGE = "cli-audit 2026-12-03 5e2b"
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
     policy = Policy(
         rules=(
-            Rule(rule_id="reserves", match=Match(actions=("proof_of_control",))),
+            Rule(
+                rule_id="reserves",
+                match=Match(actions=("proof_of_control",)),
+                approvals=(ApprovalRequirement(group="treasury", count=1),),
+            ),
             Rule(rule_id="payouts", match=Match(chains=("ethereum",)), max_fee=10**16),
         )
     )
@@ -59,8 +66,42 @@ def test_prove_then_verify_with_the_cli_and_the_auditor(
         code, out = _cli(*base)
         assert code == 2 and "no connector for bitcoin" in out["error"]["message"], out
         assert not proof.exists()
-        code, out = _cli(*base, "--wallet", eth["wallet_id"], "--index", "0", "--index", "1")
-        assert code == 0, out
+        # Both requests are submitted first, then approved by treasury while prove waits.
+        proving = subprocess.Popen(
+            [sys.executable, "-m", "tholos", *base, "--wallet", eth["wallet_id"],
+             "--index", "0", "--index", "1", "--json"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            approved: set[str] = set()
+            seen: dict[str, str] = {}
+
+            def approve_what_waits() -> bool:
+                """Approve each proof request once it awaits approval (as treasury would)."""
+                if proving.poll() is not None:
+                    pytest.fail(f"prove ended early: {proving.communicate()[0]}")
+                for r in cluster.get("/v1/signing-requests")["requests"]:
+                    rid = r["request_id"]
+                    kind = (r["intent"].get("transaction") or {}).get("kind")
+                    seen[rid] = r["status"]
+                    waits = kind == "proof_of_control" and r["status"] == "awaiting-approval"
+                    if waits and rid not in approved:
+                        code, out = _cli("requests", "approve", rid, "--as", "approver-1", *d)
+                        assert code == 0, out
+                        approved.add(rid)
+                return len(approved) == 2
+
+            try:
+                wait_until(approve_what_waits, 240, "both proof requests approved")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; requests seen: {seen}") from None
+            stdout, _ = proving.communicate(timeout=300)
+        finally:
+            if proving.poll() is None:
+                proving.kill()
+                proving.wait()
+        assert proving.returncode == 0, stdout
+        out = json.loads(stdout)
         assert out["addresses"] == 2 and out["customers"] == 2
         assert out["reserves"] == {"ETH": 5 * 10**18}
         doc = json.loads(proof.read_text())
@@ -79,6 +120,8 @@ def test_prove_then_verify_with_the_cli_and_the_auditor(
         code, bad = _cli("reserves", "verify", str(tampered), "--eth-rpc", url)
         assert code == 1 and bad["error"]["code"] == "proof_invalid", bad
         assert "the proof states" in bad["error"]["message"]
+    code, none = _cli("webhooks", "list", *d)  # this gateway runs no connectors
+    assert code == 1 and none["error"]["code"] == "no_monitor", none
     customers = sorted(Path(out["inclusion_dir"]).iterdir())
     audited = _audit(proof, *customers)
     assert audited.returncode == 0, audited.stdout + audited.stderr

@@ -61,8 +61,9 @@ def _all_wallets(c: Client) -> list[dict[str, Any]]:
 
 
 def prove_cmd(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
+    from tholos.chains import proof_of_control
     from tholos.cli.governance_cmds import _key
-    from tholos.cli.tx_sign import REFUSED, submit
+    from tholos.cli.tx_sign import PENDING, POLL_SECONDS, REFUSED, submit
     from tholos.reserves.control import ProofError
     from tholos.reserves.liabilities import LiabilityError, build_trees, read_csv
     from tholos.reserves.proof import write_inclusion_proofs
@@ -92,23 +93,38 @@ def prove_cmd(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
         indexes = args.index or [0]
         targets = [Target(r, i) for r in refs for i in (indexes if r.chain != "solana" else [0])]
 
-        async def sign(ref: WalletRef, payload: bytes) -> Signed:
-            chain = chain_for(ref.chain)
+        # Every request first, so that approvers (where the policy wants them) see them all
+        # at once; then each is awaited in turn.
+        submitted: dict[tuple[str, bytes], str] = {}
+        for t in targets:
+            chain = chain_for(t.wallet.chain)
             assert chain is not None
-            parsed = chain.parse(ref, payload)
+            payload = proof_of_control.envelope(args.challenge, t.index, change=t.change)
+            try:
+                parsed = chain.parse(t.wallet, payload)
+            except ChainError as exc:
+                raise cli.CliError(f"{t.wallet.wallet_id}: {exc}", "refused") from None
             state = submit(
-                c, by_id[ref.wallet_id], parsed, payload, who, key, "proof of reserves",
-                args.expires_in, args.wait,
+                c, by_id[t.wallet.wallet_id], parsed, payload, who, key, "proof of reserves",
+                args.expires_in,
             )  # fmt: skip
+            submitted[(t.wallet.wallet_id, payload)] = str(state["request_id"])
+        deadline = time.monotonic() + args.wait
+
+        async def sign(ref: WalletRef, payload: bytes) -> Signed:
+            rid = submitted[(ref.wallet_id, payload)]
+            state = c.get(f"/v1/signing-requests/{rid}")
+            while state["status"] in PENDING and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+                state = c.get(f"/v1/signing-requests/{rid}")
             if state["status"] != "signed":
                 why = state.get("error") or json.dumps(state.get("refusals", {}))
                 code = "refused" if state["status"] in REFUSED else "not_signed"
                 raise cli.CliError(
-                    f"proof of control for {ref.wallet_id}: request {state['request_id']} "
-                    f"{state['status']}: {why}",
+                    f"proof of control for {ref.wallet_id}: request {rid} {state['status']}: {why}",
                     code,
                 )
-            return Signed(str(state["request_id"]), state["transaction"])
+            return Signed(rid, state["transaction"])
 
         try:
             doc = asyncio.run(
@@ -170,7 +186,9 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("--as", dest="as_user", help="initiator user id (key file D/users/USER.key)")
     p.add_argument("--key-file", type=Path, help="the initiator's Ed25519 key file (hex seed)")
     p.add_argument("--expires-in", dest="expires_in", type=int, default=3600, help="seconds")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait per signature")
+    p.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to wait for every signature (approvals)"
+    )
     p.set_defaults(fn=lambda a: prove_cmd(a, client))
     p = rsub.add_parser("verify", help="check a proof of reserves standalone")
     common(p, cluster=False)
