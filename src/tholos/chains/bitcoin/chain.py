@@ -9,6 +9,9 @@ is a transfer. Sighashes are computed with embit restricted to SIGHASH_DEFAULT /
 known faults (SIGHASH_SINGLE, ANYONECANPAY) are in the types this module refuses, and the tests
 check every sighash against python-bitcointx and the BIP341 vectors (bitcointx itself needs
 ~0.9 ms to build a 2-in/2-out transaction object, more than the whole parse budget).
+
+A JSON payload is a proof-of-reserves envelope (`chains/proof_of_control.py`): the node signs a
+BIP322 "simple" proof of control of the address it derives (`bip322.py`).
 """
 
 from __future__ import annotations
