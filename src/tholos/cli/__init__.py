@@ -417,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_outbox_parsers(sub, tx_sub, _common, _client, _cluster_dir)
 
+    from tholos.cli.reserves_cmds import add_parsers as add_reserves_parsers
+    from tholos.cli.reserves_cmds import add_report_parsers
+
+    add_reserves_parsers(sub, _common, _client)
+    add_report_parsers(sub, _common, _client)
+
+    from tholos.cli.monitoring_cmds import add_parsers as add_monitoring_parsers
+
+    add_monitoring_parsers(sub, _common, _client)
+
     from tholos.cli.repair_cmds import add_parsers as add_repair_parsers
 
     add_repair_parsers(ksub, _common, _client)

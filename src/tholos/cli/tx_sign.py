@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tholos.chains.base import ChainError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tholos.chains.base import ChainError, ParsedTransaction
 from tholos.chains.registry import chain_for
 from tholos.chains.wallet_kinds import ref_of
 from tholos.cli.payloads import payload_arguments, read_payload, refused, usage
@@ -32,9 +34,7 @@ MakeClient = Callable[[argparse.Namespace], Client]
 
 
 def tx_sign(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
-    from tholos.cli.governance_cmds import _current, _key
-    from tholos.governance import Intent, new_request
-    from tholos.governance.transactions import declare
+    from tholos.cli.governance_cmds import _key
 
     if args.expires_in < 1:
         raise usage("--expires-in is in seconds, at least 1")
@@ -53,28 +53,19 @@ def tx_sign(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
             raise refused(exc) from None
         if not parsed.targets:
             raise refused(ChainError("the transaction needs no signature from this wallet"))
-        cluster_id = _current(c).document.cluster_id
         who, key = _key(args)
-        now = int(time.time())
-        intent = Intent(
-            request_id=args.request_id or secrets.token_hex(12),
-            initiator=who,
-            key_id=str(shown["key_id"]),
-            chain=ref.chain,
-            memo=args.memo,
-            created_at=now,
-            expires_at=now + args.expires_in,
-            transaction=declare(parsed.intent, ref.address_type),
+        state = submit(
+            c,
+            shown,
+            parsed,
+            payload,
+            who,
+            key,
+            args.memo,
+            args.expires_in,
+            args.wait,
+            request_id=args.request_id,
         )
-        req = new_request(cluster_id, intent, payload, key)
-        state: dict[str, Any] = c.post(
-            "/v1/signing-requests", {"request": req.model_dump(mode="json"), "approvals": []}
-        )
-        if args.wait:
-            deadline = time.monotonic() + args.wait
-            while state["status"] in PENDING and time.monotonic() < deadline:
-                time.sleep(POLL_SECONDS)
-                state = c.get(f"/v1/signing-requests/{intent.request_id}")
     finally:
         c.close()
     out = result(ref.wallet_id, parsed.intent.as_dict(), state)
@@ -84,6 +75,49 @@ def tx_sign(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
         why = out.get("error") or json.dumps(out.get("refusals", {}))
         raise CliError(f"request {out['request_id']} {out['status']}: {why}", "refused", **out)
     return out
+
+
+def submit(
+    c: Client,
+    shown: dict[str, Any],
+    parsed: ParsedTransaction,
+    payload: bytes,
+    who: str,
+    key: Ed25519PrivateKey,
+    memo: str = "",
+    expires_in: int = 3600,
+    wait: float | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Declare `parsed` (this client's parse of `payload`) in a request signed by `who`, submit
+    it and, with `wait`, poll until it is no longer pending; the request's state. `request_id`:
+    one given ahead (e.g. the one an Ethereum nonce was allocated to), else a fresh one."""
+    from tholos.cli.governance_cmds import _current
+    from tholos.governance import Intent, new_request
+    from tholos.governance.transactions import declare
+
+    cluster_id = _current(c).document.cluster_id
+    now = int(time.time())
+    intent = Intent(
+        request_id=request_id or secrets.token_hex(12),
+        initiator=who,
+        key_id=str(shown["key_id"]),
+        chain=str(shown["chain"]),
+        memo=memo,
+        created_at=now,
+        expires_at=now + expires_in,
+        transaction=declare(parsed.intent, str(shown["address_type"])),
+    )
+    req = new_request(cluster_id, intent, payload, key)
+    state: dict[str, Any] = c.post(
+        "/v1/signing-requests", {"request": req.model_dump(mode="json"), "approvals": []}
+    )
+    if wait:
+        deadline = time.monotonic() + wait
+        while state["status"] in PENDING and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            state = c.get(f"/v1/signing-requests/{intent.request_id}")
+    return state
 
 
 def result(wallet_id: str, intent: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tholos.gateway import (
     console,
     http_errors,
     key_lifecycle,
+    monitoring_api,
     openapi,
     repair,
     scheme_routes,
@@ -376,6 +377,7 @@ def create_app(
     from tholos.gateway.outbox_api import router as outbox_router
 
     app.include_router(outbox_router)  # the chain outbox and ethereum nonces
+    app.include_router(monitoring_api.router)
     app.include_router(key_lifecycle.router, responses=KEY_ERRORS)
     console.install(app)  # the web console at /console (gateway/console/)
     openapi.install(app)

@@ -12,7 +12,8 @@ Adding a rule can therefore never weaken an existing one (no shadowing as with f
 A chain transaction is judged item by item (every transfer, authorisation and contract call the
 node derived from it, see transactions.py): each item must be allowed as above. A rule covers only
 plain transfers unless its `match.actions` names others (`approve`, `permit`, `transfer_from`,
-`contract_creation`, `contract_call`), and a contract call passes only a rule whose
+`contract_creation`, `contract_call`, `proof_of_control`: a proof-of-reserves signature, whose
+destination is the address proven), and a contract call passes only a rule whose
 `allowed_calls` lists its contract (any selector) or `contract:0xselector`.
 """
 

@@ -80,7 +80,7 @@ class TransactionIntent(Model):
 
     network: Annotated[str, Field(min_length=1, max_length=64)]
     address_type: Annotated[str, Field(min_length=1, max_length=32)]
-    kind: Literal["transaction", "typed_data", "message"]
+    kind: Literal["transaction", "typed_data", "message", "proof_of_control"]
     transfers: tuple[TransferIntent, ...] = ()
     change: tuple[TransferIntent, ...] = ()
     fee: BaseUnits = 0

@@ -78,6 +78,7 @@ class PolicyItem:
     destination: str
     amount: int
     action: str  # transfer | transfer_from | approve | permit | contract_creation | contract_call
+    #              | proof_of_control (a proof-of-reserves signature over the node's own text)
     call: str = ""  # "contract" or "contract:0xselector" for contract calls
 
 
@@ -86,6 +87,9 @@ def policy_items(intent: Intent) -> list[PolicyItem]:
     tx = intent.transaction
     if tx is None:
         return [PolicyItem("intent", intent.asset, intent.destination, intent.amount, "transfer")]
+    if tx.kind == "proof_of_control":  # moves nothing; allowed only by a rule naming the action
+        address = str(tx.details.get("address", ""))
+        return [PolicyItem("transaction", "", address, 0, "proof_of_control")]
     items = [
         PolicyItem(f"transaction.transfers[{i}]", t.asset, t.to, t.amount, t.action)
         for i, t in enumerate(tx.transfers)

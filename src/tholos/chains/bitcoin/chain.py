@@ -9,6 +9,9 @@ is a transfer. Sighashes are computed with embit restricted to SIGHASH_DEFAULT /
 known faults (SIGHASH_SINGLE, ANYONECANPAY) are in the types this module refuses, and the tests
 check every sighash against python-bitcointx and the BIP341 vectors (bitcointx itself needs
 ~0.9 ms to build a 2-in/2-out transaction object, more than the whole parse budget).
+
+A JSON payload is a proof-of-reserves envelope (`chains/proof_of_control.py`): the node signs a
+BIP322 "simple" proof of control of the address it derives (`bip322.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from coincurve import PublicKey, PublicKeyXOnly
 from embit.script import Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput
 
+from tholos.chains import proof_of_control
 from tholos.chains.base import (
     AddressInfo,
     ChainError,
@@ -31,6 +35,7 @@ from tholos.chains.base import (
     Transfer,
     WalletRef,
 )
+from tholos.chains.bitcoin import bip322
 from tholos.chains.bitcoin.fields import PsbtFields, check_points, read_psbt
 from tholos.chains.bitcoin.psbt import IN_REQUIRED_LOCKTIMES, TAP_KEY_SIG, load_psbt
 from tholos.chains.bitcoin.sighash import bip143_p2wpkh, bip341_key_path
@@ -270,12 +275,16 @@ class BitcoinChain:
         )
 
     def parse(self, wallet: WalletRef, payload: bytes) -> ParsedTransaction:
+        if proof_of_control.is_envelope(payload):
+            return _proof(wallet, payload)[0]
         a = _analyse(wallet, payload)
         return ParsedTransaction(intent=a.intent, targets=a.targets)
 
     def finalize(
         self, wallet: WalletRef, payload: bytes, signatures: Sequence[bytes]
     ) -> SignedTransaction:
+        if proof_of_control.is_envelope(payload):
+            return _proof_signature(wallet, payload, signatures)
         a = _analyse(wallet, payload)
         if len(signatures) != len(a.targets):
             raise ChainError(
@@ -310,6 +319,47 @@ class BitcoinChain:
             txid=signed.txid().hex(),
             extra={"psbt": psbt.to_base64()},
         )
+
+
+def _proof(wallet: WalletRef, payload: bytes) -> tuple[ParsedTransaction, ChildKey]:
+    """A BIP322 proof of control of the wallet's address named by the envelope."""
+    request = proof_of_control.decode(payload, allow_change=True)
+    key = wallet_key(wallet)
+    child = key.child(CHANGE if request.change else 0, request.index)
+    address = key.address(child.script)
+    text = proof_of_control.message_text("bitcoin", key.network, address, request.challenge)
+    digest = bip322.sighash(child.script, text.encode())
+    intent = DerivedIntent(
+        chain="bitcoin",
+        network=key.network,
+        kind=proof_of_control.INTENT_KIND,
+        details=proof_of_control.details(
+            bip322.FORMAT, address, child.path, request.index, request.challenge, text
+        ),
+    )
+    target = SigningTarget(message=digest, path=child.path, taproot=key.taproot)
+    return ParsedTransaction(intent, (target,)), child
+
+
+def _proof_signature(
+    wallet: WalletRef, payload: bytes, signatures: Sequence[bytes]
+) -> SignedTransaction:
+    """The BIP322 simple signature: to_sign's witness, checked under the address's key."""
+    parsed, child = _proof(wallet, payload)
+    if len(signatures) != 1:
+        raise ChainError(f"one signature expected, got {len(signatures)}", field="signatures")
+    (target,) = parsed.targets
+    sig = bytes(signatures[0])
+    if wallet_key(wallet).taproot:
+        witness = Witness([_taproot_witness(0, sig, target, child)])
+    else:
+        witness = Witness([_ecdsa_der(0, sig, target, child), child.public_key])
+    address = str(parsed.intent.details["address"])
+    return SignedTransaction(
+        raw=witness.serialize(),
+        encoding="base64",
+        extra={"address": address, "format": bip322.FORMAT},
+    )
 
 
 def _embit_key(sec: bytes) -> Any:

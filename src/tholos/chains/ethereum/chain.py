@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import rlp
 
+from tholos.chains import proof_of_control
 from tholos.chains.base import (
     AddressInfo,
     ChainError,
@@ -174,6 +175,24 @@ class Ethereum:
                 kind="typed_data",
                 transfers=transfers,
                 details=details,
+            )
+        elif request.kind == "proof_of_reserves":
+            address = checksum_address(sender)
+            text = proof_of_control.message_text(CHAIN, network, address, request.body)
+            digest = _personal_message_digest(text.encode())
+            details = {
+                **base,
+                **proof_of_control.details(
+                    "eip191",
+                    address,
+                    address_path(request.index),
+                    request.index,
+                    request.body,
+                    text,
+                ),
+            }
+            intent = DerivedIntent(
+                chain=CHAIN, network=network, kind=proof_of_control.INTENT_KIND, details=details
             )
         else:
             message: bytes = request.body

@@ -7,6 +7,8 @@ Two forms (the first byte tells them apart; transaction types are < 0x7f or >= 0
     {"kind": "transaction", "index": 3, "transaction": "0x02f8..."}
     {"kind": "eip712", "index": 0, "typed_data": {"types": ..., "primaryType": ..., "domain": ..., "message": ...}}
     {"kind": "eip191", "index": 0, "message_hex": "0x..."}   (personal_sign, version 0x45)
+    {"kind": "proof_of_reserves", "index": 0, "challenge": "..."}   (`chains/proof_of_control.py`:
+        the node writes the text itself and signs it with EIP-191 personal_sign)
   with an optional "from": the EIP-55 address the requester expects; the node refuses when its own
   derivation of `m/0/index` gives another address. The index is the only thing the node takes on
   trust from the request, and the address it implies is shown in the intent (`details.from`).
@@ -20,15 +22,21 @@ from typing import Any
 
 from tholos.chains.base import ChainError
 from tholos.chains.ethereum.wallet import check_index, parse_address
+from tholos.chains.proof_of_control import check_challenge
 
 MAX_ENVELOPE_BYTES = 512 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024
-_BODY = {"transaction": "transaction", "eip712": "typed_data", "eip191": "message_hex"}
+_BODY = {
+    "transaction": "transaction",
+    "eip712": "typed_data",
+    "eip191": "message_hex",
+    "proof_of_reserves": "challenge",
+}
 
 
 @dataclass(frozen=True)
 class Request:
-    kind: str  # transaction | eip712 | eip191
+    kind: str  # transaction | eip712 | eip191 | proof_of_reserves
     index: int
     body: Any  # transaction bytes, typed-data object, message bytes
     sender: bytes | None = None  # the address the requester expects, if it said
@@ -73,7 +81,7 @@ def decode_payload(payload: bytes) -> Request:
         raise ChainError("a JSON object", field="payload")
     kind = obj.get("kind")
     if kind not in _BODY:
-        raise ChainError("kind is transaction, eip712 or eip191", field="kind")
+        raise ChainError("kind is transaction, eip712, eip191 or proof_of_reserves", field="kind")
     body_key = _BODY[kind]
     allowed = {"kind", "index", body_key, "from"}
     if not {"kind", "index", body_key} <= set(obj) or not set(obj) <= allowed:
@@ -91,6 +99,8 @@ def decode_payload(payload: bytes) -> Request:
         body = _hex(body, "message_hex")
         if len(body) > MAX_MESSAGE_BYTES:
             raise ChainError(f"longer than {MAX_MESSAGE_BYTES} bytes", field="message_hex")
+    elif kind == "proof_of_reserves":
+        body = check_challenge(body)
     return Request(kind=kind, index=index, body=body, sender=sender)
 
 

@@ -11,7 +11,8 @@ the network is what the approved intent says. A recent blockhash pins a cluster 
 (it exists on one cluster and expires after ~150 blocks); a durable-nonce transaction (first
 instruction AdvanceNonceAccount, shown as `details["durable_nonce_account"]`) never expires.
 
-What `parse` accepts: a wire transaction (raw bytes, or base64 text of them), legacy or v0 message
+What `parse` accepts: a proof-of-reserves envelope (`chains/proof_of_control.py`: the node signs
+its own text as a Solana off-chain message, version 0, `offchain.py`), or a wire transaction (raw bytes, or base64 text of them), legacy or v0 message
 without address lookup tables, whose wallet signature slot is empty. Other signers may sign before
 or after the wallet; they are listed in `details["co_signers"]` (and `co_signers_signed` for slots
 already filled, which the node does not verify: the cluster does). The fee is an upper bound: 5000

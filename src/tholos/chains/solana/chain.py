@@ -10,6 +10,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from solders.pubkey import Pubkey
 
+from tholos.chains import proof_of_control
 from tholos.chains.base import (
     AddressInfo,
     ChainError,
@@ -21,7 +22,7 @@ from tholos.chains.base import (
     Transfer,
     WalletRef,
 )
-from tholos.chains.solana import programs, wire
+from tholos.chains.solana import offchain, programs, wire
 
 NETWORKS = frozenset(("mainnet-beta", "devnet", "testnet", "localnet"))
 LAMPORTS_PER_SIGNATURE = 5000
@@ -75,6 +76,8 @@ class Solana:
         return AddressInfo(address=str(key), index=0, path="m", public_key=wallet.public_key)
 
     def parse(self, wallet: WalletRef, payload: bytes) -> ParsedTransaction:
+        if proof_of_control.is_envelope(payload):
+            return _proof(wallet, payload)
         tx, _ = self._decode(wallet, payload)
         return ParsedTransaction(
             intent(wallet, tx), (SigningTarget(message=tx.message_bytes, path="m"),)
@@ -83,20 +86,15 @@ class Solana:
     def finalize(
         self, wallet: WalletRef, payload: bytes, signatures: Sequence[bytes]
     ) -> SignedTransaction:
+        if proof_of_control.is_envelope(payload):
+            (target,) = _proof(wallet, payload).targets
+            sig = _checked_signature(wallet, target.message, signatures)
+            return SignedTransaction(
+                raw=sig, encoding="hex", extra={"address": str(wallet_key(wallet))}
+            )
         tx, slot = self._decode(wallet, payload)
         intent(wallet, tx)  # refuses exactly what parse refuses
-        if len(signatures) != 1:
-            raise ChainError(f"one signature expected, got {len(signatures)}", field="signatures")
-        sig = bytes(signatures[0])
-        if len(sig) != 64:
-            raise ChainError("an ed25519 signature is 64 bytes", field="signatures[0]")
-        try:
-            VerifyKey(wallet.public_key).verify(tx.message_bytes, sig)
-        except (BadSignatureError, ValueError):
-            raise ChainError(
-                "the signature does not verify under the wallet key over this message",
-                field="signatures[0]",
-            ) from None
+        sig = _checked_signature(wallet, tx.message_bytes, signatures)
         signed = tx.with_signature(slot, sig)
         first = bytes(signed.signatures[0])
         # The txid is the first (fee payer's) signature; unknown while that slot is empty.
@@ -119,6 +117,37 @@ class Solana:
                 "the wallet's signature slot is not empty", field=f"signatures[{slot}]"
             )
         return tx, slot
+
+
+def _checked_signature(wallet: WalletRef, message: bytes, signatures: Sequence[bytes]) -> bytes:
+    if len(signatures) != 1:
+        raise ChainError(f"one signature expected, got {len(signatures)}", field="signatures")
+    sig = bytes(signatures[0])
+    if len(sig) != 64:
+        raise ChainError("an ed25519 signature is 64 bytes", field="signatures[0]")
+    try:
+        VerifyKey(wallet.public_key).verify(message, sig)
+    except (BadSignatureError, ValueError):
+        raise ChainError(
+            "the signature does not verify under the wallet key over this message",
+            field="signatures[0]",
+        ) from None
+    return sig
+
+
+def _proof(wallet: WalletRef, payload: bytes) -> ParsedTransaction:
+    """A proof of control of the wallet's account, as a Solana off-chain message (version 0)."""
+    key = wallet_key(wallet)
+    request = proof_of_control.decode(payload)
+    if request.index != 0:
+        raise ChainError("a solana wallet has one address (index 0)", field="index")
+    address = str(key)
+    text = proof_of_control.message_text("solana", wallet.network, address, request.challenge)
+    details = proof_of_control.details(offchain.FORMAT, address, "m", 0, request.challenge, text)
+    intent = DerivedIntent(
+        chain="solana", network=wallet.network, kind=proof_of_control.INTENT_KIND, details=details
+    )
+    return ParsedTransaction(intent, (SigningTarget(offchain.serialize(text.encode()), "m"),))
 
 
 def intent(wallet: WalletRef, tx: wire.WireTransaction) -> DerivedIntent:

@@ -1,0 +1,202 @@
+"""`tholos reserves prove`, `tholos reserves verify` and `tholos report reconcile` against a governed cluster of real
+processes and anvil: the nodes sign proof-of-control envelopes the policy allows (action
+`proof_of_control`), the balance is anvil's at the stated block, and the proof passes the CLI's
+standalone check and the auditor's script (eth-account, embit, PyNaCl only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import wait_until
+from tests.cluster.test_governance import GovCluster
+from tests.cluster.test_governed_chains import _cli, governed_cluster
+from tests.engines import running_anvil
+from tests.reserves.test_proof_governed import _audit
+from tholos.connectors.ethereum import EthereumRpc
+from tholos.governance import ApprovalRequirement, Match, Policy, Rule
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+CHALLENGE = "cli-audit 2026-12-03 5e2b"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
+    policy = Policy(
+        rules=(
+            Rule(
+                rule_id="reserves",
+                match=Match(actions=("proof_of_control",)),
+                approvals=(ApprovalRequirement(group="treasury", count=1),),
+            ),
+            Rule(rule_id="payouts", match=Match(chains=("ethereum",)), max_fee=10**16),
+        )
+    )
+    with governed_cluster(tmp_path_factory.mktemp("reserves") / "g", policy) as c:
+        yield c
+
+
+def test_prove_then_verify_with_the_cli_and_the_auditor(
+    cluster: GovCluster, tmp_path: Path
+) -> None:
+    d = ("--dir", str(cluster.cd.root))
+    code, eth = _cli("wallets", "create", "--chain", "ethereum", "--network", "anvil", *d)
+    assert code == 0, eth
+    code, out = _cli("keys", "presign", eth["key_id"], "--count", "2", *d)
+    assert code == 0, out
+    code, btc = _cli("wallets", "create", "--chain", "bitcoin", "--network", "regtest", *d)
+    assert code == 0, btc
+    csv = tmp_path / "liabilities.csv"
+    csv.write_text("customer_id,asset,amount\nalice,ETH,4000000000000000000\nbob,ETH,1\n")
+    proof = tmp_path / "proof.json"
+    with running_anvil() as url:
+        rpc = EthereumRpc(url)
+        rpc.call("anvil_setBalance", eth["address"], hex(5 * 10**18))
+        base = ("reserves", "prove", "--challenge", CHALLENGE, "--liabilities", str(csv),
+                "--out", str(proof), "--eth-rpc", url, "--as", "initiator", *d)  # fmt: skip
+        # every wallet: the bitcoin one has no connector here; refused before anything is signed
+        code, out = _cli(*base)
+        assert code == 2 and "no connector for bitcoin" in out["error"]["message"], out
+        assert not proof.exists()
+        # Both requests are submitted first, then approved by treasury while prove waits.
+        proving = subprocess.Popen(
+            [sys.executable, "-m", "tholos", *base, "--wallet", eth["wallet_id"],
+             "--index", "0", "--index", "1", "--json"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            approved: set[str] = set()
+            seen: dict[str, str] = {}
+
+            def approve_what_waits() -> bool:
+                """Approve each proof request once it awaits approval (as treasury would)."""
+                if proving.poll() is not None:
+                    pytest.fail(f"prove ended early: {proving.communicate()[0]}")
+                for r in cluster.get("/v1/signing-requests")["requests"]:
+                    rid = r["request_id"]
+                    kind = (r["intent"].get("transaction") or {}).get("kind")
+                    seen[rid] = r["status"]
+                    waits = kind == "proof_of_control" and r["status"] == "awaiting-approval"
+                    if waits and rid not in approved:
+                        code, out = _cli("requests", "approve", rid, "--as", "approver-1", *d)
+                        assert code == 0, out
+                        approved.add(rid)
+                return len(approved) == 2
+
+            try:
+                wait_until(approve_what_waits, 240, "both proof requests approved")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; requests seen: {seen}") from None
+            stdout, _ = proving.communicate(timeout=300)
+        finally:
+            if proving.poll() is None:
+                proving.kill()
+                proving.wait()
+        assert proving.returncode == 0, stdout
+        out = json.loads(stdout)
+        assert out["addresses"] == 2 and out["customers"] == 2
+        assert out["reserves"] == {"ETH": 5 * 10**18}
+        doc = json.loads(proof.read_text())
+        assert {a["format"] for a in doc["addresses"]} == {"eip191"}
+        assert all(a["request_id"] for a in doc["addresses"])
+        code, report = _cli(
+            "reserves", "verify", str(proof), "--inclusion-dir", out["inclusion_dir"],
+            "--eth-rpc", url,
+        )  # fmt: skip
+        assert code == 0 and report["ok"] and len(report["inclusion"]) == 2, report
+        # the stated balance re-read at its block: a changed figure is found
+        doc["addresses"][0]["balance"]["amount"] += 1
+        doc["reserves"]["ETH"] += 1
+        tampered = tmp_path / "tampered.json"
+        tampered.write_text(json.dumps(doc))
+        code, bad = _cli("reserves", "verify", str(tampered), "--eth-rpc", url)
+        assert code == 1 and bad["error"]["code"] == "proof_invalid", bad
+        assert "the proof states" in bad["error"]["message"]
+    code, none = _cli("webhooks", "list", *d)  # this gateway runs no connectors
+    assert code == 1 and none["error"]["code"] == "no_monitor", none
+    customers = sorted(Path(out["inclusion_dir"]).iterdir())
+    audited = _audit(proof, *customers)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    # the requests the nodes signed show what they were: challenge and address
+    shown = cluster.get(
+        f"/v1/signing-requests/{json.loads(proof.read_text())['addresses'][0]['request_id']}"
+    )
+    details = shown["intent"]["transaction"]["details"]
+    assert shown["intent"]["transaction"]["kind"] == "proof_of_control"
+    assert details["challenge"] == CHALLENGE and details["address"] == eth["address"]
+
+
+def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never_sent(
+    cluster: GovCluster, tmp_path: Path
+) -> None:
+    from eth_account import Account
+
+    d = ("--dir", str(cluster.cd.root))
+    code, w = _cli("wallets", "create", "--chain", "ethereum", "--network", "anvil", *d)
+    assert code == 0, w
+    assert _cli("keys", "presign", w["key_id"], "--count", "2", *d)[0] == 0
+    funded = Account.from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    fees = ("--gas", "21000", "--max-fee", str(30 * 10**9), "--priority-fee", str(2 * 10**9))
+    to = "0x3535353535353535353535353535353535353535"
+    with running_anvil() as url:
+        rpc = EthereumRpc(url)
+        rpc.call("anvil_setBalance", w["address"], hex(10**18))
+        rpc.call("anvil_mine", "0x1")
+        start = rpc.height()
+        deposit = funded.sign_transaction(
+            {"type": 2, "chainId": 31337, "nonce": 0, "to": w["address"], "value": 5 * 10**17,
+             "gas": 21000, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 2 * 10**9}
+        )  # fmt: skip
+        deposit_id = rpc.broadcast(bytes(deposit.raw_transaction))
+        signed = []
+        for nonce in ("0", "1"):
+            code, built = _cli("tx", "build", w["wallet_id"], "--to", to, "--amount", "1234",
+                               "--nonce", nonce, *fees, *d)  # fmt: skip
+            assert code == 0, built
+            payload = tmp_path / f"eth-{nonce}.txt"
+            payload.write_text(built["payload"])
+            code, out = _cli("tx", "sign", w["wallet_id"], "--eth-tx", str(payload),
+                             "--as", "initiator", "--wait", "60", *d)  # fmt: skip
+            assert code == 0 and out["status"] == "signed", out
+            signed.append(out)
+        sent = rpc.broadcast(bytes.fromhex(signed[0]["raw"].removeprefix("0x")))  # [1] never sent
+        end = rpc.height()
+        base = ("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(start),
+                "--to", str(end), "--eth-rpc", url, *d)  # fmt: skip
+        code, report = _cli(*base)
+        assert code == 0, report
+        assert report["opening"] == 10**18 and report["deposits"] == 5 * 10**17
+        assert report["withdrawals"] == 1234 and report["fees"] > 0
+        assert report["closing"] == rpc.balance(w["address"])
+        assert [(ln["kind"], ln["txid"], ln["request_id"]) for ln in report["lines"]] == [
+            ("deposit", deposit_id, ""),
+            ("fee", sent, signed[0]["request_id"]),
+            ("withdrawal", sent, signed[0]["request_id"]),
+        ]
+        assert [(m["kind"], m["request_id"]) for m in report["mismatches"]] == [
+            ("request_not_on_chain", signed[1]["request_id"])
+        ]
+        out_csv = tmp_path / "reconcile.csv"
+        code, written = _cli(*base, "--format", "csv", "--out", str(out_csv))
+        assert code == 0 and written["balances"] is False, written
+        rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+        assert [r["row"] for r in rows] == [
+            "opening",
+            "line",
+            "line",
+            "line",
+            "closing",
+            "mismatch",
+        ]
+        assert rows[-1]["kind"] == "request_not_on_chain"
+        code, bad = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(end),
+                         "--to", str(start), "--eth-rpc", url, *d)  # fmt: skip
+        assert code == 2 and "--from is after --to" in bad["error"]["message"], bad
