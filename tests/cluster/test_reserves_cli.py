@@ -6,14 +6,19 @@ standalone check and the auditor's script (eth-account, embit, PyNaCl only)."""
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from nacl.signing import VerifyKey
 
 from tests.cluster.conftest import wait_until
 from tests.cluster.test_governance import GovCluster
@@ -200,3 +205,71 @@ def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never
         code, bad = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(end),
                          "--to", str(start), "--eth-rpc", url, *d)  # fmt: skip
         assert code == 2 and "--from is after --to" in bad["error"]["message"], bad
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: keeps each POST's headers and body (the class attribute)."""
+
+    got: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_gateway_with_a_monitor_reports_a_deposit_and_delivers_signed_webhooks(
+    cluster: GovCluster,
+) -> None:
+    """`monitor` in gateway.json: the gateway process watches the wallet on anvil itself, lists
+    the deposit with its confirmations and POSTs signed events (checked with PyNaCl)."""
+    d = ("--dir", str(cluster.cd.root))
+    code, eth = _cli("wallets", "create", "--chain", "ethereum", "--network", "anvil", *d)
+    assert code == 0, eth
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    before = json.loads(cluster.cd.gateway_config.read_text())
+    try:
+        with running_anvil() as url:
+            cluster.configure_gateway(monitor={"ethereum_rpc": url, "interval": 0.5})
+            cluster.kill("gateway", signal.SIGTERM)
+            cluster.start_gateway()
+            cluster.wait_healthy()
+            hook_url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+            hook = cluster.post(
+                "/v1/webhooks", {"url": hook_url, "events": ["deposit.seen", "deposit.confirmed"]}
+            )
+            public = cluster.get("/v1/webhooks/key")["public_key"]
+            rpc = EthereumRpc(url)
+            funder = rpc.call("eth_accounts")[0]
+            txid = rpc.call(
+                "eth_sendTransaction",
+                {"from": funder, "to": eth["address"], "value": hex(7 * 10**15)},
+            )
+
+            def confirmed() -> bool:
+                shown = cluster.get(f"/v1/wallets/{eth['wallet_id']}/deposits")["deposits"]
+                events = {h.get("x-tholos-event") for h, _ in _Receiver.got}
+                return bool(shown) and shown[0]["confirmed"] and "deposit.confirmed" in events
+
+            wait_until(confirmed, 120, "the deposit confirmed and delivered")
+            (dep,) = cluster.get(f"/v1/wallets/{eth['wallet_id']}/deposits")["deposits"]
+            assert (dep["txid"], dep["amount"], dep["asset"]) == (txid, str(7 * 10**15), "ETH"), dep
+            for headers, body in _Receiver.got:
+                sig = bytes.fromhex(headers["x-tholos-signature"].removeprefix("ed25519="))
+                signed = headers["x-tholos-timestamp"].encode() + b"." + body
+                VerifyKey(bytes.fromhex(public)).verify(signed, sig)  # raises if forged
+                assert json.loads(body)["data"]["txid"] == txid
+            log = cluster.get(f"/v1/webhooks/{hook['webhook_id']}/deliveries")["deliveries"]
+            assert {x["delivery"] for x in log} == {"delivered"}, log
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        cluster.cd.gateway_config.write_text(json.dumps(before))
+        cluster.kill("gateway", signal.SIGTERM)
+        cluster.start_gateway()
+        cluster.wait_healthy()

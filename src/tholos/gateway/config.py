@@ -10,6 +10,7 @@ from typing import Any
 from tholos.attestation.roots import VendorRoots
 from tholos.gateway.broadcast_service import BroadcastSettings
 from tholos.gateway.identities import ApiClients
+from tholos.gateway.monitor_service import MonitorSettings
 from tholos.transport.e2e import PeerIdentity
 from tholos.transport.tls import TlsFiles
 
@@ -34,6 +35,7 @@ class GatewayConfig:
     metrics_host: str = "127.0.0.1"
     attestation_roots: VendorRoots = field(default_factory=VendorRoots)  # "attestation": {...}
     broadcast: BroadcastSettings | None = None  # the broadcaster thread; None: none here
+    monitor: MonitorSettings | None = None  # deposit monitoring and webhooks; None: off
 
     @property
     def url(self) -> str:
@@ -80,6 +82,7 @@ class GatewayConfig:
             broadcast=None
             if d.get("broadcast") is None
             else BroadcastSettings.from_config(d["broadcast"]),
+            monitor=None if d.get("monitor") is None else MonitorSettings.from_config(d["monitor"]),
         )
 
 

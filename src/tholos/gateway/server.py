@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("no api_clients in %s: every API call will be refused", args.config)
     listen = None if cfg.metrics_port is None else (cfg.metrics_host, cfg.metrics_port)
     app = create_app(lambda: build_gateway(cfg), clients, listen)
+    if cfg.monitor is not None:
+        from tholos.gateway import monitor_service, monitoring_api
+
+        monitor, _stop = monitor_service.start(cfg.db, cfg.monitor)  # daemon thread
+        monitoring_api.attach(app, monitor)
     kw: dict[str, object] = {}
     if cfg.api_tls is not None:
         kw = {

@@ -1,0 +1,98 @@
+"""Deposit monitoring as a gateway background thread, when the gateway's config has a `monitor`
+section: {"ethereum_rpc": URL, "confirmations": N, "interval": seconds}. The routes and the
+thread use separate connections to one `monitor.db` beside the gateway's database; the thread
+reads wallets from its own connection to the gateway store (the event loop's is not shared)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tholos.connectors.base import Connector, ConnectorError
+from tholos.connectors.ethereum import EthereumRpc
+from tholos.gateway.deposit_watch import DepositWatcher
+from tholos.gateway.errors import GatewayError
+from tholos.gateway.monitoring_api import Monitor, poll_once
+from tholos.gateway.store import GatewayStore, KeyRow
+from tholos.gateway.webhooks import Webhooks
+
+log = logging.getLogger("tholos.monitor")
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    ethereum_rpc: str
+    confirmations: int = 1
+    interval: float = 5.0
+
+    @classmethod
+    def from_config(cls, d: Mapping[str, Any]) -> MonitorSettings:
+        unknown = set(d) - {"ethereum_rpc", "confirmations", "interval"}
+        if unknown:
+            raise ValueError(f"monitor: unknown setting(s) {sorted(unknown)}")
+        url = d.get("ethereum_rpc")
+        if not isinstance(url, str) or not url:
+            raise ValueError("monitor.ethereum_rpc: the JSON-RPC URL of an Ethereum node")
+        s = cls(url, int(d.get("confirmations", 1)), float(d.get("interval", 5.0)))
+        if s.confirmations < 1 or s.interval <= 0:
+            raise ValueError("monitor: confirmations at least 1, interval above 0")
+        return s
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
+def _monitor(path: Path, connectors: Mapping[str, Connector]) -> Monitor:
+    hooks = Webhooks(_open(path))
+    return Monitor(DepositWatcher(hooks.db, connectors, hooks), hooks)
+
+
+class _Wallets:
+    """What `poll_once` reads of a gateway (wallets and their keys), over its own store."""
+
+    def __init__(self, store: GatewayStore) -> None:
+        self.store = store
+
+    def key(self, key_id: str) -> KeyRow:
+        row = self.store.get_key(key_id)
+        if row is None:
+            raise GatewayError(404, "unknown_key", f"unknown key {key_id}")
+        return row
+
+
+def start(gateway_db: Path, settings: MonitorSettings) -> tuple[Monitor, threading.Event]:
+    """The routes' monitor, and a started polling thread (set the event to stop it)."""
+    connectors: dict[str, Connector] = {
+        "ethereum": EthereumRpc(settings.ethereum_rpc, confirmations=settings.confirmations)
+    }
+    path = gateway_db.parent / "monitor.db"
+    routes = _monitor(path, connectors)  # creates the schema and the webhook key first
+    stop = threading.Event()
+
+    def loop() -> None:
+        mine = _monitor(path, connectors)
+        store = GatewayStore(gateway_db)
+        try:
+            while not stop.is_set():
+                try:
+                    poll_once(_Wallets(store), mine, time.time())
+                except ConnectorError as exc:
+                    log.warning("monitor: chain backend not reachable: %s", exc)
+                except Exception:  # the thread must outlive one bad round; say what broke
+                    log.exception("monitor: polling round failed")
+                stop.wait(settings.interval)
+        finally:
+            store.close()
+            mine.webhooks.db.close()
+
+    threading.Thread(target=loop, name="tholos-monitor", daemon=True).start()
+    return routes, stop
