@@ -258,8 +258,13 @@ async def test_a_request_id_is_never_signed_twice(governed: Governed) -> None:
     # Through the gateway: the signed request is not sent again.
     (again,) = await g.signing.create([(req, g.approvals(req))])
     assert again.signature == signature and (await g.signing.execute(again.request_id)) is again
-    with pytest.raises(GatewayError, match="already"):
-        await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
+    # The same approval again (a client's retry) is idempotent: the request, signed once.
+    retried = await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
+    assert retried.status == "signed" and retried.signature == signature
+    with pytest.raises(GatewayError, match="already"):  # a new approval of a signed request
+        await g.signing.approve(
+            req.intent.request_id, approve(req, "approver-2", g.users["approver-2"])
+        )
     # A gateway replaying the approved request to the same signers: each refuses, none consumes.
     ext = rounds_for(g.cluster.gateway)
     job = ext.job(key_id, bytes.fromhex(json.loads(req.payload_bytes())["data"]))

@@ -3,16 +3,21 @@ below 500 except 429) is stored per (API client, key) with a hash of the request
 with the same key and the same request gets that answer again (header `Idempotent-Replayed:
 true`) instead of a second DKG or signature. The same key with another request is 422
 `idempotency_key_reused`; a retry while the first is still running is 409
-`idempotency_in_progress`. Answers are kept for 24 hours in the gateway's SQLite database."""
+`idempotency_in_progress`. Answers are kept for 24 hours in the gateway's database: on a
+shared PostgreSQL store a retry on another gateway gets the first gateway's answer. A request
+whose gateway stopped before answering stays "in progress": it is never run a second time
+under the same key (that could make a second key or signature)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
-import sqlite3
 import time
 from typing import Any
 
+from tholos.gateway.database import Database, StoreUnavailable
 from tholos.gateway.http_errors import envelope
 from tholos.gateway.request_body import App, Message, Receive, Scope, Send
 
@@ -20,39 +25,36 @@ HEADER = b"idempotency-key"
 KEEP_SECONDS = 24 * 3600
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 ROUTES = re.compile(r"^/v1/(keys|keys/import|keys/[0-9a-f]{32}/sign|sign)$")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency (
-    client TEXT NOT NULL,
-    key TEXT NOT NULL,
-    request_hash TEXT NOT NULL,
-    status INTEGER,
-    body BLOB,
-    created REAL NOT NULL,
-    PRIMARY KEY (client, key)
-);
-"""
+
+
+log = logging.getLogger("tholos.gateway")
+FINISH_TRIES = 60  # storing the answer after a database outage: every 0.5 s for 30 s
 
 
 class IdempotencyStore:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     def begin(self, client: str, key: str, digest: str) -> tuple[str, Any]:
-        """("new", None) | ("replay", (status, body)) | ("reused", None) | ("running", None)."""
+        """("new", None) | ("replay", (status, body)) | ("reused", None) | ("running", None).
+
+        The claim is one INSERT that only the first of any number of gateways wins."""
         now = time.time()
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.db.transaction():
             self.db.execute("DELETE FROM idempotency WHERE created < ?", (now - KEEP_SECONDS,))
+            won = self.db.execute(
+                "INSERT INTO idempotency VALUES (?,?,?,NULL,NULL,?) "
+                "ON CONFLICT (client, key) DO NOTHING",
+                (client, key, digest, now),
+            ).rowcount
+            if won == 1:
+                return "new", None
             row = self.db.execute(
                 "SELECT request_hash, status, body FROM idempotency WHERE client = ? AND key = ?",
                 (client, key),
             ).fetchone()
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO idempotency VALUES (?,?,?,NULL,NULL,?)", (client, key, digest, now)
-                )
-                return "new", None
+        if row is None:  # expired and deleted between the statements: the retry runs it
+            return self.begin(client, key, digest)
         if row[0] != digest:
             return "reused", None
         if row[1] is None:
@@ -108,7 +110,11 @@ class Idempotency:
         body = b"".join(chunks)
         digest = hashlib.sha256(scope["path"].encode() + b"\0" + body).hexdigest()
         store = store_of(scope["app"].state.gateway)
-        state, stored = store.begin(client, text, digest)
+        try:
+            state, stored = store.begin(client, text, digest)
+        except StoreUnavailable as exc:
+            await envelope(exc.status, exc.code, str(exc))(scope, receive, send)
+            return
         if state == "reused":
             await envelope(
                 422, "idempotency_key_reused", "this Idempotency-Key was used for another request"
@@ -157,4 +163,20 @@ class Idempotency:
         finally:
             status = int(seen["status"])
             keepable = status < 500 and status != 429
-            store.finish(client, text, status if keepable else None, seen["body"])
+            await _finish(store, client, text, status if keepable else None, seen["body"])
+
+
+async def _finish(
+    store: IdempotencyStore, client: str, key: str, status: int | None, body: bytes
+) -> None:
+    """Store the answer, waiting out a database outage: a key left "running" would answer 409
+    to every retry of a request that did finish."""
+    for attempt in range(FINISH_TRIES):
+        try:
+            store.finish(client, key, status, body)
+            return
+        except StoreUnavailable:
+            if attempt == FINISH_TRIES - 1:
+                log.error("idempotency key of %s not recorded: the database stayed down", client)
+                return
+            await asyncio.sleep(0.5)

@@ -30,7 +30,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     gw = Gateway(
         transports,
         cfg.roster,
-        GatewayStore(cfg.db),
+        GatewayStore(cfg.store or cfg.db),
         cfg.threshold,
         rpc_timeout=cfg.rpc_timeout,
         dkg_timeout=cfg.dkg_timeout,
@@ -40,7 +40,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     )
     from tholos.gateway.requests import attach
 
-    attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    attach(gw, cfg.db.parent, cfg.signing_lease)  # governed signing, the gateway's audit chain
     return gw
 
 
