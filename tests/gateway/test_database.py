@@ -193,3 +193,44 @@ def test_one_gateway_at_a_time_claims_a_request(two: tuple[GatewayStore, Gateway
     assert a.claim(["r2"]) == set()
     with pytest.raises(ValueError, match="positive"):
         SigningClaims(two[0].db, 0)
+
+
+@pytest.mark.asyncio
+async def test_the_api_answers_503_in_the_envelope_during_an_outage(
+    postgres_server: Any, tmp_path: Path
+) -> None:
+    """Routes and the Idempotency middleware (outside the routes) alike; then the retry works."""
+    import httpx
+
+    from tests.gateway.conftest import Cluster
+    from tholos.gateway.api import create_app
+
+    c = Cluster(tmp_path, 3, 2, store=postgres_server.new_database())
+    app = create_app(lambda: c.gateway)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+    ):
+        made = await client.post("/v1/keys", json={"scheme": "ed25519"})
+        assert made.status_code == 201, made.text
+        postgres_server.stop()
+        try:
+            for call in (
+                client.get("/v1/keys"),
+                client.get(f"/v1/keys/{made.json()['key_id']}"),
+                client.post(
+                    "/v1/keys", json={"scheme": "ed25519"}, headers={"Idempotency-Key": "k-1"}
+                ),
+            ):
+                r = await call
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "store_unavailable", r.text
+        finally:
+            postgres_server.start()
+        again = await client.post(
+            "/v1/keys", json={"scheme": "ed25519"}, headers={"Idempotency-Key": "k-1"}
+        )
+        assert again.status_code == 201, again.text
+        listed = await client.get("/v1/keys")
+        assert listed.status_code == 200 and len(listed.json()["keys"]) == 2

@@ -122,7 +122,10 @@ class Idempotency:
             return
         if state == "running":
             await envelope(
-                409, "idempotency_in_progress", "the first request with this key is still running"
+                409,
+                "idempotency_in_progress",
+                "the first request with this key is still running (or its gateway stopped "
+                "before answering: it is never run twice)",
             )(scope, receive, send)
             return
         if state == "replay":
@@ -150,13 +153,16 @@ class Idempotency:
             return {"type": "http.request", "body": body, "more_body": False}
 
         seen: dict[str, Any] = {"status": 500, "body": b""}
+        held: list[Message] = []
 
         async def keep(message: Message) -> None:
+            """Hold the answer until it is stored: a retry (on any gateway) that comes after
+            the client saw it must find it."""
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
             elif message["type"] == "http.response.body":
                 seen["body"] += message.get("body", b"")
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, replay_body, keep)
@@ -164,6 +170,8 @@ class Idempotency:
             status = int(seen["status"])
             keepable = status < 500 and status != 429
             await _finish(store, client, text, status if keepable else None, seen["body"])
+        for message in held:
+            await send(message)
 
 
 async def _finish(

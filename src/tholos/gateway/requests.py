@@ -175,7 +175,13 @@ class GovernedSigning:
         sigs.append(signature)
         result = await self.submit_document({"document": prop["document"], "signatures": sigs})
         status = "adopted" if result["adopted_by"] > 0 else "open"
-        with self.db:
+        with self.db.transaction():  # keep signatures another gateway added meanwhile
+            row = self.db.execute(
+                "SELECT signatures, status FROM governance_proposals WHERE proposal_id = ?", (pid,)
+            ).one()
+            mine = {s.get("signer") for s in sigs}
+            sigs += [s for s in json.loads(row[0]) if s.get("signer") not in mine]
+            status = "adopted" if row[1] == "adopted" else status
             self.db.execute(
                 "UPDATE governance_proposals SET signatures = ?, status = ?, detail = ? "
                 "WHERE proposal_id = ?",

@@ -95,14 +95,19 @@ class TransitStore:
         return got
 
     def add_version(self, name: str, key_id: str) -> TransitKey:
-        with self.db.transaction():
-            (latest,) = self.db.execute(
-                "SELECT MAX(version) FROM transit_versions WHERE name = ?", (name,)
-            ).one()
-            self.db.execute(
-                "INSERT INTO transit_versions VALUES (?,?,?,?)",
-                (name, int(latest) + 1, key_id, time.time()),
-            )
+        """The next version of `name`; a gateway racing on the same name takes the one after."""
+        for _ in range(100):
+            with self.db.transaction():
+                (latest,) = self.db.execute(
+                    "SELECT MAX(version) FROM transit_versions WHERE name = ?", (name,)
+                ).one()
+                added = self.db.execute(
+                    "INSERT INTO transit_versions VALUES (?,?,?,?) "
+                    "ON CONFLICT (name, version) DO NOTHING",
+                    (name, int(latest) + 1, key_id, time.time()),
+                ).rowcount
+            if added:
+                break
         got = self.get(name)
         assert got is not None
         return got
