@@ -234,3 +234,35 @@ async def test_the_api_answers_503_in_the_envelope_during_an_outage(
         assert again.status_code == 201, again.text
         listed = await client.get("/v1/keys")
         assert listed.status_code == 200 and len(listed.json()["keys"]) == 2
+
+
+def test_a_sqlite_file_from_before_migrations_is_adopted(tmp_path: Path) -> None:
+    """A gateway.db written by a gateway without migrations keeps its rows."""
+    import sqlite3
+
+    path = tmp_path / "gateway.db"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0][2])  # version 1 is that schema, verbatim
+    row = _key("k1", 5.0)
+    old.execute(
+        "INSERT INTO keys VALUES (?,?,?,?,?,?,?)",
+        (
+            "k1",
+            row.scheme,
+            None,
+            row.public_key,
+            '{"threshold": 2, "verifying_shares": {}}',
+            "{}",
+            5.0,
+        ),
+    )
+    old.commit()
+    old.close()
+    store = GatewayStore(path)
+    try:
+        got = store.get_key("k1")
+        assert got is not None and got.created == 5.0 and got.package["threshold"] == 2
+        versions = [int(r[0]) for r in store.db.execute("SELECT version FROM schema_migrations")]
+        assert sorted(versions) == [v for v, _, _ in MIGRATIONS]
+    finally:
+        store.close()

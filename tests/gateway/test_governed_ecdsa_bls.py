@@ -284,6 +284,24 @@ async def test_a_request_id_is_never_signed_twice(governed: Governed) -> None:
     assert g.presigs() == before
 
 
+async def test_nodes_say_which_requests_they_signed(governed: Governed) -> None:
+    """The `statuses` op (a gateway taking a request over asks it): each signer's journal holds
+    the request signed, the others do not; a malformed question is refused, naming the field."""
+    g = governed
+    key_id, _ = await _ecdsa_key(g)
+    req = g.request(key_id, os.urandom(32))
+    (t,) = await g.signing.create([(req, g.approvals(req))])
+    assert t.status == "signed", t.summary()
+    rid = req.intent.request_id
+    replies = await g.signing.broadcast("statuses", {"request_ids": [rid, "never-seen"]})
+    signed = {i for i, r in replies.items() if r["statuses"].get(rid) == "signed"}
+    assert signed == set(t.signers)
+    assert not any("never-seen" in r["statuses"] for r in replies.values())
+    for bad in ({}, {"request_ids": "x"}, {"request_ids": [1]}, {"request_ids": [""]}):
+        replies = await g.signing.broadcast("statuses", bad)
+        assert all("request_ids" in r["error"] for r in replies.values()), (bad, replies)
+
+
 async def test_plain_ecdsa_item_is_refused_by_every_node(governed: Governed) -> None:
     """Without a governance blob (a gateway certificate alone), no node gives a share."""
     g = governed
