@@ -14,6 +14,7 @@ The gateway is untrusted for policy: every node re-checks everything. What it do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -420,8 +421,8 @@ class GovernedSigning:
         t = self.get(request_id)
         if approval.request_id != request_id:
             raise GatewayError(422, "bad_request", "approval is for another request")
-        if approval in t.approvals and t.status not in OPEN:
-            return t  # a retried approval: the state it led to (signed, refused, ...)
+        if approval in t.approvals and t.status == SIGNED:
+            return t  # a retried approval (its gateway died, say): the signature it led to
         if t.status == SIGNED:
             raise GatewayError(409, "already_signed", "request is signed already")
         if t.status not in OPEN:
@@ -563,7 +564,8 @@ class GovernedSigning:
             await self._sign_past_replays(row, nodes, tracked, snaps)
         finally:
             if claimed:
-                self.claims.release(claimed)
+                with contextlib.suppress(StoreUnavailable):  # else it lapses with its lease
+                    self.claims.release(claimed)
         for t in tracked:
             classify(t)
 
