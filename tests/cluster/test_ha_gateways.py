@@ -158,6 +158,15 @@ def test_state_and_idempotency_are_shared(ha: Ha) -> None:
         sig = _verified(ha, req, made.json())
         retried = b.post("/v1/signing-requests", json=ha.body(req, "approver-1"))
         assert retried.status_code == 201 and _verified(ha, req, retried.json()) == sig
+        # With an Idempotency-Key too: B replays A's stored answer byte for byte.
+        req = ha.c.request(ha.kid, "addr-a", 5)
+        key = {"Idempotency-Key": "ha-2"}
+        governed = ha.body(req, "approver-1")
+        made = a.post("/v1/signing-requests", json=governed, headers=key)
+        assert made.status_code == 201, made.text
+        _verified(ha, req, made.json())
+        again = b.post("/v1/signing-requests", json=governed, headers=key)
+        assert again.content == made.content and again.headers["idempotent-replayed"] == "true"
 
 
 def test_approvals_on_both_gateways_and_a_kill_mid_approval(ha: Ha) -> None:

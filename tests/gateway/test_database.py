@@ -266,3 +266,16 @@ def test_a_sqlite_file_from_before_migrations_is_adopted(tmp_path: Path) -> None
         assert sorted(versions) == [v for v, _, _ in MIGRATIONS]
     finally:
         store.close()
+
+
+def test_a_governed_request_left_running_by_a_dead_gateway_runs_again(
+    two: tuple[GatewayStore, GatewayStore],
+) -> None:
+    a, b = (IdempotencyStore(s.db) for s in two)
+    assert a.begin("alice", "g-1", "h1") == ("new", None)  # then gateway A dies
+    assert b.begin("alice", "g-1", "h1", rerun_after=60.0) == ("running", None)  # too soon
+    two[0].db.execute("UPDATE idempotency SET created = created - 61 WHERE key = ?", ("g-1",))
+    assert b.begin("alice", "g-1", "h2", rerun_after=60.0) == ("reused", None)
+    assert b.begin("alice", "g-1", "h1") == ("running", None)  # a plain route never reruns
+    assert b.begin("alice", "g-1", "h1", rerun_after=60.0) == ("new", None)  # B takes it over
+    assert a.begin("alice", "g-1", "h1", rerun_after=60.0) == ("running", None)  # once

@@ -1,12 +1,13 @@
-"""`Idempotency-Key` on the POSTs that create keys or signatures: the first answer (any status
-below 500 except 429) is stored per (API client, key) with a hash of the request, and a retry
-with the same key and the same request gets that answer again (header `Idempotent-Replayed:
-true`) instead of a second DKG or signature. The same key with another request is 422
-`idempotency_key_reused`; a retry while the first is still running is 409
-`idempotency_in_progress`. Answers are kept for 24 hours in the gateway's database: on a
-shared PostgreSQL store a retry on another gateway gets the first gateway's answer. A request
-whose gateway stopped before answering stays "in progress": it is never run a second time
-under the same key (that could make a second key or signature)."""
+"""`Idempotency-Key` on the POSTs that create keys, signatures, wallets and governed requests
+(and approve, sign or cancel them): the first answer (any status below 500 except 429) is stored
+per (API client, key) with a hash of the request, and a retry with the same key and the same
+request gets that answer again (header `Idempotent-Replayed: true`) instead of a second DKG or
+signature. The same key with another request is 422 `idempotency_key_reused`; a retry while the
+first is still running is 409 `idempotency_in_progress`. Answers are kept for 24 hours in the
+gateway's database: on a shared PostgreSQL store a retry on another gateway gets the first
+gateway's answer. A key generation or plain signature whose gateway stopped before answering
+stays "in progress" (running it again could make a second key or signature); a governed request
+runs again after RERUN_AFTER seconds (the nodes sign each request id once)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ from tholos.gateway.request_body import App, Message, Receive, Scope, Send
 HEADER = b"idempotency-key"
 KEEP_SECONDS = 24 * 3600
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-ROUTES = re.compile(r"^/v1/(keys|keys/import|keys/[0-9a-f]{32}/sign|sign)$")
+ROUTES = re.compile(
+    r"^/v1/(keys|keys/import|keys/[0-9a-f]{32}/sign|sign|wallets"
+    r"|signing-requests(/batch|/[^/]{1,64}/(approvals|sign|cancel))?)$"
+)
+# Governed requests: the nodes sign each request id at most once, so a request whose gateway
+# died while running it (its key "running" for longer than this) may run again on another.
+RERUN = re.compile(r"^/v1/signing-requests(/batch|/[^/]{1,64}/(approvals|sign|cancel))?$")
+RERUN_AFTER = 60.0
 
 
 log = logging.getLogger("tholos.gateway")
@@ -35,10 +43,13 @@ class IdempotencyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def begin(self, client: str, key: str, digest: str) -> tuple[str, Any]:
+    def begin(
+        self, client: str, key: str, digest: str, rerun_after: float | None = None
+    ) -> tuple[str, Any]:
         """("new", None) | ("replay", (status, body)) | ("reused", None) | ("running", None).
 
-        The claim is one INSERT that only the first of any number of gateways wins."""
+        The claim is one INSERT that only the first of any number of gateways wins. With
+        `rerun_after`, a request "running" for longer is taken over (one UPDATE: one winner)."""
         now = time.time()
         with self.db.transaction():
             self.db.execute("DELETE FROM idempotency WHERE created < ?", (now - KEEP_SECONDS,))
@@ -54,12 +65,24 @@ class IdempotencyStore:
                 (client, key),
             ).fetchone()
         if row is None:  # expired and deleted between the statements: the retry runs it
-            return self.begin(client, key, digest)
+            return self.begin(client, key, digest, rerun_after)
         if row[0] != digest:
             return "reused", None
         if row[1] is None:
+            if rerun_after is not None and self._take_over(client, key, now, now - rerun_after):
+                return "new", None
             return "running", None
         return "replay", (int(row[1]), bytes(row[2]))
+
+    def _take_over(self, client: str, key: str, now: float, started_before: float) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE idempotency SET created = ? WHERE client = ? AND key = ? "
+                "AND status IS NULL AND created < ?",
+                (now, client, key, started_before),
+            ).rowcount
+            == 1
+        )
 
     def finish(self, client: str, key: str, status: int | None, body: bytes) -> None:
         """Keep the answer; `status` None forgets the key (a 5xx or 429: the retry runs)."""
@@ -111,7 +134,8 @@ class Idempotency:
         digest = hashlib.sha256(scope["path"].encode() + b"\0" + body).hexdigest()
         store = store_of(scope["app"].state.gateway)
         try:
-            state, stored = store.begin(client, text, digest)
+            rerun = RERUN_AFTER if RERUN.match(scope["path"]) else None
+            state, stored = store.begin(client, text, digest, rerun)
         except StoreUnavailable as exc:
             await envelope(exc.status, exc.code, str(exc))(scope, receive, send)
             return
