@@ -354,9 +354,10 @@ class GovernedSigning:
             governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
         fresh = [t for t in tracked if t.status == "created"]
-        # Stored before any node is asked: a gateway killed from here on leaves a request that
-        # another gateway finds by its id and completes (the nodes sign each id at most once).
-        if fresh:
+        # Shared store: stored before any node is asked, so a gateway killed from here on leaves
+        # a request that another gateway finds by its id and completes (the nodes sign each id
+        # at most once). One gateway on SQLite skips the extra commit: its retry starts afresh.
+        if fresh and self.db.shared:
             self._save(fresh)
         tried: set[int] = set()  # signed directly in this call, with retries on other signers
         if fresh and execute and await self._velocity_free():
