@@ -33,3 +33,15 @@ def vector_path(*parts: str) -> Path:
 
 def load_json_vector(*parts: str) -> Any:
     return json.loads(vector_path(*parts).read_text())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """A real PostgreSQL server for the session (tests/postgres.py); skipped without the
+    binaries, a failure under CI."""
+    from tests.postgres import PostgresServer, require_bindir
+
+    server = PostgresServer(require_bindir())
+    server.start()
+    yield server
+    server.remove()

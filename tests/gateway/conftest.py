@@ -47,14 +47,14 @@ def make_nodes(tmp: Path, n: int) -> dict[int, NodeService]:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, n: int, t: int) -> None:
+    def __init__(self, tmp: Path, n: int, t: int, store: str | None = None) -> None:
         self.services = make_nodes(tmp, n)
         self.transports = {i: WireTransport(s) for i, s in self.services.items()}
         roster = {i: s.identity.public for i, s in self.services.items()}
         self.gateway = Gateway(
             dict(self.transports),
             roster,
-            GatewayStore(tmp / "gw.db"),
+            GatewayStore(store or tmp / "gw.db"),  # store: a postgresql://… URL
             t,
             rpc_timeout=2.0,
             pool_batch=64,

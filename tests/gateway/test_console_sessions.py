@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tholos.gateway.console import sessions as mod
 from tholos.gateway.console.sessions import Sessions, login_message
 from tholos.gateway.console.web import PREFIX
 from tholos.gateway.identities import PERMISSIONS, ApiClient, permission_for
+from tholos.gateway.store import GatewayStore
 from tholos.governance._keys import public_key_hex, sign
 
 CLUSTER = "tholos-test"
@@ -89,22 +89,22 @@ def test_sessions_and_challenges_expire(monkeypatch: pytest.MonkeyPatch) -> None
 def test_sessions_outlive_the_process_and_are_stored_hashed(tmp_path: Path) -> None:
     """A session opened by one gateway process is live in the next one on the same store; the
     store holds neither the cookie token nor the CSRF token, only the token's SHA-256."""
-    db = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
+    store = GatewayStore(tmp_path / "gw.db")
     key, pub = _keys()
-    first = Sessions(db)
+    first = Sessions(store.db)
     c = first.challenge("alice")
     token, session = first.login(
         CLUSTER, "alice", pub, c.hex(), sign(key, login_message(CLUSTER, c))
     )
-    db.close()
-    raw = (tmp_path / "gw.db").read_bytes()
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("gw.db*"))  # the file and its WAL
     assert token.encode() not in raw and session.csrf.encode() not in raw
     assert hashlib.sha256(token.encode()).hexdigest().encode() in raw
-    db = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
-    again = Sessions(db)  # the restarted gateway
+    store = GatewayStore(tmp_path / "gw.db")
+    again = Sessions(store.db)  # the restarted gateway
     assert again.get(token) == session
     assert again.get(token + "x") is None and again.get("") is None
-    other = Sessions(db)
+    other = Sessions(GatewayStore(tmp_path / "gw.db").db)
     other.logout(token)  # logging out ends it for every process on this store
     assert again.get(token) is None and again.count() == 0
 

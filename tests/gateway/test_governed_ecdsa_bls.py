@@ -258,8 +258,13 @@ async def test_a_request_id_is_never_signed_twice(governed: Governed) -> None:
     # Through the gateway: the signed request is not sent again.
     (again,) = await g.signing.create([(req, g.approvals(req))])
     assert again.signature == signature and (await g.signing.execute(again.request_id)) is again
-    with pytest.raises(GatewayError, match="already"):
-        await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
+    # The same approval again (a client's retry) is idempotent: the request, signed once.
+    retried = await g.signing.approve(req.intent.request_id, g.approvals(req)[0])
+    assert retried.status == "signed" and retried.signature == signature
+    with pytest.raises(GatewayError, match="already"):  # a new approval of a signed request
+        await g.signing.approve(
+            req.intent.request_id, approve(req, "approver-2", g.users["approver-2"])
+        )
     # A gateway replaying the approved request to the same signers: each refuses, none consumes.
     ext = rounds_for(g.cluster.gateway)
     job = ext.job(key_id, bytes.fromhex(json.loads(req.payload_bytes())["data"]))
@@ -277,6 +282,24 @@ async def test_a_request_id_is_never_signed_twice(governed: Governed) -> None:
         s: "PolicyRefused[replay" for s in signers
     }
     assert g.presigs() == before
+
+
+async def test_nodes_say_which_requests_they_signed(governed: Governed) -> None:
+    """The `statuses` op (a gateway taking a request over asks it): each signer's journal holds
+    the request signed, the others do not; a malformed question is refused, naming the field."""
+    g = governed
+    key_id, _ = await _ecdsa_key(g)
+    req = g.request(key_id, os.urandom(32))
+    (t,) = await g.signing.create([(req, g.approvals(req))])
+    assert t.status == "signed", t.summary()
+    rid = req.intent.request_id
+    replies = await g.signing.broadcast("statuses", {"request_ids": [rid, "never-seen"]})
+    signed = {i for i, r in replies.items() if r["statuses"].get(rid) == "signed"}
+    assert signed == set(t.signers)
+    assert not any("never-seen" in r["statuses"] for r in replies.values())
+    for bad in ({}, {"request_ids": "x"}, {"request_ids": [1]}, {"request_ids": [""]}):
+        replies = await g.signing.broadcast("statuses", bad)
+        assert all("request_ids" in r["error"] for r in replies.values()), (bad, replies)
 
 
 async def test_plain_ecdsa_item_is_refused_by_every_node(governed: Governed) -> None:

@@ -22,7 +22,6 @@ OTHER = "0x000000000000000000000000000000000000dEaD"
 
 def _end(book: NonceBook, rid: str, status: str, asked: bool = False) -> None:
     with book.db:
-        book.db.execute("BEGIN")
         NonceBook.request_ended(book.db, rid, status, asked)
 
 

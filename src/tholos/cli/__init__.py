@@ -124,6 +124,10 @@ def cmd_cluster(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.action == "down":
         return procs.down(cd)
+    if args.action == "gateway-add":
+        from tholos.cluster.gateways import add_gateway
+
+        return add_gateway(cd, args.name, args.store, args.port)
     st = procs.status(cd)
     out: dict[str, Any] = {"dir": str(cd.root), "processes": st, "gateway": cd.load()["gateway"]}
     if st.get("gateway", {}).get("running"):
@@ -334,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=60.0)
     for a in ("down", "status"):
         _common(clsub.add_parser(a))
+    p = clsub.add_parser(
+        "gateway-add", help="another gateway of this cluster; every gateway shares --store"
+    )
+    _common(p)
+    p.add_argument("--name", required=True, help="the new gateway's name (D/gateway-NAME)")
+    p.add_argument("--store", required=True, help="postgresql://… (no password: PGPASSWORD)")
+    p.add_argument("--port", type=int, default=0, help="its REST port (default: a free one)")
     cl.set_defaults(fn=cmd_cluster)
 
     keys = sub.add_parser(

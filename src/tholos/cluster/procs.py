@@ -52,6 +52,10 @@ def processes(cd: ClusterDir) -> dict[str, tuple[list[str], Path]]:
         cfg = cd.node_config(i)
         out[f"node-{i}"] = ([*py, "node", "--config", str(cfg)], cfg)
     out["gateway"] = ([*py, "gateway", "--config", str(cd.gateway_config)], cd.gateway_config)
+    from tholos.cluster.gateways import extra_gateway_configs
+
+    for name, cfg in extra_gateway_configs(cd).items():  # more gateways on a shared store
+        out[name] = ([*py, "gateway", "--config", str(cfg)], cfg)
     return out
 
 
@@ -197,8 +201,9 @@ def down(cd: ClusterDir, wait: float = 10.0) -> dict[str, Any]:
     """Stops the gateway, then every node, and returns only once all of them have exited: a
     process still running `wait` seconds after SIGTERM is killed (and listed under "killed")."""
     procs = processes(cd)
-    stopped, killed = _stop(cd, {"gateway": procs["gateway"][1]}, signal.SIGTERM, wait)
-    nodes = {n: cfg for n, (_argv, cfg) in procs.items() if n != "gateway"}
+    gateways = {n: cfg for n, (_argv, cfg) in procs.items() if n.startswith("gateway")}
+    stopped, killed = _stop(cd, gateways, signal.SIGTERM, wait)
+    nodes = {n: cfg for n, (_argv, cfg) in procs.items() if n not in gateways}
     more, more_killed = _stop(cd, nodes, signal.SIGTERM, wait)
     return {"stopped": stopped + more, "killed": killed + more_killed}
 

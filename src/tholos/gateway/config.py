@@ -24,7 +24,9 @@ class GatewayConfig:
     roster: dict[int, PeerIdentity]
     node_tls: TlsFiles  # client certificate presented to nodes
     api_tls: TlsFiles | None  # server certificate of the REST API (None: plain HTTP, tests only)
-    db: Path
+    db: Path  # the SQLite file (and beside it the audit chain), when `store` is None
+    store: str | None = None  # "postgresql://…": a database several gateways share (HA)
+    signing_lease: float = 30.0  # shared store: how long a gateway's claim to sign a request holds
     rpc_timeout: float = 5.0
     dkg_timeout: float = 30.0
     quarantine_seconds: float = 60.0
@@ -63,6 +65,8 @@ class GatewayConfig:
             node_tls=node_tls,
             api_tls=tls(d.get("api_tls")),
             db=p(d.get("db", "gateway.db")),
+            store=_store_url(d.get("store")),
+            signing_lease=float(d.get("signing_lease_seconds", 30.0)),
             rpc_timeout=float(d.get("rpc_timeout", 5.0)),
             dkg_timeout=float(d.get("dkg_timeout", 30.0)),
             quarantine_seconds=float(d.get("quarantine_seconds", 60.0)),
@@ -84,6 +88,16 @@ class GatewayConfig:
             else BroadcastSettings.from_config(d["broadcast"]),
             monitor=None if d.get("monitor") is None else MonitorSettings.from_config(d["monitor"]),
         )
+
+
+def _store_url(value: Any) -> str | None:
+    """`store`: absent/null (SQLite, `db`) or a PostgreSQL URL. Put no password in it: libpq
+    reads PGPASSWORD or ~/.pgpass."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("store must be a postgresql://… URL (or absent: SQLite in `db`)")
+    return value
 
 
 def _legacy_clients(base: Path) -> dict[str, Any]:

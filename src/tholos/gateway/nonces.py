@@ -18,26 +18,11 @@ insert of a second holder fails whatever the isolation level; allocation retries
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
+from tholos.gateway.database import Database, write_conflicts
 from tholos.gateway.errors import GatewayError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS eth_nonces (
-    request_id TEXT PRIMARY KEY,
-    chain_id TEXT NOT NULL,
-    address TEXT NOT NULL,
-    nonce INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    replaces TEXT,
-    expires_at REAL NOT NULL,
-    created REAL NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS eth_nonce_holder
-    ON eth_nonces (chain_id, address, nonce) WHERE replaces IS NULL;
-"""
 
 GRACE = 120.0
 """Seconds past an allocation's expiry before its nonce is free again (clock skew, a signature
@@ -45,7 +30,7 @@ on its way)."""
 ALLOCATION_SECONDS = 600.0
 RETRIES = 50
 ENDED_UNSIGNED = frozenset({"refused", "expired", "cancelled"})
-_RACES = (sqlite3.IntegrityError, sqlite3.OperationalError)  # a second holder; a busy database
+_RACES = write_conflicts()  # a second holder; a busy database
 
 
 @dataclass(frozen=True)
@@ -87,9 +72,8 @@ def _chain_id(chain_id: str | int) -> str:
 class NonceBook:
     """The `eth_nonces` table on a gateway store connection."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     def get(self, request_id: str) -> Allocation | None:
         row = self.db.execute(
@@ -131,7 +115,6 @@ class NonceBook:
                 return self._same(mine, cid, addr)
             try:
                 with self.db:
-                    self.db.execute("BEGIN")
                     self._free_stale(cid, addr, t)
                     taken = {
                         int(r[0])
@@ -171,7 +154,6 @@ class NonceBook:
             return self._same(mine, cid, addr)
         t = time.time() if now is None else now
         with self.db:
-            self.db.execute("BEGIN")
             self._insert(request_id, cid, addr, nonce, replaces, t + seconds, t)
         return Allocation(request_id, cid, addr, nonce, "allocated", replaces, t + seconds)
 
@@ -201,7 +183,6 @@ class NonceBook:
             t = time.time()
             try:
                 with self.db:
-                    self.db.execute("BEGIN")
                     self._free_stale(cid, addr, t)
                     holder = self.db.execute(
                         "SELECT request_id, state FROM eth_nonces WHERE chain_id = ? AND "
@@ -222,7 +203,7 @@ class NonceBook:
         raise GatewayError(503, "unavailable", "nonce claim kept colliding: try again")
 
     @staticmethod
-    def request_ended(db: sqlite3.Connection, request_id: str, status: str, asked: bool) -> None:
+    def request_ended(db: Database, request_id: str, status: str, asked: bool) -> None:
         """Inside the transaction that saves a request: a signed request keeps its nonce for
         good; one that ended without a signature gives it back (`asked`: a signer round ran, so
         a `failed` request may have had shares released and keeps it)."""

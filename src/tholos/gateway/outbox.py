@@ -19,37 +19,12 @@ statements) for the PostgreSQL store."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    tx_hash TEXT PRIMARY KEY,
-    chain TEXT NOT NULL,
-    network TEXT NOT NULL,
-    raw TEXT NOT NULL,
-    encoding TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    nonce INTEGER,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    next_attempt REAL NOT NULL,
-    confirmations INTEGER NOT NULL,
-    block INTEGER,
-    settled INTEGER NOT NULL,
-    lease_until REAL NOT NULL,
-    last_error TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (settled, next_attempt);
-CREATE INDEX IF NOT EXISTS outbox_by_nonce ON outbox (chain, network, sender, nonce);
-CREATE INDEX IF NOT EXISTS outbox_by_request ON outbox (request_id);
-"""
+from tholos.gateway.database import Database
 
 STATES = ("queued", "sent", "confirmed", "replaced", "dropped", "flagged")
 FINAL = frozenset({"replaced", "dropped", "flagged"})
@@ -140,13 +115,12 @@ def signed_transaction(
 class Outbox:
     """The `outbox` table on the gateway store's connection."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     # -- entering ------------------------------------------------------------------------------
     @staticmethod
-    def enqueue(db: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    def enqueue(db: Database, rows: Iterable[tuple[Any, ...]]) -> None:
         """Insert rows from `signed_transaction` inside the caller's open transaction; a hash
         already there is left as it is (a request saved again enqueues nothing new)."""
         db.executemany(
@@ -158,7 +132,6 @@ class Outbox:
     def add(self, row: tuple[Any, ...]) -> None:
         """Enqueue one row in its own transaction (tests, imports)."""
         with self.db:
-            self.db.execute("BEGIN")
             self.enqueue(self.db, [row])
 
     # -- reading -------------------------------------------------------------------------------
@@ -187,7 +160,7 @@ class Outbox:
                 terms.append(f"{column} = ?")
                 args.append(value)
         where = (" WHERE " + " AND ".join(terms)) if terms else ""
-        total = int(self.db.execute("SELECT COUNT(*) FROM outbox" + where, args).fetchone()[0])
+        total = int(self.db.execute("SELECT COUNT(*) FROM outbox" + where, args).one()[0])
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY created DESC, tx_hash LIMIT ? OFFSET ?",
             [*args, limit, offset],

@@ -6,10 +6,10 @@ its nonce is kept (signed) or given back (ended without a signature)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from tholos.chains.base import DerivedIntent
+from tholos.gateway.database import Database
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.nonces import Allocation, NonceBook
 from tholos.gateway.outbox import Outbox, signed_transaction
@@ -48,7 +48,7 @@ def claim_nonces(book: NonceBook, items: Sequence[tuple[SigningRequest, DerivedI
         raise
 
 
-def record(db: sqlite3.Connection, tracked: Iterable[Tracked]) -> None:
+def record(db: Database, tracked: Iterable[Tracked]) -> None:
     """Inside the transaction saving `tracked`: outbox rows for the signed transactions, nonces
     kept or given back."""
     rows = []

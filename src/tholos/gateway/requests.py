@@ -14,21 +14,26 @@ The gateway is untrusted for policy: every node re-checks everything. What it do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from tholos.audit import KIND_GOVERNANCE, AuditLog
 from tholos.chains.base import DerivedIntent
 from tholos.gateway import chain_targets, governed_rounds, request_outcomes
+from tholos.gateway.database import StoreUnavailable
 from tholos.gateway.request_status import (
     AWAITING_APPROVAL,
     CANCELLED,
+    CREATED,
     EXPIRED,
     OPEN,
+    POLICY_REFUSED,
     REFUSED,
     REJECTED,
     RESERVED,
@@ -38,6 +43,7 @@ from tholos.gateway.request_status import (
 )
 from tholos.gateway.rounds import GOVERNANCE_TIMEOUT
 from tholos.gateway.service import Gateway, GatewayError, check_options
+from tholos.gateway.signing_claims import DEFAULT_LEASE, SigningClaims
 from tholos.gateway.tracked import Tracked, is_pending, refusal
 from tholos.gateway.transport import NodeRefused, NodeUnavailable
 from tholos.governance import Approval, SigningRequest, read_user_key
@@ -49,36 +55,20 @@ from tholos.governance.requests import CANCEL_TAG
 from tholos.rpc import node_pb2 as pb
 
 log = logging.getLogger("tholos.gateway")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS signing_requests (
-    request_id TEXT PRIMARY KEY,
-    request TEXT NOT NULL,
-    approvals TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS governance_proposals (
-    proposal_id TEXT PRIMARY KEY,
-    document TEXT NOT NULL,
-    signatures TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    created REAL NOT NULL
-);
-"""
+KEEP_TRIES = 60
 
 
 class GovernedSigning:
     """Gateway side of governance. One per Gateway (see `governed(gw)`)."""
 
-    def __init__(self, gw: Gateway, audit: AuditLog | None) -> None:
+    def __init__(
+        self, gw: Gateway, audit: AuditLog | None, signing_lease: float = DEFAULT_LEASE
+    ) -> None:
         self.gw = gw
         self.audit = audit
         self.db = gw.store.db
-        self.db.executescript(SCHEMA)
+        self._caching = not self.db.shared  # another gateway may change a shared row
+        self.claims = SigningClaims(self.db, signing_lease)
         n = len(gw.nodes.ids)
         self.write_q, self.read_q, _ = quorums(n, gw.threshold)
         self._cache: dict[str, Tracked] = {}
@@ -193,7 +183,13 @@ class GovernedSigning:
         sigs.append(signature)
         result = await self.submit_document({"document": prop["document"], "signatures": sigs})
         status = "adopted" if result["adopted_by"] > 0 else "open"
-        with self.db:
+        with self.db.transaction():  # keep signatures another gateway added meanwhile
+            row = self.db.execute(
+                "SELECT signatures, status FROM governance_proposals WHERE proposal_id = ?", (pid,)
+            ).one()
+            mine = {s.get("signer") for s in sigs}
+            sigs += [s for s in json.loads(row[0]) if s.get("signer") not in mine]
+            status = "adopted" if row[1] == "adopted" else status
             self.db.execute(
                 "UPDATE governance_proposals SET signatures = ?, status = ?, detail = ? "
                 "WHERE proposal_id = ?",
@@ -204,14 +200,28 @@ class GovernedSigning:
     # -- signing requests ------------------------------------------------------------------------
     def _save(self, tracked: list[Tracked]) -> None:
         """Store the requests' state in ONE transaction (the store is in autocommit mode: without
-        BEGIN every row was its own commit, ~3x the CPU and the WAL writes)."""
+        a transaction every row was its own commit, ~3x the CPU and the WAL writes).
+
+        Each approval is also its own row (one per approver, never overwritten by a save that
+        had not seen it: two gateways approving at once lose none), and a signed row is final:
+        a gateway that lost the race to sign (the nodes refuse a request signed once) does not
+        overwrite the signature another gateway stored; it reads it back instead."""
         now = time.time()
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
+            self.db.executemany(
+                "INSERT INTO signing_approvals VALUES (?,?,?,?) "
+                "ON CONFLICT (request_id, approver) DO UPDATE SET approval = excluded.approval",
+                [
+                    (t.request_id, a.approver, a.model_dump_json(), now)
+                    for t in tracked
+                    for a in t.approvals
+                ],
+            )
             self.db.executemany(
                 "INSERT INTO signing_requests VALUES (?,?,?,?,?,?,?) ON CONFLICT(request_id) DO "
                 "UPDATE SET approvals = excluded.approvals, status = excluded.status, "
-                "detail = excluded.detail, updated = excluded.updated",
+                "detail = excluded.detail, updated = excluded.updated "
+                "WHERE signing_requests.status != 'signed'",
                 [
                     (
                         t.request_id,
@@ -236,10 +246,42 @@ class GovernedSigning:
                 ],
             )
             request_outcomes.record(self.db, tracked)  # the outbox and nonces, same transaction
+        if self.db.shared:
+            self._adopt_signed([t for t in tracked if t.status != SIGNED])
         for t in tracked:
-            self._cache[t.request_id] = t
-            if len(self._cache) > 50_000:
-                self._cache.clear()
+            if self._caching:
+                self._cache[t.request_id] = t
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+
+    async def _keep(self, tracked: list[Tracked]) -> None:
+        """`_save` after the nodes were asked, waiting out a database outage (every 0.5 s for
+        30 s): a node signs a request once, so a signature the gateway fails to store is lost."""
+        for attempt in range(KEEP_TRIES):
+            try:
+                self._save(tracked)
+                return
+            except StoreUnavailable:
+                if attempt == KEEP_TRIES - 1:
+                    raise
+                log.warning("database unavailable, %d results wait to be stored", len(tracked))
+                await asyncio.sleep(0.5)
+
+    def _adopt_signed(self, tracked: list[Tracked]) -> None:
+        """Requests another gateway stored signed: take its state (the signature)."""
+        by_id = {t.request_id: t for t in tracked}
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for (rid,) in self.db.execute(
+                "SELECT request_id FROM signing_requests WHERE status = ? "
+                f"AND request_id IN ({marks})",
+                [SIGNED, *chunk],
+            ):
+                stored = self._load(str(rid))
+                for f in fields(Tracked):
+                    setattr(by_id[str(rid)], f.name, getattr(stored, f.name))
 
     def get(self, request_id: str) -> Tracked:
         t = self._cache.get(request_id)
@@ -247,6 +289,15 @@ class GovernedSigning:
             if expire(t):
                 self._save([t])
             return t
+        t = self._load(request_id)
+        if self._caching:
+            self._cache[request_id] = t
+        if expire(t):
+            self._save([t])
+        return t
+
+    def _load(self, request_id: str) -> Tracked:
+        """The stored request with every approval stored for it (the approvals table first)."""
         row = self.db.execute(
             "SELECT request, approvals, status, detail FROM signing_requests WHERE request_id = ?",
             (request_id,),
@@ -254,9 +305,16 @@ class GovernedSigning:
         if row is None:
             raise GatewayError(404, "unknown_request", f"unknown signing request {request_id[:64]}")
         d = json.loads(row[3])
-        t = Tracked(
+        approvals = {a["approver"]: json.dumps(a) for a in json.loads(row[1])}
+        for approver, approval in self.db.execute(
+            "SELECT approver, approval FROM signing_approvals WHERE request_id = ? "
+            "ORDER BY created, approver",
+            (request_id,),
+        ):
+            approvals[str(approver)] = str(approval)
+        return Tracked(
             SigningRequest.model_validate_json(row[0]),
-            [Approval.model_validate_json(json.dumps(a)) for a in json.loads(row[1])],
+            [Approval.model_validate_json(a) for a in approvals.values()],
             str(row[2]),
             {int(k): v for k, v in d["receipts"].items()},
             {int(k): v for k, v in d["refusals"].items()},
@@ -266,10 +324,6 @@ class GovernedSigning:
             d["error"],
             d.get("transaction", {}),
         )
-        self._cache[request_id] = t
-        if expire(t):
-            self._save([t])
-        return t
 
     def list_requests(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         q = "SELECT request_id FROM signing_requests"
@@ -293,6 +347,8 @@ class GovernedSigning:
             if existing is not None:
                 if existing.request != request:
                     raise GatewayError(409, "conflict", f"request {rid} exists with another intent")
+                # Stored "created" but never reserved: its gateway stopped before step 1 (or is
+                # still at it); run it again, the nodes' reservations are idempotent per id.
                 tracked.append(existing)
                 continue
             row = self.gw.key(request.intent.key_id)  # 404 for an unknown key
@@ -309,6 +365,11 @@ class GovernedSigning:
             tracked.append(Tracked(request, list(approvals)))
         request_outcomes.claim_nonces(self.gw.store.nonces, parsed)  # 409 if one is held
         fresh = [t for t in tracked if t.status == "created"]
+        # Shared store: stored before any node is asked, so a gateway killed from here on leaves
+        # a request that another gateway finds by its id and completes (the nodes sign each id
+        # at most once). One gateway on SQLite skips the extra commit: its retry starts afresh.
+        if fresh and self.db.shared:
+            self._save(fresh)
         tried: set[int] = set()  # signed directly in this call, with retries on other signers
         if fresh and execute and await self._velocity_free():
             # No velocity limit in the policy: no quorum journals needed. Each signer records
@@ -325,7 +386,7 @@ class GovernedSigning:
         ready = [t for t in tracked if t.status == "reserved" and id(t) not in tried]
         if execute and ready:
             await self._execute(ready)
-        self._save(tracked)
+        await self._keep(tracked)
         return tracked
 
     async def _velocity_free(self) -> bool:
@@ -372,21 +433,26 @@ class GovernedSigning:
         t = self.get(request_id)
         if approval.request_id != request_id:
             raise GatewayError(422, "bad_request", "approval is for another request")
+        if approval in t.approvals and t.status == SIGNED:
+            return t  # a retried approval (its gateway died, say): the signature it led to
         if t.status == SIGNED:
             raise GatewayError(409, "already_signed", "request is signed already")
         if t.status not in OPEN:
             raise GatewayError(409, "request_closed", f"request is {t.status}: {t.error}"[:300])
         t.approvals = [a for a in t.approvals if a.approver != approval.approver] + [approval]
+        self._save([t])  # the approval is durable before any node is asked to sign
         if t.status in (RESERVED, AWAITING_APPROVAL):
             await self._execute([t])
-        self._save([t])
+        await self._keep([t])
         return t
 
     async def execute(self, request_id: str) -> Tracked:
         t = self.get(request_id)
+        if t.status == CREATED:  # stored, then its gateway stopped (or is still at step 1)
+            return (await self.create([(t.request, t.approvals)]))[0]
         if t.status in (RESERVED, AWAITING_APPROVAL):
             await self._execute([t])
-            self._save([t])
+            await self._keep([t])
         return t
 
     async def cancel(
@@ -529,9 +595,75 @@ class GovernedSigning:
         """Step 3 for the requests of one key, on signers among `nodes` (those holding the
         reservation), every scheme by `governed_rounds`."""
         row = self.gw.key(key_id)
-        await governed_rounds.sign(self.gw, self.audit, row, nodes, tracked, snapshots)
+        snaps = {t.request_id: s for t, s in zip(tracked, snapshots, strict=True)}
+        claimed = None
+        if self.db.shared:  # another gateway may be signing the same request right now
+            claimed = self.claims.claim(snaps)
+            self._adopt_signed([t for t in tracked if t.request_id in claimed])
+            for t in tracked:
+                if t.request_id not in claimed and t.status != SIGNED:
+                    t.error = "another gateway is signing this request; ask again later"
+            tracked = [t for t in tracked if t.request_id in claimed and t.status != SIGNED]
+        try:
+            groups: dict[tuple[int, ...], list[Tracked]] = defaultdict(list)
+            signed_at = await self._signed_at(nodes, tracked) if self.db.shared else {}
+            for t in tracked:
+                groups[tuple(i for i in nodes if i not in signed_at.get(t.request_id, ()))].append(
+                    t
+                )
+            for left, group in groups.items():
+                await governed_rounds.sign(
+                    self.gw,
+                    self.audit,
+                    row,
+                    list(left),
+                    group,
+                    [snaps[t.request_id] for t in group],
+                )
+            await self._sign_past_replays(row, nodes, tracked, snaps)
+        finally:
+            if claimed:
+                with contextlib.suppress(StoreUnavailable):  # else it lapses with its lease
+                    self.claims.release(claimed)
         for t in tracked:
             classify(t)
+
+    async def _signed_at(self, nodes: list[int], tracked: list[Tracked]) -> dict[str, set[int]]:
+        """Request id -> the nodes whose journal holds it signed: a request taken over from a
+        gateway that died while signing is signed on the other nodes (each signs an id once)."""
+        ids = [t.request_id for t in tracked]
+        replies = await self.broadcast("statuses", {"request_ids": ids}, nodes)
+        out: dict[str, set[int]] = defaultdict(set)
+        for i, rep in replies.items():
+            for rid, status in rep.get("statuses", {}).items():
+                if status == "signed":
+                    out[str(rid)].add(i)
+        return out
+
+    async def _sign_past_replays(
+        self,
+        row: Any,
+        nodes: list[int],
+        tracked: list[Tracked],
+        snaps: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Requests refused only because some signers signed them already, in a session whose
+        signature was never stored (its gateway died, or the session failed): try once more
+        on the nodes that did not. Nodes sign each id once, so no node signs twice."""
+        again: dict[tuple[int, ...], list[Tracked]] = defaultdict(list)
+        for t in tracked:
+            policy = [v for v in t.refusals.values() if v["rule_id"] != "node"]
+            if t.status != POLICY_REFUSED or not policy:
+                continue
+            if any(v["rule_id"] != "replay" for v in policy):
+                continue
+            left = tuple(i for i in nodes if t.refusals.get(i, {}).get("rule_id") != "replay")
+            t.status, t.error = RESERVED, ""
+            again[left].append(t)
+        for left, group in again.items():
+            await governed_rounds.sign(
+                self.gw, self.audit, row, list(left), group, [snaps[t.request_id] for t in group]
+            )
 
     def _holders(self, t: Tracked) -> list[int]:
         row = self.gw.key(t.request.intent.key_id)
@@ -603,14 +735,16 @@ class GovernedSigning:
 _BY_GATEWAY: dict[int, GovernedSigning] = {}
 
 
-def attach(gw: Gateway, audit_dir: Path | None) -> GovernedSigning:
+def attach(
+    gw: Gateway, audit_dir: Path | None, signing_lease: float = DEFAULT_LEASE
+) -> GovernedSigning:
     """Create the gateway's governance side; its audit chain lives in `audit_dir` (with the
     gateway's audit key `audit.key` written by cluster init), or nowhere (unit tests)."""
     audit = None
     if audit_dir is not None and (audit_dir / "audit.key").exists():
         key = read_user_key(audit_dir / "audit.key")
         audit = AuditLog(audit_dir / "audit.db", "gateway", key, checkpoint_every=64)
-    g = GovernedSigning(gw, audit)
+    g = GovernedSigning(gw, audit, signing_lease)
     _BY_GATEWAY[id(gw)] = g
     return g
 

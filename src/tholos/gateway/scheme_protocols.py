@@ -17,6 +17,7 @@ from typing import Any
 from tholos.crypto.errors import CryptoError, InvalidSignatureShare
 from tholos.gateway.batcher import Batcher
 from tholos.gateway.bls import BlsRounds
+from tholos.gateway.database import StoreUnavailable
 from tholos.gateway.dise import DiseRounds
 from tholos.gateway.ecdsa import EcdsaRounds
 from tholos.gateway.frost import FrostRounds
@@ -116,7 +117,12 @@ class RoundSigning:
         for j in pending:
             if not j.error:
                 j.error, j.status = "did not complete after retries", 503
-        self.gw.store.record_requests(job_record(j, self.schemes[j.kind].protocol) for j in jobs)
+        try:
+            self.gw.store.record_requests(
+                job_record(j, self.schemes[j.kind].protocol) for j in jobs
+            )
+        except StoreUnavailable as exc:  # the signatures exist: answer them, do not fail
+            log.error("%d requests answered but not recorded: %s", len(jobs), exc)
         for j in jobs:
             if j.excluded:
                 log.warning("request %s: excluded nodes %s", j.request_id, j.excluded)

@@ -30,7 +30,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     gw = Gateway(
         transports,
         cfg.roster,
-        GatewayStore(cfg.db),
+        GatewayStore(cfg.store or cfg.db),
         cfg.threshold,
         rpc_timeout=cfg.rpc_timeout,
         dkg_timeout=cfg.dkg_timeout,
@@ -40,7 +40,7 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     )
     from tholos.gateway.requests import attach
 
-    governed = attach(gw, cfg.db.parent)  # governed signing and the gateway's audit chain
+    governed = attach(gw, cfg.db.parent, cfg.signing_lease)  # governed signing, audit chain
     from tholos.gateway import attestation
 
     attestation.attach(gw, cfg.attestation_roots.verifiers(), governed.audit)

@@ -1,40 +1,21 @@
-"""Gateway state in SQLite (WAL): key records (public data only), signing/keygen requests,
-wallets (gateway/wallet_store.py), the chain outbox (gateway/outbox.py) and Ethereum nonces
-(gateway/nonces.py)."""
+"""Gateway state: key records (public data only), signing/keygen requests, wallets
+(gateway/wallet_store.py), the chain outbox (gateway/outbox.py) and Ethereum nonces
+(gateway/nonces.py), in SQLite or PostgreSQL (gateway/database.py, tables in schema.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tholos.gateway.database import Database, open_database
 from tholos.gateway.nonces import NonceBook
 from tholos.gateway.outbox import Outbox
+from tholos.gateway.schema import migrate
 from tholos.gateway.wallet_store import WalletStore
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS keys (
-    key_id TEXT PRIMARY KEY,
-    scheme TEXT NOT NULL,
-    label TEXT,
-    public_key TEXT NOT NULL,
-    package TEXT NOT NULL,
-    meta TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    key_id TEXT,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    created REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -95,14 +76,27 @@ class KeyPage:
     total: int  # keys matching the filter, on every page
 
 
+_KEY_UPSERT = (
+    "INSERT INTO keys VALUES (?,?,?,?,?,?,?) ON CONFLICT (key_id) DO UPDATE SET "
+    "scheme = excluded.scheme, label = excluded.label, public_key = excluded.public_key, "
+    "package = excluded.package, meta = excluded.meta, created = excluded.created"
+)
+_REQUEST_UPSERT = (
+    "INSERT INTO requests VALUES (?,?,?,?,?,?) ON CONFLICT (request_id) DO UPDATE SET "
+    "kind = excluded.kind, key_id = excluded.key_id, status = excluded.status, "
+    "detail = excluded.detail, created = excluded.created"
+)
+
+
 class GatewayStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+    """`store`: a SQLite file, a `postgresql://…` URL or an open database. On a shared database
+    (PostgreSQL, several gateways) key rows are not cached: another gateway may change them."""
+
+    def __init__(self, store: Path | str | Database) -> None:
+        self.db: Database = open_database(store) if isinstance(store, (str, Path)) else store
+        migrate(self.db)
         self._cache: dict[str, KeyRow] = {}
+        self._caching = not self.db.shared
         self.wallets = WalletStore(self.db)
         self.outbox = Outbox(self.db)  # signed chain transactions until confirmed
         self.nonces = NonceBook(self.db)  # ethereum nonces per (chain id, address)
@@ -112,10 +106,9 @@ class GatewayStore:
 
     def put_keys(self, rows: Iterable[KeyRow]) -> None:
         rows = list(rows)
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.db.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO keys VALUES (?,?,?,?,?,?,?)",
+                _KEY_UPSERT,
                 [
                     (
                         r.key_id,
@@ -129,8 +122,9 @@ class GatewayStore:
                     for r in rows
                 ],
             )
-        for r in rows:
-            self._cache[r.key_id] = r
+        if self._caching:
+            for r in rows:
+                self._cache[r.key_id] = r
 
     def delete_key(self, key_id: str) -> None:
         """Forget a destroyed key (its public record; the gateway never held a share)."""
@@ -146,7 +140,8 @@ class GatewayStore:
         if row is None:
             return None
         r = KeyRow(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6])
-        self._cache[key_id] = r
+        if self._caching:
+            self._cache[key_id] = r
         return r
 
     def list_keys(self, limit: int = 1000, offset: int = 0) -> list[KeyRow]:
@@ -157,7 +152,7 @@ class GatewayStore:
         if not (1 <= limit <= 10_000 and 0 <= offset < 2**62):
             raise ValueError("limit must be in [1, 10000] and offset in [0, 2**62)")
         sql, args = (where or KeyFilter()).where()
-        total = int(self.db.execute("SELECT COUNT(*) FROM keys" + sql, args).fetchone()[0])
+        total = int(self.db.execute("SELECT COUNT(*) FROM keys" + sql, args).one()[0])
         rows = self.db.execute(
             "SELECT * FROM keys" + sql + " ORDER BY created, key_id LIMIT ? OFFSET ?",
             [*args, limit, offset],
@@ -171,16 +166,15 @@ class GatewayStore:
         )
 
     def count_keys(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+        return int(self.db.execute("SELECT COUNT(*) FROM keys").one()[0])
 
     def record_requests(
         self, rows: Iterable[tuple[str, str, str | None, str, dict[str, Any]]]
     ) -> None:
         now = time.time()
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?)",
+                _REQUEST_UPSERT,
                 [
                     (rid, kind, key, status, json.dumps(detail), now)
                     for rid, kind, key, status, detail in rows

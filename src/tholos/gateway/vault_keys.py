@@ -1,6 +1,6 @@
 """Transit keys: a Vault transit name -> its type, its configuration and its versions, each
 version one tholos threshold key (a rotation is a new DKG under the same name; old versions
-stay, so they still verify and decrypt). Stored in the gateway's SQLite database beside the keys
+stay, so they still verify and decrypt). Stored in the gateway's database beside the keys
 (tables `transit_keys`, `transit_versions`); `view` renders a key as Vault's `read_key` does."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tholos.gateway.database import Database
 
 # Vault transit type -> tholos scheme (ecdsa-secp256k1 and schnorr-bip340 are extensions)
 TYPES: dict[str, str] = {
@@ -26,21 +27,6 @@ TYPES: dict[str, str] = {
 }
 SIGNING = frozenset({"ed25519", "ecdsa-secp256k1", "schnorr-bip340"})
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS transit_keys (
-    name TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transit_versions (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    key_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (name, version)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -72,9 +58,8 @@ class TransitKey:
 
 
 class TransitStore:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     def names(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT name FROM transit_keys ORDER BY name")]
@@ -98,7 +83,7 @@ class TransitStore:
         key = TransitKey(name, type_)
         with self.db:
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO transit_keys VALUES (?,?,?,?)",
+                "INSERT INTO transit_keys VALUES (?,?,?,?) ON CONFLICT (name) DO NOTHING",
                 (name, type_, json.dumps(key.config()), now),
             )
             if cur.rowcount:
@@ -110,15 +95,19 @@ class TransitStore:
         return got
 
     def add_version(self, name: str, key_id: str) -> TransitKey:
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            (latest,) = self.db.execute(
-                "SELECT MAX(version) FROM transit_versions WHERE name = ?", (name,)
-            ).fetchone()
-            self.db.execute(
-                "INSERT INTO transit_versions VALUES (?,?,?,?)",
-                (name, int(latest) + 1, key_id, time.time()),
-            )
+        """The next version of `name`; a gateway racing on the same name takes the one after."""
+        for _ in range(100):
+            with self.db.transaction():
+                (latest,) = self.db.execute(
+                    "SELECT MAX(version) FROM transit_versions WHERE name = ?", (name,)
+                ).one()
+                added = self.db.execute(
+                    "INSERT INTO transit_versions VALUES (?,?,?,?) "
+                    "ON CONFLICT (name, version) DO NOTHING",
+                    (name, int(latest) + 1, key_id, time.time()),
+                ).rowcount
+            if added:
+                break
         got = self.get(name)
         assert got is not None
         return got

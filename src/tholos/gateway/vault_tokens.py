@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tholos.gateway.database import Database
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.identities import ApiClient, ApiClients
 
@@ -26,15 +26,6 @@ TOKEN_PREFIX = "tvt."
 MAX_TTL = 366 * 86400
 DEFAULT_TTL = 86400
 ACCESSOR = re.compile(r"^[0-9a-f]{24}$")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS vault_tokens (
-    accessor TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,
-    identity TEXT NOT NULL,
-    created REAL NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 
 
 def token_hash(token: str) -> str:
@@ -58,11 +49,10 @@ class TokenInfo:
 
 
 class TokenStore:
-    """Tokens in the gateway's SQLite database (table `vault_tokens`)."""
+    """Tokens in the gateway's database (table `vault_tokens`)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     def create(self, identity: str, ttl: float) -> tuple[str, TokenInfo]:
         """A new token for `identity` valid for `ttl` seconds: (token, its public record)."""

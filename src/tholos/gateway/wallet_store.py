@@ -3,22 +3,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS wallets (
-    wallet_id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    chain TEXT NOT NULL,
-    network TEXT NOT NULL,
-    address_type TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    label TEXT
-);
-CREATE INDEX IF NOT EXISTS wallets_by_created ON wallets (created_at, wallet_id);
-"""
+from tholos.gateway.database import Database
 
 
 @dataclass(frozen=True)
@@ -50,11 +38,10 @@ class WalletPage:
 
 
 class WalletStore:
-    """Wallet rows in the gateway's SQLite database (the connection is the gateway store's)."""
+    """Wallet rows in the gateway's database (the connection is the gateway store's)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.executescript(SCHEMA)
 
     def put(self, row: WalletRow) -> None:
         with self.db:
@@ -87,7 +74,7 @@ class WalletStore:
                 terms.append(f"{column} = ?")
                 args.append(value)
         where = (" WHERE " + " AND ".join(terms)) if terms else ""
-        total = int(self.db.execute("SELECT COUNT(*) FROM wallets" + where, args).fetchone()[0])
+        total = int(self.db.execute("SELECT COUNT(*) FROM wallets" + where, args).one()[0])
         rows = self.db.execute(
             "SELECT * FROM wallets" + where + " ORDER BY created_at, wallet_id LIMIT ? OFFSET ?",
             [*args, limit, offset],
@@ -95,4 +82,4 @@ class WalletStore:
         return WalletPage([WalletRow(*r) for r in rows], total)
 
     def count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM wallets").fetchone()[0])
+        return int(self.db.execute("SELECT COUNT(*) FROM wallets").one()[0])

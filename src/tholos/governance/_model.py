@@ -13,6 +13,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from pydantic.config import JsonDict
 
 from tholos.governance._canonical import canonical_json
 
@@ -47,7 +48,7 @@ def _sorted_unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(values))
 
 
-NAMED_ONLY: Final = {"additionalProperties": False}
+NAMED_ONLY: Final[JsonDict] = {"additionalProperties": False}
 """JSON Schema of a mapping keyed by `Name`: pydantic publishes the key pattern as
 patternProperties, which leaves other keys allowed; every key must match it."""
 

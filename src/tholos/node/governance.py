@@ -264,6 +264,7 @@ class NodeGovernance:
             "snapshot": self._op_snapshot,
             "refuse": self._op_refuse,
             "reject": self._op_reject,
+            "statuses": self._op_statuses,
             "audit": self._op_audit,
         }
         fn = ops.get(req.op)
@@ -418,6 +419,18 @@ class NodeGovernance:
                     self.journal.refuse(entry, f"{refusal.rule_id}: {refusal.reason}")
         self.audit.append_many(audit)
         return {"node_id": self.node_id, "results": results}
+
+    def _op_statuses(self, body: Any) -> dict[str, Any]:
+        """Which of these request ids this node's journal holds, and how (pending, signed,
+        refused): a gateway taking over a request signs it on nodes that have not (public)."""
+        ids = body.get("request_ids") if isinstance(body, dict) else None
+        if (
+            not isinstance(ids, list)
+            or len(ids) > 10_000
+            or not all(isinstance(i, str) and 0 < len(i) <= 200 for i in ids)
+        ):
+            raise GovernanceRefused("statuses: request_ids is a list of at most 10000 ids")
+        return {"node_id": self.node_id, "statuses": self.journal.statuses(ids)}
 
     def _op_snapshot(self, body: Any) -> dict[str, Any]:
         """Step 2: signed reads of this journal, each bound to its request's receipts."""

@@ -3,7 +3,8 @@
 Each answers a question a test asks of the rest of the system: are wrong shares caught and the
 culprit named (corrupt-shares), is a lying repair helper caught (corrupt-repair), does a refresh
 survive a crash between finish and commit (crash-before-commit), is a hung node skipped (slow),
-is a node attesting to an unpinned build refused (other-build).
+is a node attesting to an unpinned build refused (other-build), does another gateway
+complete a request whose gateway died mid-signing (slow-signing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tholos.schemes.frost import FrostScheme
 
 CRASH_EXIT = 70
 HANG_SECONDS = 30  # longer than any gateway timeout
+SLOW_SIGN_SECONDS = 4.0
 
 
 class CorruptShares(NodeHooks):
@@ -93,8 +95,20 @@ class OtherBuild(NodeHooks):
         )
 
 
+class SlowSigning(NodeHooks):
+    """Signs, but only after SLOW_SIGN_SECONDS: a gateway waits on it while the other signers
+    of the session have signed already (a gateway killed then dies mid-signing)."""
+
+    name: ClassVar[str] = "slow-signing"
+
+    async def before_rpc(self, method: str) -> None:
+        if method == "sign_batch":
+            await asyncio.sleep(SLOW_SIGN_SECONDS)
+
+
 FAULTS: dict[str, type[NodeHooks]] = {
-    f.name: f for f in (CorruptShares, CorruptRepair, CrashBeforeCommit, Slow, OtherBuild)
+    f.name: f
+    for f in (CorruptShares, CorruptRepair, CrashBeforeCommit, Slow, OtherBuild, SlowSigning)
 }
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from tholos.gateway.database import Database, SQLiteDatabase
+from tholos.gateway.schema import migrate
 from tholos.governance import _keys
 from tholos.governance.errors import InvalidSignature
 
@@ -25,13 +27,6 @@ CSRF_TAG = b"tholos/console-csrf/v1"
 CHALLENGE_TTL = 120.0
 SESSION_TTL = 8 * 3600.0
 MAX_PENDING = 1024
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_sessions (
-    token_sha256 TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 
 
 def login_message(cluster_id: str, challenge: bytes) -> bytes:
@@ -55,13 +50,15 @@ def _csrf(token: str) -> str:
 
 
 class Sessions:
-    """Challenges of this process, and sessions in `db` (the gateway's store; None: an
-    in-memory database, for tests)."""
+    """Challenges of this process, and sessions in `db` (the gateway's store, table
+    `console_sessions` of gateway/schema.py; None: an in-memory database, for tests)."""
 
-    def __init__(self, db: sqlite3.Connection | None = None, ttl: float = SESSION_TTL) -> None:
+    def __init__(self, db: Database | None = None, ttl: float = SESSION_TTL) -> None:
         self.ttl = ttl
-        self._db = db or sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self._db.executescript(SCHEMA)
+        if db is None:
+            db = SQLiteDatabase(Path(":memory:"))
+            migrate(db)
+        self._db = db
         self._challenges: dict[str, tuple[str, float]] = {}
 
     def challenge(self, user: str) -> bytes:
@@ -96,7 +93,7 @@ class Sessions:
         with self._db:
             self._db.execute("DELETE FROM console_sessions WHERE expires < ?", (now,))
             self._db.execute(
-                "INSERT INTO console_sessions (token_sha256, user, expires) VALUES (?, ?, ?)",
+                "INSERT INTO console_sessions (token_sha256, username, expires) VALUES (?, ?, ?)",
                 (_digest(token), user, session.expires),
             )
         return token, session
@@ -107,7 +104,7 @@ class Sessions:
             return None
         key = _digest(token)
         row = self._db.execute(
-            "SELECT user, expires FROM console_sessions WHERE token_sha256 = ?", (key,)
+            "SELECT username, expires FROM console_sessions WHERE token_sha256 = ?", (key,)
         ).fetchone()
         if row is None:
             return None
@@ -124,7 +121,7 @@ class Sessions:
 
     def count(self) -> int:
         """Sessions stored, live or not yet purged."""
-        return int(self._db.execute("SELECT COUNT(*) FROM console_sessions").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM console_sessions").one()[0])
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:
