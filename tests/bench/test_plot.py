@@ -45,7 +45,7 @@ def test_both_charts_are_written_as_png(tmp_path: Path) -> None:
         "wan": {"sites": 3, "inter_site_rtt_ms": 20.0, "intra_site_rtt_ms": 1.0},
     }
     written = plot.write_charts(results, tmp_path / "charts")
-    assert [p.name for p in written] == ["throughput.png", "latency.png"]
+    assert [p.name for p in written] == ["wan-throughput.png", "wan-latency.png"]
     for p in written:
         w, h = _png_size(p)
         assert w > 300 and h > 200

@@ -1,9 +1,9 @@
 """PNG charts of a `tholos bench` run (`--plot DIR`), drawn with matplotlib (the `bench` extra).
 
-- throughput.png: ops/s of every signing line per scheme, one bar per (n, t), beside the
+- throughput.png (wan-throughput.png for a `--wan` run): ops/s of every signing line per scheme, one bar per (n, t), beside the
   single-key baseline of that scheme's signature (one process, no threshold: bench/micro.py),
   on a log scale (the baselines are 10-100x higher);
-- latency.png: the latency distribution (CDF from the recorded quantiles) of every one-in-flight
+- latency.png (wan-latency.png): the latency distribution (CDF from the recorded quantiles) of every one-in-flight
   line; titled with the WAN profile when the run had one (`--wan`).
 
 Input is the JSON `tholos bench --json` prints ({"results": [...], "baselines": {...}, "wan"});
@@ -26,6 +26,16 @@ BASELINE_OF = {
 }
 
 
+def cpu_baselines(iterations: int = 2000) -> dict[str, float]:
+    """CPU µs (process time, so the machine's other load barely moves it) of each single-key
+    operation of bench.micro.baselines: its ops/s on one core is 1e6 / µs."""
+    import time
+
+    from tholos.bench import micro
+
+    return dict(micro.baselines(iterations, clock=time.process_time))
+
+
 def _sign_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [
         r
@@ -38,7 +48,10 @@ def _sign_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def throughput_chart(
-    rows: Sequence[Mapping[str, Any]], baselines: Mapping[str, float], path: Path
+    rows: Sequence[Mapping[str, Any]],
+    baselines: Mapping[str, float],
+    path: Path,
+    load_average: Sequence[float] | None = None,
 ) -> Path:
     """Grouped bars: x = scheme and operation, one bar per (n, t), then the baseline bar."""
     import matplotlib
@@ -46,6 +59,7 @@ def throughput_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    load = f"\n(load average {load_average[0]:.1f} at the end of the run)" if load_average else ""
     sign = _sign_rows(rows)
     if not sign:
         raise ValueError("no signing rows with ops/s to plot")
@@ -64,7 +78,7 @@ def throughput_chart(
         for s, _ in labels
     ]
     if any(base):
-        series.append(("single key, one process", base))
+        series.append(("single key, one core (CPU time)", base))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels)), 4.5))
     for k, (name, values) in enumerate(series):
@@ -73,7 +87,10 @@ def throughput_chart(
     ax.set_xticks(range(len(labels)), [f"{s}\n{m}" for s, m in labels], fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("signatures per second (log)")
-    ax.set_title("Signing throughput per scheme and (n, t), every process on one 2-core VM")
+    ax.set_title(
+        "Signing throughput per scheme and (n, t), every process on one 2-core VM" + load,
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
@@ -94,7 +111,10 @@ def latency_chart(
     lines = [
         r
         for r in rows
-        if "error" not in r and r.get("concurrency") == 1 and r.get("latency_quantiles_ms")
+        if "error" not in r
+        and r.get("concurrency") == 1
+        and r.get("batch", 1) == 1
+        and r.get("latency_quantiles_ms")
     ]
     if not lines:
         raise ValueError("no one-in-flight rows with latency quantiles to plot")
@@ -131,11 +151,17 @@ def write_charts(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """Every chart the results allow, as PNGs in `out_dir`; the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = list(results.get("results", []))
+    prefix = "wan-" if results.get("wan") else ""  # a --wan run does not overwrite the LAN charts
     written = []
     with contextlib.suppress(ValueError):
         written.append(
-            throughput_chart(rows, results.get("baselines", {}), out_dir / "throughput.png")
+            throughput_chart(
+                rows,
+                results.get("baselines", {}),
+                out_dir / f"{prefix}throughput.png",
+                results.get("load_average"),
+            )
         )
     with contextlib.suppress(ValueError):
-        written.append(latency_chart(rows, results.get("wan"), out_dir / "latency.png"))
+        written.append(latency_chart(rows, results.get("wan"), out_dir / f"{prefix}latency.png"))
     return written

@@ -369,13 +369,11 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(table_md)
     if args.update_readme is not None:
         args.update_readme.write_text(readme.update(args.update_readme.read_text(), table_md))
-    out: dict[str, Any] = {"results": rows, "reference": REFERENCE}
+    out: dict[str, Any] = {"results": rows, "reference": REFERENCE, "load_average": os.getloadavg()}
     if wan_info is not None:
         out["wan"] = wan_info
     if args.json or getattr(args, "plot", None) is not None:
-        from tholos.bench.micro import baselines
-
-        out["baselines"] = dict(baselines(2000))  # µs per single-key operation
+        out["baselines"] = plot.cpu_baselines()
     if getattr(args, "plot", None) is not None:
         for path in plot.write_charts(out, args.plot):
             print(f"bench: wrote {path}", file=sys.stderr)
