@@ -100,7 +100,10 @@ def throughput_chart(
 
 
 def latency_chart(
-    rows: Sequence[Mapping[str, Any]], wan: Mapping[str, Any] | None, path: Path
+    rows: Sequence[Mapping[str, Any]],
+    wan: Mapping[str, Any] | None,
+    path: Path,
+    load_average: Sequence[float] | None = None,
 ) -> Path:
     """CDF of request latency of each one-in-flight line, from its recorded quantiles."""
     import matplotlib
@@ -127,7 +130,8 @@ def latency_chart(
     ax.set_xlabel("latency per request, ms (log)")
     ax.set_ylabel("fraction of requests")
     where = "WAN profile: " + _wan_words(wan) if wan else "loopback, no WAN profile"
-    ax.set_title(f"Latency, one request in flight ({where})", fontsize=10)
+    load = f"\nload average {load_average[0]:.1f} at the end of the run" if load_average else ""
+    ax.set_title(f"Latency, one request in flight ({where}){load}", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -163,5 +167,12 @@ def write_charts(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
             )
         )
     with contextlib.suppress(ValueError):
-        written.append(latency_chart(rows, results.get("wan"), out_dir / f"{prefix}latency.png"))
+        written.append(
+            latency_chart(
+                rows,
+                results.get("wan"),
+                out_dir / f"{prefix}latency.png",
+                results.get("load_average"),
+            )
+        )
     return written
