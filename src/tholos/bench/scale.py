@@ -97,6 +97,18 @@ def seed_keys(root: Path, scheme_name: str, count: int) -> list[str]:
     return ids
 
 
+def _key_ids(c: Cluster) -> list[str]:
+    """Every key id in the gateway store of a stopped cluster."""
+    from tholos.gateway.config import GatewayConfig
+    from tholos.gateway.store import GatewayStore
+
+    store = GatewayStore(GatewayConfig.load(c.cd.gateway_config).db)
+    try:
+        return [str(r[0]) for r in store.db.execute("SELECT key_id FROM keys")]
+    finally:
+        store.close()
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of `pid` in KiB (VmRSS from /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -113,13 +125,15 @@ def _pct(xs: list[float], q: float) -> float:
 class Cluster:
     """One local cluster of the comparison: its directory, key ids, processes."""
 
-    def __init__(self, name: str, n: int, t: int) -> None:
+    def __init__(self, name: str, n: int, t: int, reuse: Path | None = None) -> None:
         from tholos.cluster.directory import ClusterDir
         from tholos.cluster.layout import init_cluster
 
         self.name = name
-        self.root = Path(tempfile.mkdtemp(prefix=f"tholos-scale-{name}-"))
-        init_cluster(self.root, n, t)
+        self.reused = reuse is not None
+        self.root = reuse or Path(tempfile.mkdtemp(prefix=f"tholos-scale-{name}-"))
+        if reuse is None:
+            init_cluster(self.root, n, t)
         self.cd = ClusterDir(self.root)
         self.keys: list[str] = []
         self.pids: dict[str, int] = {}
@@ -133,6 +147,22 @@ class Cluster:
         took = time.perf_counter() - t0
         self.pids = cpu.cluster_pids(self.cd) or {}
         return took
+
+    def wait_scanned(self, timeout: float = 1800) -> float:
+        """Seconds until every node reports its start-up share scan done (shares_unchecked 0)."""
+        from tholos.client import Client
+
+        client = Client(self.cd.load()["gateway"], self.cd.client_tls)
+        t0 = time.perf_counter()
+        try:
+            while time.perf_counter() - t0 < timeout:
+                shares = client.get("/v1/cluster")["shares"]
+                if all(s.get("unchecked_shares", 0) == 0 for s in shares.values()):
+                    return time.perf_counter() - t0
+                time.sleep(1.0)
+        finally:
+            client.close()
+        raise TimeoutError(f"{self.name}: share scan not done after {timeout:.0f} s")
 
     def rss(self) -> dict[str, int]:
         return {name: rss_kib(pid) for name, pid in self.pids.items()}
@@ -281,10 +311,15 @@ def _scan_seconds(c: Cluster) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, t = (int(x) for x in args.config.split(":"))
-    small, big = Cluster("small", n, t), Cluster("big", n, t)
+    small = Cluster("small", n, t, args.small_dir)
+    big = Cluster("big", n, t, args.big_dir)
     out: dict[str, Any] = {"config": {"n": n, "t": t, "scheme": args.scheme}}
     try:
         for c, count in ((small, args.small), (big, args.keys)):
+            if c.reused:  # seeded by an earlier run (--keep)
+                c.keys = _key_ids(c)
+                out[c.name] = {"keys": len(c.keys), "reused": str(c.root)}
+                continue
             t0 = time.perf_counter()
             c.keys = seed_keys(c.root, args.scheme, count)
             out[c.name] = {"keys": count, "seed_s": time.perf_counter() - t0}
@@ -296,6 +331,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out[c.name]["startup_s"] = c.up()
             out[c.name]["rss_kib_after_start"] = c.rss()
             print(f"scale: {c.name} up in {out[c.name]['startup_s']:.1f} s", file=sys.stderr)
+        for c in (small, big):  # sign in the steady state: the background scan is done
+            out[c.name]["scan_done_s_after_up"] = c.wait_scanned()
+            out[c.name]["rss_kib_after_scan"] = c.rss()
         rng = random.Random(7)
         pick = {
             "small": lambda i: small.keys[i % len(small.keys)],
@@ -315,7 +353,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for c in (small, big):
             c.down()
-            if not args.keep:
+            if not args.keep and not c.reused:
                 c.remove()
     return out
 
@@ -334,6 +372,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--scan", action="store_true", help="also time one node's share scan in this process"
     )
     p.add_argument("--keep", action="store_true", help="keep the cluster directories")
+    p.add_argument("--small-dir", type=Path, help="reuse this seeded small cluster (from --keep)")
+    p.add_argument("--big-dir", type=Path, help="reuse this seeded big cluster (from --keep)")
     p.add_argument("--json", type=Path, default=None, help="write the results here too")
 
 
