@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -212,7 +213,16 @@ class KeyVault:
 
     def scan_in_background(self, done: Callable[[set[str]], None]) -> threading.Thread:
         """`scan` in a daemon thread (start-up is then not O(keys)); `done(broken)` at the end."""
-        thread = threading.Thread(target=lambda: done(self.scan()), name="share-scan", daemon=True)
+
+        def run() -> None:
+            try:
+                broken = self.scan()
+            except sqlite3.Error as exc:  # the store went away (shutdown): shares stay unchecked
+                logging.getLogger(__name__).warning("share scan stopped: %s", exc)
+                return
+            done(broken)
+
+        thread = threading.Thread(target=run, name="share-scan", daemon=True)
         self.unchecked = self._store.count_keys()  # honest from the first Info on
         thread.start()
         return thread
