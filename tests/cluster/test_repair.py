@@ -145,7 +145,7 @@ def test_refresh_crash_window_detected_and_repaired(make_cluster: Make) -> None:
     c.start_node(4)
     wait_until(lambda: c.get(f"/v1/keys/{kid}")["uncommitted"] == [], 30, "commit re-sent")
     assert f"key {kid}: commit re-sent, nodes [4]" in c.log("gateway")
-    clean = {"stale_keys": [], "broken_keys": [], "pending_refresh": 0}
+    clean = {"stale_keys": [], "broken_keys": [], "pending_refresh": 0, "unchecked_shares": 0}
     wait_until(lambda: c.get("/v1/cluster")["shares"]["4"] == clean, 10, "node 4 committed")
     # Next time node 4 also loses its prepared share: re-sending cannot help, the gateway says
     # so, node 4 refuses its stale share (not named as lying) until `keys repair` rebuilds it.

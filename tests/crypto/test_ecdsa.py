@@ -329,8 +329,12 @@ def test_presign_bad_opening_named() -> None:
     forged_v = SECP256K1.mul(o2.u, 12345)
     bad = ecdsa.PresignOpen(o2.session, o2.identifier, o2.mu, o2.u, forged_v, o2.z, o2.proof)
     with pytest.raises(InvalidProof) as exc2:
-        parties[2].finish([opens[0], bad, opens[2], o])
+        parties[3].finish([opens[0], bad, opens[2], o])
     assert exc2.value.culprits == (2,)
+    # A party does not re-check its own proof, but refuses its own opening changed in transit.
+    with pytest.raises(ProtocolAbort, match="own opening"):
+        parties[2].finish([opens[0], bad, opens[2], o])
+    assert parties[2].state is ecdsa.PresignState.FAILED
 
 
 def test_state_machine_order() -> None:

@@ -84,3 +84,22 @@ async def test_broken_share_found_by_a_request_without_a_scan(cluster: Cluster) 
     assert cluster.services[1].vault.broken == {a.key_id}
     assert await gw.nodes.probe(1)
     assert repair.share_health(gw)["1"]["broken_keys"] == [a.key_id]
+
+
+async def test_background_scan_finds_broken_shares_and_keeps_none_open(cluster: Cluster) -> None:
+    """The start-up scan runs beside requests, reports how many shares it has left (Info), and
+    does not keep the shares it opened (a node with 100,000 keys would hold them all)."""
+    from tholos.rpc import node_pb2 as pb
+
+    gw = cluster.gateway
+    a, b, c = await gw.create_keys("bip340", count=3)
+    swap_sealed(cluster, 1, a.key_id, b.key_id)
+    service = cluster.services[1]
+    found: list[set[str]] = []
+    service.vault.scan_in_background(found.append).join(60)
+    assert found == [{a.key_id, b.key_id}]
+    assert service.vault._cache == {}
+    info = service.info(pb.InfoRequest())
+    assert info.shares_unchecked == 0
+    assert sorted(info.broken_keys) == sorted([a.key_id, b.key_id])
+    await sign_with(cluster, c, [1, 2], b"opened on first use")

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import cpu, readme, round_schemes, wan
+from tholos.bench import cpu, plot, readme, round_schemes, wan
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -83,6 +83,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     round_schemes.add_arguments(p)
     policy_bench.add_arguments(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster directories")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write PNG charts (throughput beside single-key baselines, latency) to DIR "
+        "(needs matplotlib: the bench extra)",
+    )
+    p.add_argument(
+        "--plot-from",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="with --plot: chart this saved `tholos bench --json` output instead of running",
+    )
     p.add_argument(
         "--wan",
         action="store_true",
@@ -151,6 +166,8 @@ async def _measure(
         "requests": len(lat),
         "errors": errors,
         "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan"),
+        # 0%, 5%, ..., 100%: the distribution, for the latency chart (bench/plot.py)
+        "latency_quantiles_ms": [_pct(lat, q / 20) * 1000 for q in range(21)] if lat else [],
         **cpu_res,
         **turns,
     }
@@ -298,6 +315,13 @@ def run(args: argparse.Namespace) -> int:
     from tholos.cluster.layout import ClusterDir, init_cluster
     from tholos.transport.tls import client_ssl_context
 
+    if getattr(args, "plot_from", None) is not None:
+        if args.plot is None:
+            print("bench: --plot-from needs --plot DIR", file=sys.stderr)
+            return 2
+        for path in plot.write_charts(json.loads(args.plot_from.read_text()), args.plot):
+            print(f"bench: wrote {path}", file=sys.stderr)
+        return 0
     rows: list[dict[str, Any]] = []
     wan_profile = wan.WanProfile() if getattr(args, "wan", False) else None
     wan_info: dict[str, Any] | None = None
@@ -345,10 +369,15 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(table_md)
     if args.update_readme is not None:
         args.update_readme.write_text(readme.update(args.update_readme.read_text(), table_md))
+    out: dict[str, Any] = {"results": rows, "reference": REFERENCE, "load_average": os.getloadavg()}
+    if wan_info is not None:
+        out["wan"] = wan_info
+    if args.json or getattr(args, "plot", None) is not None:
+        out["baselines"] = plot.cpu_baselines()
+    if getattr(args, "plot", None) is not None:
+        for path in plot.write_charts(out, args.plot):
+            print(f"bench: wrote {path}", file=sys.stderr)
     if args.json:
-        out: dict[str, Any] = {"results": rows, "reference": REFERENCE}
-        if wan_info is not None:
-            out["wan"] = wan_info
         print(json.dumps(out))
     else:
         print(table(rows))

@@ -371,6 +371,7 @@ def share_health(gw: Gateway) -> dict[str, Any]:
             "stale_keys": list(st.info.stale_keys) if st.info else [],
             "broken_keys": list(st.info.broken_keys) if st.info else [],
             "pending_refresh": st.info.pending_refresh if st.info else 0,
+            "unchecked_shares": st.info.shares_unchecked if st.info else 0,
         }
         for i, st in gw.nodes.nodes.items()
     }

@@ -136,13 +136,17 @@ def build_service(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> NodeService:
     identity = load_identity(cfg)
     vault = KeyVault(store, barrier, cfg.node_id)
     vault.hooks = hooks
-    broken = vault.scan()
-    if broken:
-        log.error(
-            "node %d cannot open the sealed share of key(s) %s: run `tholos keys repair`",
-            cfg.node_id,
-            ", ".join(sorted(broken)),
-        )
+
+    def scanned(broken: set[str]) -> None:
+        if broken:
+            log.error(
+                "node %d cannot open the sealed share of key(s) %s: run `tholos keys repair`",
+                cfg.node_id,
+                ", ".join(sorted(broken)),
+            )
+        log.info("node %d: start-up share scan done", cfg.node_id)
+
+    vault.scan_in_background(scanned)
     return NodeService(identity, store, vault, cfg.nonce_pool_max, cfg.min_threshold)
 
 

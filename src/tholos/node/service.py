@@ -56,6 +56,7 @@ class NodeService:
             fault=self.vault.hooks.name,
             stale_keys=sorted(self.vault.stale),
             broken_keys=sorted(self.vault.broken),
+            shares_unchecked=self.vault.unchecked,
             pending_refresh=self.store.count_pending(),
         )
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +71,9 @@ class KeyVault:
         #: key ids whose sealed share fails to open (tampered, swapped, corrupted): reported by
         #: Info.broken_keys, refused for signing, rebuilt by `tholos keys repair`.
         self.broken: set[str] = set()
+        #: shares the start-up scan has not opened yet (Info.shares_unchecked): while above 0,
+        #: `broken` may be incomplete.
+        self.unchecked = 0
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
@@ -189,12 +194,48 @@ class KeyVault:
             )
 
     def scan(self) -> set[str]:
-        """Open every stored share once (at start) and remember those that fail: a node must
-        say which keys it cannot use, not fail each request that needs one."""
-        for key_id in self._store.key_ids():
-            with contextlib.suppress(VaultError):
-                self.record(key_id)
+        """Open every stored share once and remember those that fail: a node must say which keys
+        it cannot use, not fail each request that needs one. The shares opened are not kept
+        (a node holding 100,000 keys would keep them all); requests open theirs on first use.
+        Reads through its own SQLite connection, so it can run beside the node's requests."""
+        with contextlib.closing(
+            sqlite3.connect(f"file:{self._store.path}?mode=ro", uri=True, check_same_thread=False)
+        ) as db:
+            self.unchecked = int(db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+            for key_id, sealed in db.execute("SELECT key_id, sealed FROM keys"):
+                if not self._opens(key_id, sealed):
+                    # Confirm on the node's own path: repair may have replaced the row since.
+                    with contextlib.suppress(VaultError):
+                        self.record(key_id)
+                self.unchecked = max(0, self.unchecked - 1)
+        self.unchecked = 0
         return set(self.broken)
+
+    def scan_in_background(self, done: Callable[[set[str]], None]) -> threading.Thread:
+        """`scan` in a daemon thread (start-up is then not O(keys)); `done(broken)` at the end."""
+
+        def run() -> None:
+            try:
+                broken = self.scan()
+            except sqlite3.Error as exc:  # the store went away (shutdown): shares stay unchecked
+                logging.getLogger(__name__).warning("share scan stopped: %s", exc)
+                return
+            done(broken)
+
+        thread = threading.Thread(target=run, name="share-scan", daemon=True)
+        self.unchecked = self._store.count_keys()  # honest from the first Info on
+        thread.start()
+        return thread
+
+    def _opens(self, key_id: str, sealed: bytes) -> bool:
+        """Whether a sealed share opens and parses as this node's share (nothing is kept)."""
+        try:
+            share = KeyShare.import_secret(
+                json.loads(self._barrier.open(KEY_TABLE, key_id, sealed))
+            )
+            return bool(share.identifier == self.node_id)
+        except (SealError, CryptoError, ValueError, KeyError, TypeError):
+            return False
 
     def public_view(self, key_id: str) -> dict[str, Any] | None:
         """The stored public JSON of a key (scheme, package, meta), without opening its share."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tholos/rpc/node.proto\x12\ttholos.v1\"\r\n\x0bInfoRequest\"\xc3\x02\n\tInfoReply\x12\x0f\n\x07node_id\x18\x01 \x01(\r\x12\x1b\n\x13identity_public_key\x18\x02 \x01(\x0c\x12\x1b\n\x13\x65xchange_public_key\x18\x03 \x01(\x0c\x12\x43\n\x10nonces_available\x18\x04 \x03(\x0b\x32).tholos.v1.InfoReply.NoncesAvailableEntry\x12\x0c\n\x04keys\x18\x05 \x01(\r\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x07 \x01(\t\x12\x12\n\nstale_keys\x18\x08 \x03(\t\x12\x17\n\x0fpending_refresh\x18\t \x01(\r\x12\x13\n\x0b\x62roken_keys\x18\n \x03(\t\x1a\x36\n\x14NoncesAvailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"2\n\x12\x43ommitmentsRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"?\n\nCommitment\x12\x10\n\x08nonce_id\x18\x01 \x01(\x0c\x12\x0e\n\x06hiding\x18\x02 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x03 \x01(\x0c\">\n\x10\x43ommitmentsReply\x12*\n\x0b\x63ommitments\x18\x01 \x03(\x0b\x32\x15.tholos.v1.Commitment\"U\n\x10SignerCommitment\x12\x0e\n\x06signer\x18\x01 \x01(\r\x12\x10\n\x08nonce_id\x18\x02 \x01(\x0c\x12\x0e\n\x06hiding\x18\x03 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x04 \x01(\x0c\"\xc8\x01\n\x08SignItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0f\n\x07taproot\x18\x05 \x01(\x08\x12\x13\n\x0bmerkle_root\x18\x06 \x01(\x0c\x12\x30\n\x0b\x63ommitments\x18\x07 \x03(\x0b\x32\x1b.tholos.v1.SignerCommitment\x12\x12\n\ngovernance\x18\x08 \x01(\x0c\x12\r\n\x05\x65poch\x18\t \x01(\r\">\n\nSignResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x0c\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"6\n\x10SignBatchRequest\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.tholos.v1.SignItem\"8\n\x0eSignBatchReply\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.tholos.v1.SignResult\">\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"k\n\x0fProtocolRequest\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12&\n\tenvelopes\x18\x04 \x03(\x0b\x32\x13.tholos.v1.Envelope\"6\n\rProtocolReply\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.tholos.v1.Envelope\"0\n\x11GovernanceRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"\"\n\x0fGovernanceReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32\xd6\x02\n\x04Node\x12\x34\n\x04Info\x12\x16.tholos.v1.InfoRequest\x1a\x14.tholos.v1.InfoReply\x12I\n\x0b\x43ommitments\x12\x1d.tholos.v1.CommitmentsRequest\x1a\x1b.tholos.v1.CommitmentsReply\x12\x43\n\tSignBatch\x12\x1b.tholos.v1.SignBatchRequest\x1a\x19.tholos.v1.SignBatchReply\x12@\n\x08Protocol\x12\x1a.tholos.v1.ProtocolRequest\x1a\x18.tholos.v1.ProtocolReply\x12\x46\n\nGovernance\x12\x1c.tholos.v1.GovernanceRequest\x1a\x1a.tholos.v1.GovernanceReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tholos/rpc/node.proto\x12\ttholos.v1\"\r\n\x0bInfoRequest\"\xdd\x02\n\tInfoReply\x12\x0f\n\x07node_id\x18\x01 \x01(\r\x12\x1b\n\x13identity_public_key\x18\x02 \x01(\x0c\x12\x1b\n\x13\x65xchange_public_key\x18\x03 \x01(\x0c\x12\x43\n\x10nonces_available\x18\x04 \x03(\x0b\x32).tholos.v1.InfoReply.NoncesAvailableEntry\x12\x0c\n\x04keys\x18\x05 \x01(\r\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x07 \x01(\t\x12\x12\n\nstale_keys\x18\x08 \x03(\t\x12\x17\n\x0fpending_refresh\x18\t \x01(\r\x12\x13\n\x0b\x62roken_keys\x18\n \x03(\t\x12\x18\n\x10shares_unchecked\x18\x0b \x01(\r\x1a\x36\n\x14NoncesAvailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"2\n\x12\x43ommitmentsRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"?\n\nCommitment\x12\x10\n\x08nonce_id\x18\x01 \x01(\x0c\x12\x0e\n\x06hiding\x18\x02 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x03 \x01(\x0c\">\n\x10\x43ommitmentsReply\x12*\n\x0b\x63ommitments\x18\x01 \x03(\x0b\x32\x15.tholos.v1.Commitment\"U\n\x10SignerCommitment\x12\x0e\n\x06signer\x18\x01 \x01(\r\x12\x10\n\x08nonce_id\x18\x02 \x01(\x0c\x12\x0e\n\x06hiding\x18\x03 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x04 \x01(\x0c\"\xc8\x01\n\x08SignItem\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0f\n\x07taproot\x18\x05 \x01(\x08\x12\x13\n\x0bmerkle_root\x18\x06 \x01(\x0c\x12\x30\n\x0b\x63ommitments\x18\x07 \x03(\x0b\x32\x1b.tholos.v1.SignerCommitment\x12\x12\n\ngovernance\x18\x08 \x01(\x0c\x12\r\n\x05\x65poch\x18\t \x01(\r\">\n\nSignResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x0c\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"6\n\x10SignBatchRequest\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.tholos.v1.SignItem\"8\n\x0eSignBatchReply\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.tholos.v1.SignResult\">\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"k\n\x0fProtocolRequest\x12\x10\n\x08protocol\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12&\n\tenvelopes\x18\x04 \x03(\x0b\x32\x13.tholos.v1.Envelope\"6\n\rProtocolReply\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.tholos.v1.Envelope\"0\n\x11GovernanceRequest\x12\n\n\x02op\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"\"\n\x0fGovernanceReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32\xd6\x02\n\x04Node\x12\x34\n\x04Info\x12\x16.tholos.v1.InfoRequest\x1a\x14.tholos.v1.InfoReply\x12I\n\x0b\x43ommitments\x12\x1d.tholos.v1.CommitmentsRequest\x1a\x1b.tholos.v1.CommitmentsReply\x12\x43\n\tSignBatch\x12\x1b.tholos.v1.SignBatchRequest\x1a\x19.tholos.v1.SignBatchReply\x12@\n\x08Protocol\x12\x1a.tholos.v1.ProtocolRequest\x1a\x18.tholos.v1.ProtocolReply\x12\x46\n\nGovernance\x12\x1c.tholos.v1.GovernanceRequest\x1a\x1a.tholos.v1.GovernanceReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,35 +36,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREQUEST']._serialized_start=36
   _globals['_INFOREQUEST']._serialized_end=49
   _globals['_INFOREPLY']._serialized_start=52
-  _globals['_INFOREPLY']._serialized_end=375
-  _globals['_INFOREPLY_NONCESAVAILABLEENTRY']._serialized_start=321
-  _globals['_INFOREPLY_NONCESAVAILABLEENTRY']._serialized_end=375
-  _globals['_COMMITMENTSREQUEST']._serialized_start=377
-  _globals['_COMMITMENTSREQUEST']._serialized_end=427
-  _globals['_COMMITMENT']._serialized_start=429
-  _globals['_COMMITMENT']._serialized_end=492
-  _globals['_COMMITMENTSREPLY']._serialized_start=494
-  _globals['_COMMITMENTSREPLY']._serialized_end=556
-  _globals['_SIGNERCOMMITMENT']._serialized_start=558
-  _globals['_SIGNERCOMMITMENT']._serialized_end=643
-  _globals['_SIGNITEM']._serialized_start=646
-  _globals['_SIGNITEM']._serialized_end=846
-  _globals['_SIGNRESULT']._serialized_start=848
-  _globals['_SIGNRESULT']._serialized_end=910
-  _globals['_SIGNBATCHREQUEST']._serialized_start=912
-  _globals['_SIGNBATCHREQUEST']._serialized_end=966
-  _globals['_SIGNBATCHREPLY']._serialized_start=968
-  _globals['_SIGNBATCHREPLY']._serialized_end=1024
-  _globals['_ENVELOPE']._serialized_start=1026
-  _globals['_ENVELOPE']._serialized_end=1088
-  _globals['_PROTOCOLREQUEST']._serialized_start=1090
-  _globals['_PROTOCOLREQUEST']._serialized_end=1197
-  _globals['_PROTOCOLREPLY']._serialized_start=1199
-  _globals['_PROTOCOLREPLY']._serialized_end=1253
-  _globals['_GOVERNANCEREQUEST']._serialized_start=1255
-  _globals['_GOVERNANCEREQUEST']._serialized_end=1303
-  _globals['_GOVERNANCEREPLY']._serialized_start=1305
-  _globals['_GOVERNANCEREPLY']._serialized_end=1339
-  _globals['_NODE']._serialized_start=1342
-  _globals['_NODE']._serialized_end=1684
+  _globals['_INFOREPLY']._serialized_end=401
+  _globals['_INFOREPLY_NONCESAVAILABLEENTRY']._serialized_start=347
+  _globals['_INFOREPLY_NONCESAVAILABLEENTRY']._serialized_end=401
+  _globals['_COMMITMENTSREQUEST']._serialized_start=403
+  _globals['_COMMITMENTSREQUEST']._serialized_end=453
+  _globals['_COMMITMENT']._serialized_start=455
+  _globals['_COMMITMENT']._serialized_end=518
+  _globals['_COMMITMENTSREPLY']._serialized_start=520
+  _globals['_COMMITMENTSREPLY']._serialized_end=582
+  _globals['_SIGNERCOMMITMENT']._serialized_start=584
+  _globals['_SIGNERCOMMITMENT']._serialized_end=669
+  _globals['_SIGNITEM']._serialized_start=672
+  _globals['_SIGNITEM']._serialized_end=872
+  _globals['_SIGNRESULT']._serialized_start=874
+  _globals['_SIGNRESULT']._serialized_end=936
+  _globals['_SIGNBATCHREQUEST']._serialized_start=938
+  _globals['_SIGNBATCHREQUEST']._serialized_end=992
+  _globals['_SIGNBATCHREPLY']._serialized_start=994
+  _globals['_SIGNBATCHREPLY']._serialized_end=1050
+  _globals['_ENVELOPE']._serialized_start=1052
+  _globals['_ENVELOPE']._serialized_end=1114
+  _globals['_PROTOCOLREQUEST']._serialized_start=1116
+  _globals['_PROTOCOLREQUEST']._serialized_end=1223
+  _globals['_PROTOCOLREPLY']._serialized_start=1225
+  _globals['_PROTOCOLREPLY']._serialized_end=1279
+  _globals['_GOVERNANCEREQUEST']._serialized_start=1281
+  _globals['_GOVERNANCEREQUEST']._serialized_end=1329
+  _globals['_GOVERNANCEREPLY']._serialized_start=1331
+  _globals['_GOVERNANCEREPLY']._serialized_end=1365
+  _globals['_NODE']._serialized_start=1368
+  _globals['_NODE']._serialized_end=1710
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,7 @@ class InfoReply(_message.Message):
         "node_id",
         "nonces_available",
         "pending_refresh",
+        "shares_unchecked",
         "stale_keys",
         "version",
     )
@@ -43,6 +44,7 @@ class InfoReply(_message.Message):
     STALE_KEYS_FIELD_NUMBER: _ClassVar[int]
     PENDING_REFRESH_FIELD_NUMBER: _ClassVar[int]
     BROKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
+    SHARES_UNCHECKED_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     identity_public_key: bytes
     exchange_public_key: bytes
@@ -53,6 +55,7 @@ class InfoReply(_message.Message):
     stale_keys: _containers.RepeatedScalarFieldContainer[str]
     pending_refresh: int
     broken_keys: _containers.RepeatedScalarFieldContainer[str]
+    shares_unchecked: int
     def __init__(
         self,
         node_id: int | None = ...,
@@ -65,6 +68,7 @@ class InfoReply(_message.Message):
         stale_keys: _Iterable[str] | None = ...,
         pending_refresh: int | None = ...,
         broken_keys: _Iterable[str] | None = ...,
+        shares_unchecked: int | None = ...,
     ) -> None: ...
 
 class CommitmentsRequest(_message.Message):
@@ -84,10 +88,7 @@ class Commitment(_message.Message):
     hiding: bytes
     binding: bytes
     def __init__(
-        self,
-        nonce_id: bytes | None = ...,
-        hiding: bytes | None = ...,
-        binding: bytes | None = ...,
+        self, nonce_id: bytes | None = ..., hiding: bytes | None = ..., binding: bytes | None = ...
     ) -> None: ...
 
 class CommitmentsReply(_message.Message):
@@ -166,10 +167,7 @@ class SignResult(_message.Message):
     share: bytes
     error: str
     def __init__(
-        self,
-        request_id: str | None = ...,
-        share: bytes | None = ...,
-        error: str | None = ...,
+        self, request_id: str | None = ..., share: bytes | None = ..., error: str | None = ...
     ) -> None: ...
 
 class SignBatchRequest(_message.Message):
@@ -193,10 +191,7 @@ class Envelope(_message.Message):
     payload: bytes
     signature: bytes
     def __init__(
-        self,
-        sender: int | None = ...,
-        payload: bytes | None = ...,
-        signature: bytes | None = ...,
+        self, sender: int | None = ..., payload: bytes | None = ..., signature: bytes | None = ...
     ) -> None: ...
 
 class ProtocolRequest(_message.Message):

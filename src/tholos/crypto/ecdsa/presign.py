@@ -437,22 +437,62 @@ def _aggregate(deals: Mapping[int, PresignDeal], threshold: int) -> _Aggregate:
     return agg
 
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """The aggregate commitments evaluated at one participant i: Γ_i = γ_i·G, K(i), B(i), C(i)."""
+
+    gamma: Point
+    k: Point
+    b: Point
+    c: Point
+
+
+def _evaluate_at(agg: _Aggregate, i: int) -> _Evaluated:
+    return _Evaluated(
+        gamma=evaluate_commitment(G, agg.gamma, i),
+        k=evaluate_commitment(G, agg.k, i),
+        b=_zero_eval(agg.b, i),
+        c=_zero_eval(agg.c, i),
+    )
+
+
+def _at(deal: PresignDeal, i: int) -> _Evaluated:
+    """One dealer's commitments evaluated at participant i."""
+    return _Evaluated(
+        gamma=evaluate_commitment(G, deal.gamma_commitment, i),
+        k=evaluate_commitment(G, deal.k_commitment, i),
+        b=_zero_eval(deal.b_commitment, i),
+        c=_zero_eval(deal.c_commitment, i),
+    )
+
+
+def _shares_match(values: Sequence[int], expected: _Evaluated) -> bool:
+    """The seven share values (see _SHARE_NAMES) open the commitments evaluated at the recipient."""
+    k, kb, gm, b, bb, c, cb = values
+    gen = G.generator()
+    return (
+        G.eq(G.base_mul(gm), expected.gamma)
+        and G.eq(G.multi_mul([(gen, k), (H, kb)]), expected.k)
+        and G.eq(G.multi_mul([(gen, b), (H, bb)]), expected.b)
+        and G.eq(G.multi_mul([(gen, c), (H, cb)]), expected.c)
+    )
+
+
 def _open_equations(
-    agg: _Aggregate, x_i: Point, i: int, opened: PresignOpen
+    agg: _Aggregate, at_i: _Evaluated, x_i: Point, opened: PresignOpen
 ) -> list[sigma.Equation[Point]]:
     gen = G.generator()
-    gamma_i = evaluate_commitment(G, agg.gamma, i)
     big_gamma = agg.big_gamma
     E = sigma.Equation
     # witness order: 0 k, 1 k', 2 b, 3 b', 4 c, 5 c', 6 x
     return [
-        E(((0, gen), (1, H)), evaluate_commitment(G, agg.k, i)),
-        E(((2, gen), (3, H)), _zero_eval(agg.b, i)),
-        E(((0, gamma_i), (2, gen)), G.base_mul(opened.mu)),
+        E(((0, gen), (1, H)), at_i.k),
+        E(((2, gen), (3, H)), at_i.b),
+        E(((0, at_i.gamma), (2, gen)), G.base_mul(opened.mu)),
         E(((0, big_gamma),), opened.u),
         E(((6, opened.u),), opened.v),
         E(((6, gen),), x_i),
-        E(((4, gen), (5, H)), _zero_eval(agg.c, i)),
+        E(((4, gen), (5, H)), at_i.c),
         E(((4, big_gamma),), opened.z),
     ]
 
@@ -463,9 +503,14 @@ def verify_transcript(
     participants: Sequence[int],
     deals: Sequence[PresignDeal],
     opens: Sequence[PresignOpen],
+    own: PresignOpen | None = None,
 ) -> PresignaturePublic:
     """Check every round-2 proof against the round-1 commitments and compute R. Raises
-    ProtocolAbort (missing/duplicate messages) or InvalidProof naming every bad party."""
+    ProtocolAbort (missing/duplicate messages) or InvalidProof naming every bad party.
+
+    `own`: the opening this party made itself (PresignParticipant.finish). Its copy among `opens`
+    must be identical (else ProtocolAbort: someone swapped it in transit); its proof, which this
+    party computed, is not checked again (a quarter of a node's check at n = 4)."""
     public = _check_key(public)
     ids = _check_set(public, participants)
     by_dealer = _check_deals(public, session, ids, deals)
@@ -485,14 +530,19 @@ def verify_transcript(
     missing = [i for i in ids if i not in by]
     if missing:
         raise ProtocolAbort("missing presign openings", missing)
+    if own is not None and (
+        own.identifier not in by or by[own.identifier].to_dict() != own.to_dict()
+    ):
+        raise ProtocolAbort("this party's own opening came back changed", [])
     bad = [
         i
         for i in ids
-        if not sigma.verify(
+        if (own is None or i != own.identifier)
+        and not sigma.verify(
             G,
             _PROOF_TAG,
             _context(session, fp, ids, i),
-            _open_equations(agg, public.verifying_shares[i], i, by[i]),
+            _open_equations(agg, _evaluate_at(agg, i), public.verifying_shares[i], by[i]),
             by[i].proof,
         )
     ]
@@ -635,6 +685,7 @@ class PresignParticipant:
         self._polys: dict[str, list[int]] | None = None
         self._deals: list[PresignDeal] = []
         self._sums: tuple[int, ...] | None = None
+        self._opened: PresignOpen | None = None
 
     def __repr__(self) -> str:
         return f"PresignParticipant(identifier={self.identifier}, state={self.state.value})"
@@ -716,24 +767,24 @@ class PresignParticipant:
         missing = [j for j in self.participants if j not in got]
         if missing:
             raise ProtocolAbort("missing presign shares", missing)
-        bad = []
-        for j in self.participants:
-            d, (k, kb, gm, b, bb, c, cb) = by_dealer[j], got[j].values
-            ok = (
-                G.eq(G.base_mul(gm), evaluate_commitment(G, d.gamma_commitment, me))
-                and G.eq(
-                    G.add(G.base_mul(k), G.mul(H, kb)), evaluate_commitment(G, d.k_commitment, me)
-                )
-                and G.eq(G.add(G.base_mul(b), G.mul(H, bb)), _zero_eval(d.b_commitment, me))
-                and G.eq(G.add(G.base_mul(c), G.mul(H, cb)), _zero_eval(d.c_commitment, me))
-            )
-            if not ok:
-                bad.append(j)
-        if bad:
-            raise InvalidShare("presign shares do not match their dealer's commitments", bad)
         sums = tuple(sum(got[j].values[n] for j in self.participants) % N for n in range(7))
-        k, kb, gm, b, bb, c, cb = sums
         agg = _aggregate(by_dealer, self._public.threshold)
+        at_me = _evaluate_at(agg, me)
+        # One check of the summed shares against the summed commitments instead of one per dealer:
+        # only the sums are used from here on, and each other party checks its own sums the same
+        # way, so the sums form a sharing consistent with the aggregate commitments, which is what
+        # the proofs below and the other parties rely on. A lone bad dealer cannot pass it (the
+        # honest dealers' shares are consistent); dealers that cancel each other's errors at this
+        # point gain nothing, since the sums are then consistent. On a mismatch, the per-dealer
+        # checks name the culprits.
+        if not _shares_match(sums, at_me):
+            bad = [
+                j
+                for j in self.participants
+                if not _shares_match(got[j].values, _at(by_dealer[j], me))
+            ]
+            raise InvalidShare("presign shares do not match their dealer's commitments", bad)
+        k, kb, gm, b, bb, c, cb = sums
         x = self._key.secret_share.expose()
         big_gamma = agg.big_gamma
         u = G.mul(big_gamma, k)
@@ -746,7 +797,7 @@ class PresignParticipant:
             z=G.mul(big_gamma, c),
             proof=sigma.LinearProof(0, ()),
         )
-        eqs = _open_equations(agg, self._public.verifying_shares[me], me, opened)
+        eqs = _open_equations(agg, at_me, self._public.verifying_shares[me], opened)
         proof = sigma.prove(
             G,
             _PROOF_TAG,
@@ -758,7 +809,10 @@ class PresignParticipant:
         self._sums = sums
         self._polys = None
         self._move(PresignState.OPENED)
-        return PresignOpen(opened.session, me, opened.mu, opened.u, opened.v, opened.z, proof)
+        self._opened = PresignOpen(
+            opened.session, me, opened.mu, opened.u, opened.v, opened.z, proof
+        )
+        return self._opened
 
     def finish(self, opens: Sequence[PresignOpen]) -> Presignature:
         """Verify every opening, compute R and return this node's presignature."""
@@ -766,7 +820,7 @@ class PresignParticipant:
             raise StateError(f"presign: finish in state {self.state.value}")
         try:
             pub = verify_transcript(
-                self._public, self.session, self.participants, self._deals, opens
+                self._public, self.session, self.participants, self._deals, opens, self._opened
             )
         except Exception:
             self._fail()

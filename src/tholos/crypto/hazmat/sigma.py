@@ -68,11 +68,19 @@ def _challenge(
     for part in (b"tholos/sigma/v1", tag, group.name.encode(), context):
         h.update(len(part).to_bytes(4, "big") + part)
     h.update(len(eqs).to_bytes(4, "big"))
+    encoded: dict[int, bytes] = {}  # bases recur across equations (G, H, ...): encode each once
+
+    def enc(e: E) -> bytes:
+        got = encoded.get(id(e))
+        if got is None:
+            got = encoded[id(e)] = _enc(group, e)
+        return got
+
     for eq in eqs:
         h.update(len(eq.terms).to_bytes(4, "big"))
         for j, base in eq.terms:
-            h.update(j.to_bytes(4, "big") + _enc(group, base))
-        h.update(_enc(group, eq.target))
+            h.update(j.to_bytes(4, "big") + enc(base))
+        h.update(enc(eq.target))
     for a in commitments:
         h.update(_enc(group, a))
     return int.from_bytes(h.digest(), "big") % group.order
