@@ -195,6 +195,18 @@ def test_one_gateway_at_a_time_claims_a_request(two: tuple[GatewayStore, Gateway
         SigningClaims(two[0].db, 0)
 
 
+def test_a_renewed_claim_outlives_its_first_lease(two: tuple[GatewayStore, GatewayStore]) -> None:
+    """The holder renews while it signs: a lease that would have lapsed is extended, so the
+    other gateway cannot take the request over; only the holder's rows are touched."""
+    a, b = SigningClaims(two[0].db), SigningClaims(two[1].db)
+    assert a.claim(["r1"]) == {"r1"} and b.claim(["r2"]) == {"r2"}
+    two[0].db.execute("UPDATE signing_claims SET until = ?", (time.time() + 0.01,))
+    a.renew(["r1", "r2"])  # r2 is b's: not a's to renew
+    time.sleep(0.05)
+    assert b.claim(["r1"]) == set()  # renewed: still a's
+    assert a.claim(["r2"]) == {"r2"}  # b's lapsed (b did not renew it)
+
+
 @pytest.mark.asyncio
 async def test_the_api_answers_503_in_the_envelope_during_an_outage(
     postgres_server: Any, tmp_path: Path

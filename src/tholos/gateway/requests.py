@@ -604,6 +604,7 @@ class GovernedSigning:
                 if t.request_id not in claimed and t.status != SIGNED:
                     t.error = "another gateway is signing this request; ask again later"
             tracked = [t for t in tracked if t.request_id in claimed and t.status != SIGNED]
+        renewing = asyncio.create_task(self._renew_claims(claimed)) if claimed else None
         try:
             groups: dict[tuple[int, ...], list[Tracked]] = defaultdict(list)
             signed_at = await self._signed_at(nodes, tracked) if self.db.shared else {}
@@ -622,11 +623,22 @@ class GovernedSigning:
                 )
             await self._sign_past_replays(row, nodes, tracked, snaps)
         finally:
+            if renewing is not None:
+                renewing.cancel()
             if claimed:
                 with contextlib.suppress(StoreUnavailable):  # else it lapses with its lease
                     self.claims.release(claimed)
         for t in tracked:
             classify(t)
+
+    async def _renew_claims(self, request_ids: set[str]) -> None:
+        """Keep this gateway's claims alive while it signs (every third of the lease)."""
+        while True:
+            await asyncio.sleep(self.claims.lease / 3)
+            try:
+                self.claims.renew(request_ids)
+            except StoreUnavailable as exc:  # the claims lapse unless the store comes back
+                log.warning("signing claims not renewed: %s", exc)
 
     async def _signed_at(self, nodes: list[int], tracked: list[Tracked]) -> dict[str, set[int]]:
         """Request id -> the nodes whose journal holds it signed: a request taken over from a

@@ -4,8 +4,9 @@ Before step 3 a gateway claims the request ids it is about to sign (one row each
 another gateway asked to sign the same request meanwhile leaves it alone, so two live gateways
 never run two signing sessions of one request on disjoint signer sets (two valid signatures).
 A claim of a killed gateway lapses after its lease; then another gateway may take the request
-over (the nodes still sign each request id at most once each). The lease must outlast a
-signing round: a gateway slower than its lease could race the next one."""
+over (the nodes still sign each request id at most once each). The holder renews its claims
+every third of the lease while it signs (`renew`), so only a gateway process stalled for a whole
+lease (stopped, swapped out) can be overtaken while its signing session is still open."""
 
 from __future__ import annotations
 
@@ -51,4 +52,17 @@ class SigningClaims:
                 self.db.execute(
                     f"DELETE FROM signing_claims WHERE gateway = ? AND request_id IN ({marks})",
                     [self.owner, *chunk],
+                )
+
+    def renew(self, request_ids: Iterable[str]) -> None:
+        """Extend this gateway's claims on `request_ids` by a lease from now."""
+        ids = list(request_ids)
+        until = time.time() + self.lease
+        with self.db.transaction():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(
+                    f"UPDATE signing_claims SET until = ? WHERE gateway = ? AND request_id IN ({marks})",
+                    [until, self.owner, *chunk],
                 )
