@@ -59,8 +59,12 @@ class BitcoinCore:
         cookie: Path | None = None,
         timeout: float = 30.0,
         confirmations: int = 1,
+        scan_from: int = 0,
     ) -> None:
+        """`scan_from`: the first block `deposits` reads (e.g. the wallets' creation height), so
+        a watcher starting with no history does not walk the chain from genesis."""
         self.url, self._auth = jsonrpc.split_credentials(url)
+        self.scan_from = scan_from
         self.cookie = cookie
         self.timeout = timeout
         self.required_confirmations = confirmations
@@ -194,7 +198,7 @@ class BitcoinCore:
         watched = set(addresses)
         head = self.height()
         found: list[Deposit] = []
-        for number in range(since + 1, head + 1) if watched else ():
+        for number in range(max(since + 1, self.scan_from), head + 1) if watched else ():
             block = self.call("getblock", self.call("getblockhash", number), 2)
             for tx in block.get("tx", []):
                 for out in tx.get("vout", []):
