@@ -6,6 +6,7 @@ judge the transactions; the facades only translate (see tests/connectors)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,26 @@ async def test_a_solana_withdrawal_through_solana_rpc(governed: Governed) -> Non
         monitor = MonitorSettings.from_config({"solana_rpc": facade.server.url}).connectors()
         (deposit,) = monitor["solana"].deposits([str(to)], since=-1)
         assert (deposit.txid, deposit.amount) == (entry.tx_hash, 1_234_567)
+
+
+def test_broadcast_run_takes_bitcoin_and_solana_nodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tholos.cli import main
+    from tholos.connectors.bitcoin_regtest import BitcoinRegtest
+    from tholos.gateway.store import GatewayStore
+
+    db = tmp_path / "gateway.db"
+    GatewayStore(db).close()
+    cookie = tmp_path / ".cookie"
+    cookie.write_text("tholos:regtest-password")
+    btc, sol = BitcoinCoreFacade(BitcoinRegtest(tmp_path / "chain")), SolanaRpcFacade()
+    with btc.server, sol.server:
+        argv = ["broadcast", "run", "--once", "--json", "--db", str(db)]
+        assert main([*argv, "--bitcoin-rpc", btc.server.url, "--bitcoin-cookie", str(cookie),
+                     "--solana-rpc", sol.server.url]) == 0  # fmt: skip
+        out = json.loads(capsys.readouterr().out)
+        assert out == {"worked": 0, "chains": ["bitcoin:regtest", "solana:localnet"]}
+        assert main([*argv, "--bitcoin-rpc", btc.server.url]) == 1  # no credentials
+        err = json.loads(capsys.readouterr().out)["error"]
+        assert err["code"] == "unavailable" and "refused the credentials" in err["message"]
