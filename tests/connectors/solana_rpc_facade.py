@@ -4,7 +4,9 @@ changes are LiteSVM's; this facade only translates. What LiteSVM lacks the facad
 there are no votes, so a landed transaction is "confirmed" at once and "finalized" 32 slots
 later; each accepted transaction lands in the next slot (one warp per transaction, as in
 `SolanaLiteSvm`); slots stand in for block heights; the first blockhash stands in for genesis;
-requestAirdrop is LiteSVM's airdrop, recorded as a transaction crediting its recipient."""
+requestAirdrop is LiteSVM's airdrop, recorded as a transaction crediting its recipient;
+getTokenAccountsByOwner looks among the accounts named by transactions sent through it (LiteSVM
+cannot list accounts by owner)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from typing import Any
 
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
+from solders.token.state import Mint, TokenAccount
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from tests.connectors.rpc_facade import RpcFault, RpcServer
+from tholos.chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
 
 FINALITY_SLOTS = 32
 
@@ -51,6 +55,11 @@ class SolanaRpcFacade:
                 "getSignaturesForAddress": self.get_signatures_for_address,
                 "getTransaction": self.get_transaction,
                 "requestAirdrop": self.request_airdrop,
+                "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
+                "getTokenAccountBalance": self.get_token_account_balance,
+                "getMinimumBalanceForRentExemption": lambda size, config=None: int(
+                    self.svm.minimum_balance_for_rent_exemption(size)
+                ),
             },
             error_status=200,
         )
@@ -209,3 +218,52 @@ class SolanaRpcFacade:
             },
             "transaction": {"signatures": [signature], "message": landed.message},
         }
+
+    # -- SPL tokens (accounts as the token programs store them; amounts as strings) -------------
+    def _token_account(self, address: str) -> tuple[TokenAccount, str] | None:
+        account = self.svm.get_account(Pubkey.from_string(address))
+        if account is None or account.owner not in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM):
+            return None
+        data = bytes(account.data)
+        if len(data) < 165:
+            return None  # a mint, not a token account
+        return TokenAccount.from_bytes(data[:165]), str(account.owner)
+
+    def _amount(self, token: TokenAccount) -> dict[str, Any]:
+        mint = self.svm.get_account(token.mint)
+        assert mint is not None
+        decimals = Mint.from_bytes(bytes(mint.data)[:82]).decimals
+        ui = token.amount / 10**decimals
+        return {
+            "amount": str(token.amount),
+            "decimals": decimals,
+            "uiAmount": ui,
+            "uiAmountString": str(ui),
+        }
+
+    def get_token_account_balance(self, address: str, config: Any = None) -> dict[str, Any]:
+        found = self._token_account(address)
+        if found is None:
+            raise RpcFault(-32602, "Invalid param: not a Token account")
+        return self._context(self._amount(found[0]))
+
+    def get_token_accounts_by_owner(
+        self, owner: str, selector: dict[str, str], config: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if (config or {}).get("encoding") != "jsonParsed" or "mint" not in selector:
+            raise RpcFault(-32602, "this facade answers {mint} with jsonParsed only")
+        seen = sorted({k for landed in self.landed.values() for k in landed.keys})
+        out = []
+        for address in seen:
+            found = self._token_account(address)
+            if found is None:
+                continue
+            token, program = found
+            if str(token.owner) != owner or str(token.mint) != selector["mint"]:
+                continue
+            info = {"mint": str(token.mint), "owner": owner, "tokenAmount": self._amount(token)}
+            parsed = {"info": info, "type": "account"}
+            data = {"program": "spl-token", "parsed": parsed, "space": 165}
+            account = {"data": data, "owner": program, "executable": False}
+            out.append({"pubkey": address, "account": account})
+        return self._context(out)

@@ -1,7 +1,8 @@
 """The Solana JSON-RPC connector against a Solana RPC-shaped facade over LiteSVM (no
 solana-test-validator here; acceptance and balances are the Solana runtime's): a transfer is
 broadcast with preflight, pending then confirmed as slots pass (finalized later), sent again
-without error, seen as a deposit (also across pages of signatures); a refused transaction keeps
+without error, seen as a deposit (also across pages of signatures); SPL balances by owner and
+mint and by token account, after a mint set up through the connector; a refused transaction keeps
 the runtime's error and is not retryable; transport failures and an unhealthy node are."""
 
 from __future__ import annotations
@@ -112,3 +113,46 @@ def test_transport_failure_and_unhealthy_node_are_retryable() -> None:
     with pytest.raises(ConnectorError, match="unreachable") as gone:
         SolanaRpc(url, timeout=5).height()
     assert gone.value.retryable
+
+
+def test_token_balances_by_owner_and_by_account(node: SolanaRpcFacade) -> None:
+    from solders.system_program import CreateAccountParams, create_account
+    from solders.token.associated import get_associated_token_address
+    from spl.token.instructions import (
+        create_associated_token_account,
+        initialize_mint2,
+        mint_to_checked,
+    )
+    from spl.token.models import InitializeMint2Params, MintToCheckedParams
+
+    from tholos.chains.solana import TOKEN_PROGRAM
+
+    rpc = SolanaRpc(node.server.url)
+    admin, mint, owner = Keypair(), Keypair(), Pubkey.new_unique()
+    rpc.call("requestAirdrop", str(admin.pubkey()), 10**10)
+
+    def send(*ixs, signers=()):  # type: ignore[no-untyped-def]
+        blockhash = Hash.from_string(rpc.recent_blockhash())
+        msg = Message.new_with_blockhash(list(ixs), admin.pubkey(), blockhash)
+        return rpc.broadcast(bytes(Transaction([admin, *signers], msg, blockhash)))
+
+    rent = int(rpc.call("getMinimumBalanceForRentExemption", 82))  # a mint is 82 bytes
+    send(
+        create_account(CreateAccountParams(
+            from_pubkey=admin.pubkey(), to_pubkey=mint.pubkey(), lamports=rent, space=82,
+            owner=TOKEN_PROGRAM)),
+        initialize_mint2(InitializeMint2Params(
+            decimals=6, program_id=TOKEN_PROGRAM, mint=mint.pubkey(),
+            mint_authority=admin.pubkey())),
+        create_associated_token_account(admin.pubkey(), owner, mint.pubkey(), TOKEN_PROGRAM),
+        signers=(mint,),
+    )  # fmt: skip
+    ata = get_associated_token_address(owner, mint.pubkey(), TOKEN_PROGRAM)
+    send(
+        mint_to_checked(MintToCheckedParams(
+            program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=ata,
+            mint_authority=admin.pubkey(), amount=1_250_000, decimals=6))
+    )  # fmt: skip
+    assert rpc.balance(str(owner), f"spl:{mint.pubkey()}") == 1_250_000
+    assert rpc.balance(str(owner), f"spl-account:{ata}") == 1_250_000
+    assert rpc.balance(str(owner), f"spl:{Pubkey.new_unique()}") == 0  # no account of that mint
