@@ -1,9 +1,12 @@
 """Bitcoin Core's JSON-RPC, as documented (developer.bitcoin.org / bitcoincore.org RPC docs),
 answered from the in-process regtest chain: blocks, UTXOs and validity are libbitcoinkernel's
 (through `BitcoinRegtest`); this facade only translates shapes, amounts (BTC decimals) and
-error codes. It has no mempool: sendrawtransaction mines the transaction into the next block
-(the kernel connects it or refuses), like the backend it wraps. With `txindex=False`,
-getrawtransaction finds no confirmed transaction (as bitcoind without -txindex)."""
+error codes. By default it has no mempool: sendrawtransaction mines the transaction into the
+next block (the kernel connects it or refuses), like the backend it wraps. With `mempool=True`
+a sent transaction whose inputs exist waits, unconfirmed, until `mine()` puts it in a block
+(the kernel judges it then; this holding area checks no script, unlike bitcoind's mempool).
+With `txindex=False`, getrawtransaction finds no confirmed transaction (as bitcoind without
+-txindex)."""
 
 from __future__ import annotations
 
@@ -33,9 +36,12 @@ def _address(script: bytes) -> str | None:
 
 
 class BitcoinCoreFacade:
-    def __init__(self, backend: BitcoinRegtest, *, txindex: bool = True) -> None:
+    def __init__(
+        self, backend: BitcoinRegtest, *, txindex: bool = True, mempool: bool = False
+    ) -> None:
         self.backend = backend
         self.txindex = txindex
+        self.mempool: dict[str, bytes] | None = {} if mempool else None
         self.server = RpcServer(
             {
                 "getblockchaininfo": self.getblockchaininfo,
@@ -55,8 +61,15 @@ class BitcoinCoreFacade:
         )
 
     def mine(self, blocks: int = 1, to_address: str | None = None) -> None:
+        """Mine `blocks`; with a mempool, its transactions go into the first (one block each)."""
         with self.server.engine():
-            self.backend.mine(blocks, to_address)
+            waiting = list((self.mempool or {}).values())
+            if self.mempool:
+                self.mempool.clear()
+            for raw in waiting:
+                self.backend.broadcast(raw)
+                blocks -= 1
+            self.backend.mine(max(blocks, 0), to_address)
 
     # -- the documented methods ---------------------------------------------------------------
     def getblockchaininfo(self) -> dict[str, Any]:
@@ -148,6 +161,15 @@ class BitcoinCoreFacade:
         txid = tx.txid().hex()
         if txid in self.backend._index.heights:
             raise RpcFault(-27, "Transaction outputs already in utxo set")
+        if self.mempool is not None:
+            if txid in self.mempool:
+                raise RpcFault(-26, "txn-already-in-mempool")
+            try:
+                self.backend._fee(tx)
+            except ConnectorError:
+                raise RpcFault(-25, "bad-txns-inputs-missingorspent") from None
+            self.mempool[txid] = bytes.fromhex(hexstring)
+            return txid
         try:
             return self.backend.broadcast(bytes.fromhex(hexstring))
         except ConnectorError as exc:
@@ -165,6 +187,9 @@ class BitcoinCoreFacade:
         return None
 
     def getrawtransaction(self, txid: str, verbose: bool | int = False) -> Any:
+        if self.mempool and txid in self.mempool:
+            raw = self.mempool[txid].hex()
+            return {"txid": txid, "hex": raw} if verbose else raw
         found = self._tx(txid) if self.txindex else None
         if found is None:
             raise RpcFault(-5, NOT_FOUND)

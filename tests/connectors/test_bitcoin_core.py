@@ -134,3 +134,24 @@ def test_transport_failure_and_warmup_are_retryable() -> None:
     with pytest.raises(ConnectorError, match="unreachable") as gone:
         BitcoinCore(url, timeout=5).height()
     assert gone.value.retryable
+
+
+def test_a_transaction_in_the_mempool_is_pending_until_mined(tmp_path: Path) -> None:
+    node = BitcoinCoreFacade(BitcoinRegtest(tmp_path), mempool=True)
+    with node.server:
+        rpc = BitcoinCore(node.server.url.replace("//", "//tholos:regtest-password@"))
+        sender = threshold_wallet("p2tr")
+        funding = BITCOIN.address(sender.wallet, 0).address
+        node.mine(1, funding)
+        node.mine(99)
+        (coin,) = rpc.utxos(funding)
+        raw = _spend(coin, sender, funding, 10**8)
+        height = rpc.height()
+        txid = rpc.broadcast(raw)
+        assert rpc.broadcast(raw) == txid  # "txn-already-in-mempool" is success
+        waiting = rpc.status(txid)
+        assert (waiting.state, waiting.confirmations, waiting.block) == ("pending", 0, None)
+        assert rpc.height() == height
+        node.mine()
+        done = rpc.status(txid)
+        assert (done.state, done.confirmations, done.block) == ("confirmed", 1, height + 1)
