@@ -60,7 +60,7 @@ def _nonce(args: argparse.Namespace, client: MakeClient) -> Any:
 def _broadcast(args: argparse.Namespace, cluster_dir: Callable[[argparse.Namespace], Path]) -> Any:
     from tholos.cli import CliError
     from tholos.connectors.base import ConnectorError
-    from tholos.gateway.broadcast_service import ethereum_connectors
+    from tholos.gateway.broadcast_service import chain_connectors
     from tholos.gateway.broadcaster import Backoff, Broadcaster
     from tholos.gateway.config import GatewayConfig
     from tholos.gateway.store import GatewayStore
@@ -71,11 +71,19 @@ def _broadcast(args: argparse.Namespace, cluster_dir: Callable[[argparse.Namespa
     if not db.exists():
         raise CliError(f"no gateway database at {db}", "usage", 2)
     try:
-        connectors = ethereum_connectors(args.ethereum_rpc or [], args.confirmations)
+        connectors = chain_connectors(
+            args.ethereum_rpc or [],
+            args.confirmations,
+            bitcoin=args.bitcoin_rpc or [],
+            solana=args.solana_rpc or [],
+            bitcoin_cookie=args.bitcoin_cookie,
+        )
     except ConnectorError as exc:
         raise CliError(f"chain backend: {exc}", "unavailable", 1) from None
     if not connectors:
-        raise CliError("no chain backend: give --ethereum-rpc URL", "usage", 2)
+        raise CliError(
+            "no chain backend: give --ethereum-rpc, --bitcoin-rpc or --solana-rpc URL", "usage", 2
+        )
     store = GatewayStore(db)
     try:
         b = Broadcaster(
@@ -132,6 +140,15 @@ def add_parsers(
     common(p)
     p.add_argument("--db", type=Path, help="the gateway database (default: D's gateway.db)")
     p.add_argument("--ethereum-rpc", dest="ethereum_rpc", action="append", metavar="URL")
+    p.add_argument(
+        "--bitcoin-rpc",
+        dest="bitcoin_rpc",
+        action="append",
+        metavar="URL",
+        help="Bitcoin Core JSON-RPC (http://user:password@host:8332/ or with --bitcoin-cookie)",
+    )
+    p.add_argument("--bitcoin-cookie", dest="bitcoin_cookie", type=Path, metavar="PATH")
+    p.add_argument("--solana-rpc", dest="solana_rpc", action="append", metavar="URL")
     p.add_argument("--confirmations", type=int, default=1)
     p.add_argument("--interval", type=float, default=2.0, help="seconds between passes")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay, seconds")

@@ -5,14 +5,16 @@ governed request signed by the initiator (`--as USER`; the nodes parse the envel
 challenge and address, and sign only if the policy allows the action `proof_of_control`), the
 balance of each address read from a connector at a stated height, the Merkle-sum roots of the
 liabilities CSV; writes the document (`--out`) and one inclusion file per customer
-(`--inclusion-dir`, default OUT.customers/). Connectors: `--eth-rpc URL` (Ethereum JSON-RPC);
-the Bitcoin and Solana connectors are in-process test backends (regtest, LiteSVM) with no
-remote form yet, so wallets of those chains need a connector the CLI cannot give: name the
-wallets to prove with `--wallet`.
+(`--inclusion-dir`, default OUT.customers/). Connectors: `--eth-rpc URL` (Ethereum JSON-RPC),
+`--btc-rpc URL` (Bitcoin Core JSON-RPC; `--btc-cookie PATH` for cookie auth), `--sol-rpc URL`
+(Solana JSON-RPC); every chain of the wallets proved needs its connector (name the wallets to
+prove with `--wallet`).
 
 verify: checks a document standalone (no cluster): every signature in its chain's format over
 the text rebuilt from the challenge, sums, coverage; `--inclusion F` customer files;
-`--eth-rpc URL` also re-reads Ethereum balances at their stated heights.
+`--eth-rpc URL` also re-reads Ethereum balances at their stated heights (`--btc-rpc`, `--sol-rpc`:
+Bitcoin and Solana balances, only while the chain is still at the stated height: those reads
+have no history).
 """
 
 from __future__ import annotations
@@ -47,7 +49,22 @@ def _connectors(args: argparse.Namespace) -> dict[str, Connector]:
         from tholos.connectors.ethereum import EthereumRpc
 
         out["ethereum"] = EthereumRpc(args.eth_rpc)
+    if args.btc_rpc:
+        from tholos.connectors.bitcoin_core import BitcoinCore
+
+        out["bitcoin"] = BitcoinCore(args.btc_rpc, cookie=args.btc_cookie)
+    if args.sol_rpc:
+        from tholos.connectors.solana_rpc import SolanaRpc
+
+        out["solana"] = SolanaRpc(args.sol_rpc)
     return out
+
+
+def _connector_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--eth-rpc", dest="eth_rpc", help=f"Ethereum JSON-RPC URL {what}")
+    p.add_argument("--btc-rpc", dest="btc_rpc", help=f"Bitcoin Core JSON-RPC URL {what}")
+    p.add_argument("--btc-cookie", dest="btc_cookie", type=Path, help="bitcoind's .cookie file")
+    p.add_argument("--sol-rpc", dest="sol_rpc", help=f"Solana JSON-RPC URL {what}")
 
 
 def _all_wallets(c: Client) -> list[dict[str, Any]]:
@@ -85,7 +102,7 @@ def prove_cmd(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
         missing = sorted({r.chain for r in refs} - set(connectors))
         if missing:
             raise cli.CliError(
-                f"no connector for {', '.join(missing)} wallets (give --eth-rpc for ethereum; "
+                f"no connector for {', '.join(missing)} wallets (give --eth-rpc, --btc-rpc, --sol-rpc; "
                 "name the wallets to prove with --wallet)",
                 "usage",
                 2,
@@ -182,7 +199,7 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("--inclusion-dir", dest="inclusion_dir", type=Path)
     p.add_argument("--wallet", action="append", help="a wallet id (repeat; default: all)")
     p.add_argument("--index", action="append", type=int, help="address index (repeat; default 0)")
-    p.add_argument("--eth-rpc", dest="eth_rpc", help="Ethereum JSON-RPC URL for balances")
+    _connector_arguments(p, "for balances")
     p.add_argument("--as", dest="as_user", help="initiator user id (key file D/users/USER.key)")
     p.add_argument("--key-file", type=Path, help="the initiator's Ed25519 key file (hex seed)")
     p.add_argument("--expires-in", dest="expires_in", type=int, default=3600, help="seconds")
@@ -195,7 +212,7 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--inclusion", action="append", type=Path, help="a customer's file (repeat)")
     p.add_argument("--inclusion-dir", dest="inclusion_dir", type=Path)
-    p.add_argument("--eth-rpc", dest="eth_rpc", help="re-read Ethereum balances at their heights")
+    _connector_arguments(p, "to re-read balances")
     p.set_defaults(fn=verify_cmd)
 
 

@@ -1,5 +1,7 @@
 """Deposit monitoring as a gateway background thread, when the gateway's config has a `monitor`
-section: {"ethereum_rpc": URL, "confirmations": N, "interval": seconds}. The routes and the
+section: {"ethereum_rpc": URL, "bitcoin_rpc": URL, "bitcoin_cookie": PATH,
+"bitcoin_scan_from": HEIGHT, "solana_rpc": URL,
+"confirmations": N, "interval": seconds} (at least one chain's URL). The routes and the
 thread use separate connections to one `monitor.db` beside the gateway's database; the thread
 reads wallets from its own connection to the gateway store (the event loop's is not shared)."""
 
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from tholos.connectors.base import Connector, ConnectorError
+from tholos.connectors.bitcoin_core import BitcoinCore
 from tholos.connectors.ethereum import EthereumRpc
+from tholos.connectors.solana_rpc import SolanaRpc
 from tholos.gateway.deposit_watch import DepositWatcher
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.monitoring_api import Monitor, poll_once
@@ -27,22 +31,62 @@ log = logging.getLogger("tholos.monitor")
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    ethereum_rpc: str
+    ethereum_rpc: str = ""
     confirmations: int = 1
     interval: float = 5.0
+    bitcoin_rpc: str = ""
+    solana_rpc: str = ""
+    bitcoin_cookie: Path | None = None
+    bitcoin_scan_from: int = 0  # first block read for deposits (the wallets' creation height)
 
     @classmethod
     def from_config(cls, d: Mapping[str, Any]) -> MonitorSettings:
-        unknown = set(d) - {"ethereum_rpc", "confirmations", "interval"}
+        chains = {"ethereum_rpc": "Ethereum", "bitcoin_rpc": "Bitcoin Core", "solana_rpc": "Solana"}
+        unknown = (
+            set(d)
+            - set(chains)
+            - {"bitcoin_cookie", "bitcoin_scan_from", "confirmations", "interval"}
+        )
         if unknown:
             raise ValueError(f"monitor: unknown setting(s) {sorted(unknown)}")
-        url = d.get("ethereum_rpc")
-        if not isinstance(url, str) or not url:
-            raise ValueError("monitor.ethereum_rpc: the JSON-RPC URL of an Ethereum node")
-        s = cls(url, int(d.get("confirmations", 1)), float(d.get("interval", 5.0)))
+        for key, node in chains.items():
+            url = d.get(key, "")
+            if not isinstance(url, str) or (key in d and not url):
+                raise ValueError(f"monitor.{key}: the JSON-RPC URL of a {node} node")
+        if not any(d.get(key) for key in chains):
+            raise ValueError("monitor: give ethereum_rpc, bitcoin_rpc or solana_rpc (a node's URL)")
+        cookie = d.get("bitcoin_cookie")
+        if cookie is not None and not isinstance(cookie, str):
+            raise ValueError("monitor.bitcoin_cookie: the path of bitcoind's .cookie file")
+        s = cls(
+            d.get("ethereum_rpc", ""),
+            int(d.get("confirmations", 1)),
+            float(d.get("interval", 5.0)),
+            d.get("bitcoin_rpc", ""),
+            d.get("solana_rpc", ""),
+            None if cookie is None else Path(cookie),
+            int(d.get("bitcoin_scan_from", 0)),
+        )
         if s.confirmations < 1 or s.interval <= 0:
             raise ValueError("monitor: confirmations at least 1, interval above 0")
         return s
+
+    def connectors(self) -> dict[str, Connector]:
+        """One connector per chain configured (nothing is asked of the nodes yet)."""
+        n = self.confirmations
+        out: dict[str, Connector] = {}
+        if self.ethereum_rpc:
+            out["ethereum"] = EthereumRpc(self.ethereum_rpc, confirmations=n)
+        if self.bitcoin_rpc:
+            out["bitcoin"] = BitcoinCore(
+                self.bitcoin_rpc,
+                cookie=self.bitcoin_cookie,
+                confirmations=n,
+                scan_from=self.bitcoin_scan_from,
+            )
+        if self.solana_rpc:
+            out["solana"] = SolanaRpc(self.solana_rpc, confirmations=n)
+        return out
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -71,9 +115,7 @@ class _Wallets:
 
 def start(gateway_db: Path, settings: MonitorSettings) -> tuple[Monitor, threading.Event]:
     """The routes' monitor, and a started polling thread (set the event to stop it)."""
-    connectors: dict[str, Connector] = {
-        "ethereum": EthereumRpc(settings.ethereum_rpc, confirmations=settings.confirmations)
-    }
+    connectors = settings.connectors()
     path = gateway_db.parent / "monitor.db"
     routes = _monitor(path, connectors)  # creates the schema and the webhook key first
     stop = threading.Event()
