@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 SCHEMA = """
@@ -80,8 +80,12 @@ class NodeStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         path.chmod(0o600)
+        self.before_close: list[Callable[[], None]] = []  # e.g. stop the start-up share scan
 
     def close(self) -> None:
+        """Close the database, after whatever reads it beside the node has stopped."""
+        for stop in self.before_close:
+            stop()
         self.db.close()
 
     # -- meta ------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class KeyVault:
         #: shares the start-up scan has not opened yet (Info.shares_unchecked): while above 0,
         #: `broken` may be incomplete.
         self.unchecked = 0
+        self._scan_stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
@@ -203,6 +204,8 @@ class KeyVault:
         ) as db:
             self.unchecked = int(db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
             for key_id, sealed in db.execute("SELECT key_id, sealed FROM keys"):
+                if self._scan_stop.is_set():  # the store is closing: the rest stays unchecked
+                    return set(self.broken)
                 if not self._opens(key_id, sealed):
                     # Confirm on the node's own path: repair may have replaced the row since.
                     with contextlib.suppress(VaultError):
@@ -224,6 +227,12 @@ class KeyVault:
 
         thread = threading.Thread(target=run, name="share-scan", daemon=True)
         self.unchecked = self._store.count_keys()  # honest from the first Info on
+
+        def stop() -> None:  # NodeStore.close: no read of the files after the node closed them
+            self._scan_stop.set()
+            thread.join(timeout=30)
+
+        self._store.before_close.append(stop)
         thread.start()
         return thread
 
