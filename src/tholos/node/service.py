@@ -50,7 +50,20 @@ class NodeService:
             stale_keys=sorted(self.vault.stale),
             broken_keys=sorted(self.vault.broken),
             pending_refresh=self.store.count_pending(),
+            protections=self.protections(),
         )
+
+    def protections(self) -> dict[str, str]:
+        """Where shares are opened and, for a signer process, each of its protections as it
+        reports them now (an unreachable signer says so)."""
+        signer = self.vault.signer
+        if signer is None:
+            return {"signer": "off: shares are opened in the node process"}
+        try:
+            status = signer.status()
+        except VaultError as exc:
+            return {"signer": f"UNREACHABLE: {exc}"}
+        return {"signer": f"process {status['pid']}", **status["protections"]}
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:
         return scheme_protocols(self).frost.commitments(req, self.nonce_pool_max)

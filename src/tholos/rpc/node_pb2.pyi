@@ -22,6 +22,7 @@ class InfoReply(_message.Message):
         "node_id",
         "nonces_available",
         "pending_refresh",
+        "protections",
         "stale_keys",
         "version",
     )
@@ -33,6 +34,14 @@ class InfoReply(_message.Message):
         value: int
         def __init__(self, key: str | None = ..., value: int | None = ...) -> None: ...
 
+    class ProtectionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +52,7 @@ class InfoReply(_message.Message):
     STALE_KEYS_FIELD_NUMBER: _ClassVar[int]
     PENDING_REFRESH_FIELD_NUMBER: _ClassVar[int]
     BROKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
+    PROTECTIONS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     identity_public_key: bytes
     exchange_public_key: bytes
@@ -53,6 +63,7 @@ class InfoReply(_message.Message):
     stale_keys: _containers.RepeatedScalarFieldContainer[str]
     pending_refresh: int
     broken_keys: _containers.RepeatedScalarFieldContainer[str]
+    protections: _containers.ScalarMap[str, str]
     def __init__(
         self,
         node_id: int | None = ...,
@@ -65,6 +76,7 @@ class InfoReply(_message.Message):
         stale_keys: _Iterable[str] | None = ...,
         pending_refresh: int | None = ...,
         broken_keys: _Iterable[str] | None = ...,
+        protections: _Mapping[str, str] | None = ...,
     ) -> None: ...
 
 class CommitmentsRequest(_message.Message):
@@ -84,10 +96,7 @@ class Commitment(_message.Message):
     hiding: bytes
     binding: bytes
     def __init__(
-        self,
-        nonce_id: bytes | None = ...,
-        hiding: bytes | None = ...,
-        binding: bytes | None = ...,
+        self, nonce_id: bytes | None = ..., hiding: bytes | None = ..., binding: bytes | None = ...
     ) -> None: ...
 
 class CommitmentsReply(_message.Message):
@@ -166,10 +175,7 @@ class SignResult(_message.Message):
     share: bytes
     error: str
     def __init__(
-        self,
-        request_id: str | None = ...,
-        share: bytes | None = ...,
-        error: str | None = ...,
+        self, request_id: str | None = ..., share: bytes | None = ..., error: str | None = ...
     ) -> None: ...
 
 class SignBatchRequest(_message.Message):
@@ -193,10 +199,7 @@ class Envelope(_message.Message):
     payload: bytes
     signature: bytes
     def __init__(
-        self,
-        sender: int | None = ...,
-        payload: bytes | None = ...,
-        signature: bytes | None = ...,
+        self, sender: int | None = ..., payload: bytes | None = ..., signature: bytes | None = ...
     ) -> None: ...
 
 class ProtocolRequest(_message.Message):
