@@ -170,6 +170,7 @@ def launch(config: Path, env: Mapping[str, str] | None = None) -> SignerClient:
     if not line.startswith(READY.encode()):
         proc.kill()
         proc.wait()
+        proc.stdout.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         raise SignerRefused(f"the signer did not start (exit {proc.returncode}); see its stderr")
     client = SignerClient(path, proc)
@@ -187,4 +188,6 @@ def stop(client: SignerClient) -> None:
         if client.process.poll() is None:
             client.process.kill()
             client.process.wait()
+        if client.process.stdout is not None:
+            client.process.stdout.close()
     shutil.rmtree(client.path.parent, ignore_errors=True)
