@@ -9,6 +9,7 @@ comes back as that item's error).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -71,6 +72,8 @@ class SignerClient:
             if reply is None:
                 self.close()
                 raise SignerRefused("signer closed the connection")
+        if reply.get("storage_full") is True:  # the node answers RESOURCE_EXHAUSTED, as for its own
+            raise OSError(errno.ENOSPC, str(reply.get("error", "storage full")))
         if reply.get("ok") is not True:
             raise SignerRefused(f"signer refused: {reply.get('error', '?')}")
         return reply.get("result")

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,7 +33,7 @@ from tholos.node.config import NodeConfig
 from tholos.node.ecdsa import PresigStore, presig_shares
 from tholos.node.signer import wire
 from tholos.node.signer.hardening import HardeningError, Protections, harden
-from tholos.node.store import NodeStore
+from tholos.node.store import NodeStore, is_storage_full
 from tholos.node.vault import KeyRecord, KeyVault, VaultError
 from tholos.schemes import SignerCommitment, SigningRequest
 
@@ -40,6 +41,7 @@ log = logging.getLogger("tholos.signer")
 READY = "tholos signer ready"
 MAX_NONCES = 10_000
 EXIT_REFUSED = 2
+STORAGE_FULL = "storage full on this node"
 
 
 class SignerVault(KeyVault):
@@ -113,6 +115,8 @@ class Signer:
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             return wire.refused(f"bad arguments: {type(exc).__name__}")
         except Exception as exc:  # never a secret: only the exception's type
+            if is_storage_full(exc):  # rolled back: nothing was written
+                return {**wire.refused(STORAGE_FULL), "storage_full": True}
             log.exception("internal error")
             return wire.refused(f"internal error: {type(exc).__name__}")
 
@@ -284,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tholos signer: refusing to start: {exc}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
     signer = Signer(vault, protections)
+
+    def end(signum: int, frame: Any) -> None:  # SIGTERM from the node, or its death (PDEATHSIG)
+        with contextlib.suppress(OSError):
+            args.socket.unlink()
+            args.socket.parent.rmdir()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, end)
     print(READY, json.dumps(protections.to_dict()), flush=True)
     while True:
         conn, _ = sock.accept()

@@ -2,7 +2,8 @@
 
 A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON (at most MAX_FRAME).
 A request is {"v": 1, "op": OP, "args": {...}} with OP one of OPS and exactly that op's argument
-names; a reply is {"ok": true, "result": ...} or {"ok": false, "error": "..."}. There is no
+names; a reply is {"ok": true, "result": ...} or {"ok": false, "error": "..."} (with
+"storage_full": true when the database's disk is full: the write rolled back). There is no
 generic call: an unknown op, a wrong version, missing or extra arguments, a malformed or oversize
 frame are refused before any handler runs (and an oversize frame also closes the connection,
 since its bytes cannot be skipped safely). Errors never carry secrets.
