@@ -39,6 +39,7 @@ class NodeService:
 
     def info(self, req: pb.InfoRequest) -> pb.InfoReply:
         pub = self.identity.public
+        protections = self.protections()
         return pb.InfoReply(
             node_id=self.identity.node_id,
             identity_public_key=pub.signing_key,
@@ -48,9 +49,9 @@ class NodeService:
             version=__version__,
             fault=self.vault.hooks.name,
             stale_keys=sorted(self.vault.stale),
-            broken_keys=sorted(self.vault.broken),
+            broken_keys=sorted(self.vault.broken),  # the signer's, merged by protections()
             pending_refresh=self.store.count_pending(),
-            protections=self.protections(),
+            protections=protections,
         )
 
     def protections(self) -> dict[str, str]:
@@ -63,6 +64,7 @@ class NodeService:
             status = signer.status()
         except VaultError as exc:
             return {"signer": f"UNREACHABLE: {exc}"}
+        self.vault.broken.update(status["broken"])  # found by the signer when it used a share
         return {"signer": f"process {status['pid']}", **status["protections"]}
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:

@@ -115,7 +115,7 @@ class KeyVault:
     ) -> None:
         self._store.put_keys(self._rows(records, KEY_TABLE, ""))
         for key_id, scheme, share, meta in records:
-            self._cache[key_id] = KeyRecord(key_id, scheme, share, meta)
+            self._keep(KeyRecord(key_id, scheme, share, meta))
 
     def store_repaired(
         self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
@@ -158,7 +158,7 @@ class KeyVault:
         out = []
         for key_id, scheme, share, meta in records:
             rec = KeyRecord(key_id, scheme, share, meta)
-            self._cache[key_id] = rec
+            self._keep(rec)
             self.stale.pop(key_id, None)
             out.append(rec)
         return out
@@ -207,7 +207,11 @@ class KeyVault:
 
     def scan(self) -> set[str]:
         """Open every stored share once (at start) and remember those that fail: a node must
-        say which keys it cannot use, not fail each request that needs one."""
+        say which keys it cannot use, not fail each request that needs one. With a signer, the
+        signer's scan (it opens them at its start) is what counts: no share is opened here."""
+        if self.signer is not None:
+            self.broken = set(self.signer.status()["broken"])
+            return set(self.broken)
         for key_id in self._store.key_ids():
             with contextlib.suppress(VaultError):
                 self.record(key_id)
@@ -272,8 +276,14 @@ class KeyVault:
         rec = KeyRecord(
             key_id, SCHEMES[scheme_name], share, json.loads(public_json).get("meta", {})
         )
-        self._cache[key_id] = rec
+        self._keep(rec)
         return rec
+
+    def _keep(self, rec: KeyRecord) -> None:
+        """Cache an opened share, unless a signer process holds the shares: then a share opened
+        here (for a protocol step) lives only as long as that step."""
+        if self.signer is None:
+            self._cache[rec.key_id] = rec
 
     def view(self, key_id: str) -> KeyView:
         """The key's public record. With a signer no share is opened here (the signer reports

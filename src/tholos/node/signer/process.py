@@ -121,6 +121,12 @@ class Signer:
             return wire.refused(f"internal error: {type(exc).__name__}")
 
     def op_status(self) -> dict[str, Any]:
+        for key_id in sorted(self.vault.broken):  # repaired or destroyed since: no longer broken
+            if not self.vault.has_key(key_id):
+                self.vault.broken.discard(key_id)
+                continue
+            with contextlib.suppress(VaultError):
+                self.vault.record(key_id)
         return {
             "protections": self.protections.to_dict(),
             "broken": sorted(self.vault.broken),
