@@ -50,9 +50,9 @@ def _children(pid: int) -> list[int]:
 
 
 def test_each_node_reports_its_signer_and_protections(cluster: LocalCluster) -> None:
-    shares = cluster.get("/v1/cluster")["shares"]
+    protections = cluster.get("/v1/cluster")["protections"]
     for i in range(1, 5):
-        prot = shares[str(i)]["protections"]
+        prot = protections[str(i)]
         assert prot["core_dumps"] == "off (RLIMIT_CORE=0)", prot
         assert prot["ptrace"] == "blocked (PR_SET_DUMPABLE=0)", prot
         assert prot["secret_files"] == "owner only", prot
@@ -118,7 +118,7 @@ def test_ecdsa_bls_and_dise(cluster: LocalCluster) -> None:
 def test_signer_ends_with_its_node(cluster: LocalCluster) -> None:
     """Last in the file: node 4 is killed without a chance to stop its signer (SIGKILL); the
     signer ends too (PR_SET_PDEATHSIG), so no process holding shares is left behind."""
-    prot: dict[str, Any] = cluster.get("/v1/cluster")["shares"]["4"]["protections"]
+    prot: dict[str, Any] = cluster.get("/v1/cluster")["protections"]["4"]
     pid = int(prot["signer"].removeprefix("process "))
     cluster.kill("node-4", signal.SIGKILL)
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 60, "signer gone")

@@ -228,6 +228,7 @@ def create_app(
             "threshold": g.threshold,
             "nodes": g.nodes.status(),
             "shares": repair.share_health(g),
+            "protections": repair.protections(g),
             "roster": [p.to_dict() for p in g.roster.values()],
             "keys": g.store.count_keys(),
         }

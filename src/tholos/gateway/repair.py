@@ -365,16 +365,21 @@ async def repair_node(gw: Gateway, node: int, key_ids: list[str] | None = None) 
 
 
 def share_health(gw: Gateway) -> dict[str, Any]:
-    """Per node: keys it reported stale or broken, refreshed shares it prepared but did not
-    commit, and where it opens shares with that process's protections (Info.protections)."""
+    """Per node: keys it reported stale and refreshed shares it prepared but did not commit."""
     return {
         str(i): {
             "stale_keys": list(st.info.stale_keys) if st.info else [],
             "broken_keys": list(st.info.broken_keys) if st.info else [],
             "pending_refresh": st.info.pending_refresh if st.info else 0,
-            "protections": dict(st.info.protections) if st.info else {},
         }
         for i, st in gw.nodes.nodes.items()
+    }
+
+
+def protections(gw: Gateway) -> dict[str, dict[str, str]]:
+    """Per node: where it opens shares and that process's protections (Info.protections)."""
+    return {
+        str(i): dict(st.info.protections) if st.info else {} for i, st in gw.nodes.nodes.items()
     }
 
 
