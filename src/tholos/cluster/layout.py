@@ -137,6 +137,7 @@ def _write_cluster(
             "identity_file": "identity.key",
             "passphrase_file": f"../secrets/node-{i}.passphrase",  # development only
             "min_threshold": t,
+            "signer": True,  # shares are opened only in the node's hardened signer process
             "roster": roster,
         }
         (d / "node.json").write_text(json.dumps(cfg, indent=2))

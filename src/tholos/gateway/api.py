@@ -231,6 +231,7 @@ def create_app(
             "nodes": g.nodes.status(),
             "attestation": attestation.of(g).summary(),
             "shares": repair.share_health(g),
+            "protections": repair.protections(g),
             "roster": [p.to_dict() for p in g.roster.values()],
             "keys": g.store.count_keys(),
         }

@@ -377,6 +377,13 @@ def share_health(gw: Gateway) -> dict[str, Any]:
     }
 
 
+def protections(gw: Gateway) -> dict[str, dict[str, str]]:
+    """Per node: where it opens shares and that process's protections (Info.protections)."""
+    return {
+        str(i): dict(st.info.protections) if st.info else {} for i, st in gw.nodes.nodes.items()
+    }
+
+
 # -- REST ------------------------------------------------------------------------------------------
 router = APIRouter()
 

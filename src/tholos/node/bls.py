@@ -7,6 +7,7 @@ from typing import Any
 
 from tholos.crypto.bls import threshold as bls
 from tholos.node.rounds import Checked, ItemSigner
+from tholos.node.vault import KeyVault
 
 
 class BlsSigner(ItemSigner):
@@ -23,12 +24,20 @@ class BlsSigner(ItemSigner):
         return Checked(rid, rec, message)
 
     def shares(self, accepted: Sequence[Checked]) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        for a in accepted:
-            message = self.node.vault.hooks.bls_message(a.message)
-            try:
-                partial = bls.sign_share(a.rec.share, message)
-                results[a.rid] = {"partial": partial.to_dict()}
-            except Exception as exc:
-                results[a.rid] = {"error": f"{type(exc).__name__}: {exc}"}
-        return results
+        vault = self.node.vault
+        items = [(a.rid, a.key_id, vault.hooks.bls_message(a.message)) for a in accepted]
+        if vault.signer is not None:
+            return vault.signer.bls_sign(items)
+        return partials(vault, items)
+
+
+def partials(vault: KeyVault, items: Sequence[tuple[str, str, bytes]]) -> dict[str, Any]:
+    """{request id: {"partial": σ_i} or {"error": ...}} for (request id, key id, message)."""
+    results: dict[str, Any] = {}
+    for rid, key_id, message in items:
+        try:
+            partial = bls.sign_share(vault.record(key_id).share, message)
+            results[rid] = {"partial": partial.to_dict()}
+        except Exception as exc:
+            results[rid] = {"error": f"{type(exc).__name__}: {exc}"}
+    return results

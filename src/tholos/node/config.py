@@ -25,6 +25,8 @@ class NodeConfig:
     min_threshold: int = 1  # the node refuses to create keys with a lower threshold
     metrics_port: int | None = None  # plain-HTTP GET /metrics for Prometheus; None: off
     metrics_host: str = "127.0.0.1"
+    #: open shares only in a separate, hardened signer process (node/signer/)
+    signer: bool = False
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -49,4 +51,5 @@ class NodeConfig:
             min_threshold=int(d.get("min_threshold", 1)),
             metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
             metrics_host=str(d.get("metrics_host", "127.0.0.1")),
+            signer=bool(d.get("signer", False)),
         )

@@ -36,7 +36,11 @@ class DiseEvaluator(ItemProtocol):
     def partial(self, it: dict[str, Any]) -> PartialEval:
         rid = str(it.get("request_id", ""))
         key_id = str(it["key_id"])
-        rec = self.node.record(key_id, "dise", it.get("epoch"))
+        self.node.record(key_id, "dise", it.get("epoch"))
         request = EvalRequest.from_dict(it["request"])
         self.node.policy(rid, key_id, request.alpha, "")
-        return evaluate(rec.share, self.node.vault.hooks.dise_request(request))
+        vault = self.node.vault
+        request = vault.hooks.dise_request(request)
+        if vault.signer is not None:
+            return vault.signer.dise_eval(key_id, request)
+        return evaluate(vault.record(key_id).share, request)

@@ -35,6 +35,7 @@ from tholos.crypto.keys import KeyShare
 from tholos.node.protocols import BatchState, ProtocolError, envelope_digest
 from tholos.node.rounds import Checked, ItemSigner, NodeContext, SchemeProtocol
 from tholos.node.store import take_rows
+from tholos.node.vault import KeyVault
 from tholos.rpc import node_pb2 as pb
 from tholos.transport.e2e import EnvelopeError, context
 
@@ -162,8 +163,8 @@ class EcdsaPresign(SchemeProtocol):
             count = int(sessions[0]["count"])
             if not 0 < count <= MAX_PRESIGS_PER_BATCH:
                 raise ProtocolError(f"count must be in 1..{MAX_PRESIGS_PER_BATCH}")
-            rec = self.node.record(key_id, "ecdsa", sessions[0].get("epoch"))
-            share: KeyShare[Any] = rec.share
+            self.node.record(key_id, "ecdsa", sessions[0].get("epoch"))
+            share: KeyShare[Any] = self.node.vault.record(key_id).share
             if len(participants) < min_participants(share.public.threshold):
                 raise ProtocolError("presigning needs 2t-1 participants")
             machines = [
@@ -290,30 +291,55 @@ class EcdsaSigner(ItemSigner):
             raise ProtocolError("ECDSA signs a 32-byte digest")
         path = str(it.get("path", ""))
         pid = bytes.fromhex(it["presig"])
-        tweak = rec.scheme.tweak(rec.share.public, rec.meta, path)
+        tweak = rec.scheme.tweak(rec.public, rec.meta, path)
         self.node.policy(rid, key_id, digest, path)
         return Checked(rid, rec, digest, path, pid, tweak)
 
     def shares(self, accepted: Sequence[Checked]) -> dict[str, Any]:
-        """s_i for each accepted item; every presignature used is deleted (committed) first."""
+        """s_i for each accepted item; every presignature used is deleted (committed) first
+        (by the signer process when the node has one)."""
+        items = [(a.rid, a.key_id, a.presig, a.message, a.tweak) for a in accepted]
+        signer = self.node.vault.signer
+        got = (
+            signer.ecdsa_sign(items)
+            if signer is not None
+            else presig_shares(self.node.vault, self.presigs, items)
+        )
         results: dict[str, Any] = {}
-        taken = self.presigs.take([a.presig for a in accepted])
-        for a in accepted:
-            got = taken.pop(a.presig, None)
-            if got is None:
-                results[a.rid] = {"error": "VaultError: unknown or used presignature"}
-                continue
-            try:
-                if got[0] != a.rec.key_id:
-                    raise ProtocolError("presignature belongs to another key")
-                plain = self.node.vault._barrier.open(PRESIG_TABLE, a.presig, got[1])
-                presig = _expand(self.node.node_id, json.loads(plain))
-                sh = sign_share(presig, a.rec.share, a.message, tweak=a.tweak)
-                s = self.node.vault.hooks.ecdsa_share(sh.s)
-                results[a.rid] = {"s": s.to_bytes(32, "big").hex()}
-            except Exception as exc:
-                results[a.rid] = {"error": f"{type(exc).__name__}: {exc}"}
+        for rid, s in got.items():
+            if isinstance(s, str):
+                results[rid] = {"error": s}
+            else:
+                s = self.node.vault.hooks.ecdsa_share(s)
+                results[rid] = {"s": s.to_bytes(32, "big").hex()}
         return results
+
+
+PresigItem = tuple[str, str, bytes, bytes, int]  # request id, key id, presig id, digest, tweak
+
+
+def presig_shares(
+    vault: KeyVault, presigs: PresigStore, items: Sequence[PresigItem]
+) -> dict[str, int | str]:
+    """s_i (or an error) by request id; the presignatures are deleted (committed) before any
+    share is computed, so none is used twice even across a crash."""
+    results: dict[str, int | str] = {}
+    taken = presigs.take([pid for _r, _k, pid, _d, _t in items])
+    for rid, key_id, pid, digest, tweak in items:
+        got = taken.pop(pid, None)
+        if got is None:
+            results[rid] = "VaultError: unknown or used presignature"
+            continue
+        try:
+            if got[0] != key_id:
+                raise ProtocolError("presignature belongs to another key")
+            rec = vault.record(key_id)
+            plain = vault._barrier.open(PRESIG_TABLE, pid, got[1])
+            presig = _expand(vault.node_id, json.loads(plain))
+            results[rid] = sign_share(presig, rec.share, digest, tweak=tweak).s
+        except Exception as exc:
+            results[rid] = f"{type(exc).__name__}: {exc}"
+    return results
 
 
 def presig_store(node: NodeContext) -> PresigStore:

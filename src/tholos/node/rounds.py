@@ -31,7 +31,7 @@ from typing import Any
 
 from tholos.node.governed_signing import sign_governed
 from tholos.node.protocols import BatchState, ProtocolError, ProtocolRunner
-from tholos.node.vault import KeyRecord, KeyVault
+from tholos.node.vault import KeyVault, KeyView
 from tholos.rpc import node_pb2 as pb
 from tholos.schemes import SigningRequest
 
@@ -43,7 +43,7 @@ class Checked:
     """A signing item whose fields were checked, before anything is consumed."""
 
     rid: str
-    rec: KeyRecord
+    rec: KeyView
     message: bytes  # ECDSA: the 32-byte digest
     path: str = ""
     presig: bytes = b""  # ECDSA: the presignature id
@@ -81,9 +81,10 @@ class NodeContext:
     def governance(self) -> Any:
         return self._governance()
 
-    def record(self, key_id: str, kind: str, epoch: Any = None) -> KeyRecord:
-        """The key's record; with the epoch the gateway expects, a stale share is refused."""
-        rec = self.vault.record(key_id)
+    def record(self, key_id: str, kind: str, epoch: Any = None) -> KeyView:
+        """The key's public record; with the epoch the gateway expects, a stale share is refused.
+        (Protocol steps that need the share itself use `vault.record`.)"""
+        rec = self.vault.view(key_id)
         self.vault.check_enabled(key_id)
         if rec.scheme.kind != kind:
             raise ProtocolError(f"key {key_id} is not a {kind} key")

@@ -130,12 +130,16 @@ def load_fault(name: str) -> NodeHooks:
     return hooks
 
 
-def build_service(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> NodeService:
+def build_service(
+    cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS, config_path: Path | None = None
+) -> NodeService:
     store = NodeStore(cfg.db)
     barrier = unseal(cfg, store)
     identity = load_identity(cfg)
     vault = KeyVault(store, barrier, cfg.node_id)
     vault.hooks = hooks
+    if cfg.signer:
+        vault.signer = start_signer(cfg, config_path)
 
     def scanned(broken: set[str]) -> None:
         if broken:
@@ -148,6 +152,20 @@ def build_service(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> NodeService:
 
     vault.scan_in_background(scanned)
     return NodeService(identity, store, vault, cfg.nonce_pool_max, cfg.min_threshold)
+
+
+def start_signer(cfg: NodeConfig, config_path: Path | None) -> Any:
+    """The node's signer process (node/signer/), started from the same config file."""
+    from tholos.node.signer import client
+
+    if config_path is None:
+        raise StartupError("a node with `signer` on needs its config file path", EXIT_CONFIG)
+    try:
+        signer = client.launch(config_path)
+    except client.SignerRefused as exc:
+        raise StartupError(str(exc), EXIT_CONFIG) from None
+    log.info("node %d: shares are opened by its signer process (%s)", cfg.node_id, signer.path)
+    return signer
 
 
 class Servicer(node_pb2_grpc.NodeServicer):
@@ -270,6 +288,10 @@ async def serve(cfg: NodeConfig, service: NodeService) -> None:
     if scraper is not None:
         scraper.close()
     await server.stop(grace=1.0)
+    if service.vault.signer is not None:
+        from tholos.node.signer import client
+
+        client.stop(service.vault.signer)
     service.store.close()
 
 
@@ -290,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         hooks = load_fault(args.fault) if args.fault else NO_HOOKS
         cfg = NodeConfig.load(args.config)
         logs.bind_node(cfg.node_id)
-        service = build_service(cfg, hooks)
+        service = build_service(cfg, hooks, args.config)
         from tholos.node import governance
         from tholos.node.wallets import wallet_resolver
 

@@ -46,6 +46,7 @@ class NodeService:
 
     def info(self, req: pb.InfoRequest) -> pb.InfoReply:
         pub = self.identity.public
+        protections = self.protections()
         return pb.InfoReply(
             node_id=self.identity.node_id,
             identity_public_key=pub.signing_key,
@@ -55,10 +56,24 @@ class NodeService:
             version=__version__,
             fault=self.vault.hooks.name,
             stale_keys=sorted(self.vault.stale),
-            broken_keys=sorted(self.vault.broken),
+            broken_keys=sorted(self.vault.broken),  # the signer's, merged by protections()
             shares_unchecked=self.vault.unchecked,
             pending_refresh=self.store.count_pending(),
+            protections=protections,
         )
+
+    def protections(self) -> dict[str, str]:
+        """Where shares are opened and, for a signer process, each of its protections as it
+        reports them now (an unreachable signer says so)."""
+        signer = self.vault.signer
+        if signer is None:
+            return {"signer": "off: shares are opened in the node process"}
+        try:
+            status = signer.status()
+        except VaultError as exc:
+            return {"signer": f"UNREACHABLE: {exc}"}
+        self.vault.broken.update(status["broken"])  # found by the signer when it used a share
+        return {"signer": f"process {status['pid']}", **status["protections"]}
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:
         return scheme_protocols(self).frost.commitments(req, self.nonce_pool_max)

@@ -13,14 +13,17 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tholos.crypto.errors import CryptoError
-from tholos.crypto.keys import KeyShare
+from tholos.crypto.keys import KeyShare, PublicKeyPackage
 from tholos.node.barrier import Barrier, SealError
 from tholos.node.hooks import NO_HOOKS, NodeHooks
 from tholos.node.store import NodeStore
 from tholos.schemes import POOLS, SCHEMES, Scheme, SigningRequest, as_frost
+
+if TYPE_CHECKING:
+    from tholos.node.signer.client import SignerClient
 
 KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
@@ -38,6 +41,16 @@ class KeyRecord:
     key_id: str
     scheme: Scheme
     share: KeyShare[Any]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What the node needs to check a request for a key: no secret (the share stays sealed)."""
+
+    key_id: str
+    scheme: Scheme
+    public: PublicKeyPackage[Any]
     meta: dict[str, Any]
 
 
@@ -75,6 +88,10 @@ class KeyVault:
         #: `broken` may be incomplete.
         self.unchecked = 0
         self._scan_stop = threading.Event()
+        #: the node's signer process (node/signer/): when set, every signature share, DiSE
+        #: evaluation, nonce and presignature is made there, and `view` opens no share here.
+        self.signer: SignerClient | None = None
+        self._views: dict[str, tuple[str, KeyView]] = {}  # key id -> (public JSON, its view)
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
@@ -104,7 +121,7 @@ class KeyVault:
     ) -> None:
         self._store.put_keys(self._rows(records, KEY_TABLE, ""))
         for key_id, scheme, share, meta in records:
-            self._cache[key_id] = KeyRecord(key_id, scheme, share, meta)
+            self._keep(KeyRecord(key_id, scheme, share, meta))
 
     def store_repaired(
         self, records: Sequence[tuple[str, Scheme, KeyShare[Any], dict[str, Any]]]
@@ -119,7 +136,7 @@ class KeyVault:
 
     # -- two-phase refresh -----------------------------------------------------------------------
     @staticmethod
-    def epoch(rec: KeyRecord) -> int:
+    def epoch(rec: KeyRecord | KeyView) -> int:
         """How many refreshes this share has been through (0: as generated or imported)."""
         return int(rec.meta.get("epoch", 0))
 
@@ -147,7 +164,7 @@ class KeyVault:
         out = []
         for key_id, scheme, share, meta in records:
             rec = KeyRecord(key_id, scheme, share, meta)
-            self._cache[key_id] = rec
+            self._keep(rec)
             self.stale.pop(key_id, None)
             out.append(rec)
         return out
@@ -185,7 +202,7 @@ class KeyVault:
         """Refuse to use a share of another refresh epoch than the one requested: after a missed
         refresh commit this node's share no longer matches the group's verifying share, and its
         signature shares would be rejected as lies. Remembered and reported (Info.stale_keys)."""
-        have = self.epoch(self.record(key_id))
+        have = self.epoch(self.view(key_id))
         if have != epoch:
             if epoch > have:
                 self.stale[key_id] = epoch
@@ -199,6 +216,10 @@ class KeyVault:
         it cannot use, not fail each request that needs one. The shares opened are not kept
         (a node holding 100,000 keys would keep them all); requests open theirs on first use.
         Reads through its own SQLite connection, so it can run beside the node's requests."""
+        if self.signer is not None:  # the signer opened every share at its start: its list
+            self.broken = set(self.signer.status()["broken"])
+            self.unchecked = 0
+            return set(self.broken)
         with contextlib.closing(
             sqlite3.connect(f"file:{self._store.path}?mode=ro", uri=True, check_same_thread=False)
         ) as db:
@@ -305,8 +326,38 @@ class KeyVault:
         rec = KeyRecord(
             key_id, SCHEMES[scheme_name], share, json.loads(public_json).get("meta", {})
         )
-        self._cache[key_id] = rec
+        self._keep(rec)
         return rec
+
+    def _keep(self, rec: KeyRecord) -> None:
+        """Cache an opened share, unless a signer process holds the shares: then a share opened
+        here (for a protocol step) lives only as long as that step."""
+        if self.signer is None:
+            self._cache[rec.key_id] = rec
+
+    def view(self, key_id: str) -> KeyView:
+        """The key's public record. With a signer no share is opened here (the signer reports
+        a broken one when asked to use it); without one the share is opened (and cached) as
+        before, so a broken share is found at the first check."""
+        if self.signer is None:
+            rec = self.record(key_id)
+            return KeyView(rec.key_id, rec.scheme, rec.share.public, rec.meta)
+        row = self._store.get_key(key_id)
+        if row is None:
+            raise VaultError(f"unknown key {key_id}")
+        scheme_name, public_json, _sealed = row
+        cached = self._views.get(key_id)
+        if cached is not None and cached[0] == public_json:
+            return cached[1]
+        d = json.loads(public_json)
+        view = KeyView(
+            key_id,
+            SCHEMES[scheme_name],
+            PublicKeyPackage.from_dict(d["public"]),
+            dict(d.get("meta", {})),
+        )
+        self._views[key_id] = (public_json, view)
+        return view
 
     def with_share(self, key_id: str, fn: Callable[[KeyRecord], Any]) -> Any:
         """Run a protocol step (refresh) that needs the share, without handing it out."""
@@ -318,6 +369,8 @@ class KeyVault:
         scheme = POOLS.get(group)
         if scheme is None:
             raise VaultError(f"unknown nonce pool {group!r}")
+        if self.signer is not None:
+            return self.signer.nonces(group, count)
         rows: list[tuple[bytes, bytes]] = []
         out: list[tuple[bytes, bytes, bytes]] = []
         for secret, hiding, binding in scheme.new_nonces(count):
@@ -332,7 +385,11 @@ class KeyVault:
         self, requests: Sequence[SigningRequest], epochs: Mapping[str, int] | None = None
     ) -> list[ShareResult]:
         """Validate every request, delete their nonces durably, then compute the shares.
-        `epochs` (request id -> refresh epoch the gateway expects) refuses stale shares."""
+        `epochs` (request id -> refresh epoch the gateway expects) refuses stale shares.
+        With a signer, the same checks run here on the public record first, then the signer
+        (which re-checks them) takes the nonces and computes the shares."""
+        if self.signer is not None:
+            return self._sign_by_signer(requests, epochs)
         accepted: list[tuple[SigningRequest, KeyRecord, bytes]] = []
         results: dict[str, ShareResult] = {}
         for req in requests:
@@ -368,6 +425,37 @@ class KeyVault:
                 results[req.request_id] = ShareResult(req.request_id, share=share)
             except Exception as exc:
                 results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))
+        return [results[r.request_id] for r in requests]
+
+    def _sign_by_signer(
+        self, requests: Sequence[SigningRequest], epochs: Mapping[str, int] | None
+    ) -> list[ShareResult]:
+        assert self.signer is not None
+        accepted: list[SigningRequest] = []
+        results: dict[str, ShareResult] = {}
+        views: dict[str, KeyView] = {}
+        for req in requests:
+            try:
+                view = self.view(req.key_id)
+                self.check_enabled(req.key_id)
+                if epochs is not None:
+                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
+                if self.node_id not in req.commitments:
+                    raise VaultError("this node is not a signer of the request")
+                view.scheme.check_request(view.public, req)
+                self.policy(req.key_id, req)
+                accepted.append(req)
+                views[req.request_id] = view
+            except Exception as exc:  # refused: nothing consumed
+                results[req.request_id] = ShareResult(req.request_id, error=_describe(exc))
+        if accepted:
+            for res in self.signer.frost_sign(accepted, epochs):
+                if res.share:
+                    frost = as_frost(views[res.request_id].scheme)
+                    res = ShareResult(
+                        res.request_id, share=self.hooks.frost_share(frost, res.share)
+                    )
+                results[res.request_id] = res
         return [results[r.request_id] for r in requests]
 
 

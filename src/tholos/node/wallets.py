@@ -20,13 +20,13 @@ def wallet_resolver(vault: KeyVault) -> Callable[[Intent], WalletRef]:
         if declared is None:
             raise ValueError("not a transaction intent")
         try:
-            rec = vault.record(intent.key_id)
+            rec = vault.view(intent.key_id)
         except VaultError:
             raise KeyError(intent.key_id) from None
         return wallet_ref(
             intent.key_id,
             rec.scheme,
-            rec.share.public,
+            rec.public,
             rec.meta,
             chain=intent.chain,
             network=declared.network,

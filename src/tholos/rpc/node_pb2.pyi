@@ -22,6 +22,7 @@ class InfoReply(_message.Message):
         "node_id",
         "nonces_available",
         "pending_refresh",
+        "protections",
         "shares_unchecked",
         "stale_keys",
         "version",
@@ -34,6 +35,14 @@ class InfoReply(_message.Message):
         value: int
         def __init__(self, key: str | None = ..., value: int | None = ...) -> None: ...
 
+    class ProtectionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +54,7 @@ class InfoReply(_message.Message):
     PENDING_REFRESH_FIELD_NUMBER: _ClassVar[int]
     BROKEN_KEYS_FIELD_NUMBER: _ClassVar[int]
     SHARES_UNCHECKED_FIELD_NUMBER: _ClassVar[int]
+    PROTECTIONS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     identity_public_key: bytes
     exchange_public_key: bytes
@@ -56,6 +66,7 @@ class InfoReply(_message.Message):
     pending_refresh: int
     broken_keys: _containers.RepeatedScalarFieldContainer[str]
     shares_unchecked: int
+    protections: _containers.ScalarMap[str, str]
     def __init__(
         self,
         node_id: int | None = ...,
@@ -69,6 +80,7 @@ class InfoReply(_message.Message):
         pending_refresh: int | None = ...,
         broken_keys: _Iterable[str] | None = ...,
         shares_unchecked: int | None = ...,
+        protections: _Mapping[str, str] | None = ...,
     ) -> None: ...
 
 class CommitmentsRequest(_message.Message):
@@ -88,7 +100,10 @@ class Commitment(_message.Message):
     hiding: bytes
     binding: bytes
     def __init__(
-        self, nonce_id: bytes | None = ..., hiding: bytes | None = ..., binding: bytes | None = ...
+        self,
+        nonce_id: bytes | None = ...,
+        hiding: bytes | None = ...,
+        binding: bytes | None = ...,
     ) -> None: ...
 
 class CommitmentsReply(_message.Message):
@@ -167,7 +182,10 @@ class SignResult(_message.Message):
     share: bytes
     error: str
     def __init__(
-        self, request_id: str | None = ..., share: bytes | None = ..., error: str | None = ...
+        self,
+        request_id: str | None = ...,
+        share: bytes | None = ...,
+        error: str | None = ...,
     ) -> None: ...
 
 class SignBatchRequest(_message.Message):
@@ -191,7 +209,10 @@ class Envelope(_message.Message):
     payload: bytes
     signature: bytes
     def __init__(
-        self, sender: int | None = ..., payload: bytes | None = ..., signature: bytes | None = ...
+        self,
+        sender: int | None = ...,
+        payload: bytes | None = ...,
+        signature: bytes | None = ...,
     ) -> None: ...
 
 class ProtocolRequest(_message.Message):
