@@ -13,6 +13,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
+from tests.node.signer_setup import in_process
 from tholos.backup.create import create_backup
 from tholos.backup.errors import BackupError
 from tholos.backup.recovery import OfficerShare, combine
@@ -34,7 +35,7 @@ def _shares(root: Path, node: int, officers: tuple[int, ...] = (1, 3)) -> list[P
 
 def _node_secrets(root: Path, node: int) -> dict[str, dict[str, object]]:
     """key id -> exported share, read through the node's own start-up path (its passphrase)."""
-    svc = build_service(NodeConfig.load(ClusterDir(root).node_config(node)))
+    svc = build_service(in_process(NodeConfig.load(ClusterDir(root).node_config(node))))
     try:
         ids = [r[0] for r in svc.store.db.execute("SELECT key_id FROM keys ORDER BY key_id")]
         return {k: svc.vault.record(k).share.export_secret() for k in ids}
@@ -49,7 +50,7 @@ def cluster(tmp_path: Path) -> Path:
     ids = list(range(1, N + 1))
     keys = [import_key(ED25519, os.urandom(32), T, ids) for _ in range(3)]
     for i in ids:
-        svc = build_service(NodeConfig.load(ClusterDir(root).node_config(i)))
+        svc = build_service(in_process(NodeConfig.load(ClusterDir(root).node_config(i))))
         try:
             svc.vault.store_shares(
                 [(f"k{j}", SCHEMES["ed25519"], key.shares[i], {}) for j, key in enumerate(keys)]

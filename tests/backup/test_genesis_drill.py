@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.node.signer_setup import in_process
 from tholos.backup import create as backup_create
 from tholos.backup.create import create_backup
 from tholos.backup.drill import drill
@@ -132,7 +133,7 @@ def keyed(tmp_path: Path) -> Path:
     ids = list(range(1, N + 1))
     imported = [import_key(ED25519, os.urandom(32), T, ids) for _ in range(2)]
     for i in ids:
-        svc = build_service(NodeConfig.load(ClusterDir(root).node_config(i)))
+        svc = build_service(in_process(NodeConfig.load(ClusterDir(root).node_config(i))))
         try:
             svc.vault.store_shares(
                 [(f"k{j}", SCHEMES["ed25519"], k.shares[i], {}) for j, k in enumerate(imported)]

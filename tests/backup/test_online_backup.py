@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.node.signer_setup import in_process
 from tholos.backup.create import create_backup
 from tholos.backup.drill import drill
 from tholos.backup.verify import verify_set
@@ -36,7 +37,7 @@ def test_backup_while_a_node_writes(tmp_path: Path) -> None:
     init_cluster(root, N, T, recovery_officers=2, recovery_threshold=2)
     cd = ClusterDir(root)
     ids = list(range(1, N + 1))
-    services = {i: build_service(NodeConfig.load(cd.node_config(i))) for i in ids}
+    services = {i: build_service(in_process(NodeConfig.load(cd.node_config(i)))) for i in ids}
     written: list[str] = []
     stop = threading.Event()
     errors: list[BaseException] = []

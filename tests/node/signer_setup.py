@@ -3,6 +3,7 @@ one stored secp256k1 share of a 2-of-3 DKG key, owned by `uid` when given."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from tholos.crypto.dkg import run_dkg
 from tholos.crypto.groups import SECP256K1
 from tholos.node.barrier import Barrier, Unsealer, create_master
+from tholos.node.config import NodeConfig
 from tholos.node.store import NodeStore
 from tholos.node.vault import KeyVault
 from tholos.schemes import SCHEMES
@@ -52,3 +54,9 @@ def make_node_dir(root: Path, uid: int | None = None) -> tuple[Path, dict[int, A
         for p in [root, *root.iterdir()]:
             os.chown(p, uid, uid)
     return cfg, shares
+
+
+def in_process(cfg: NodeConfig) -> NodeConfig:
+    """`cfg` for a node service built inside the test process: no signer subprocess (the shares
+    are opened here, as a node with `signer` off does)."""
+    return dataclasses.replace(cfg, signer=False)
