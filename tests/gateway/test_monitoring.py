@@ -225,4 +225,4 @@ async def test_a_gateway_without_connectors_says_so(tmp_path: Path) -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
     ):
-        _err(await client.get("/v1/webhooks"), 503, "no_monitor")
+        _err(await client.get("/v1/webhooks"), 409, "no_monitor")

@@ -1,5 +1,5 @@
 """REST routes of deposit monitoring and webhooks: balances and deposits per wallet, webhook
-subscriptions and their delivery log. They answer 503 `no_monitor` on a gateway started
+subscriptions and their delivery log. They answer 409 `no_monitor` on a gateway started
 without chain connectors (`attach` has not been called)."""
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ def attach(app: Any, monitor: Monitor) -> None:
 def _monitor(request: Request) -> Monitor:
     monitor: Monitor | None = getattr(request.app.state, "monitor", None)
     if monitor is None:
-        raise GatewayError(503, "no_monitor", "this gateway runs without chain connectors")
+        raise GatewayError(
+            409,
+            "no_monitor",
+            "this gateway runs without chain connectors (`monitor` in gateway.json)",
+        )
     return monitor
 
 
@@ -52,7 +56,7 @@ class NewWebhook(BaseModel):
 WebhookIdParam = Annotated[str, Path(max_length=64, description="webhook id (32 hex digits)")]
 
 
-@router.get("/v1/wallets/{wallet_id}/balances", responses=responses(404, 503))
+@router.get("/v1/wallets/{wallet_id}/balances", responses=responses(404, 409, 503))
 async def wallet_balances(wallet_id: WalletIdParam, request: Request) -> dict[str, Any]:
     """The wallet's balance per asset over its watched addresses, read from its connector."""
     monitor = _monitor(request)
@@ -65,7 +69,7 @@ async def wallet_balances(wallet_id: WalletIdParam, request: Request) -> dict[st
         raise GatewayError(503, "connector_error", str(exc)) from None
 
 
-@router.get("/v1/wallets/{wallet_id}/deposits", responses=responses(404, 503))
+@router.get("/v1/wallets/{wallet_id}/deposits", responses=responses(404, 409))
 async def wallet_deposits(wallet_id: WalletIdParam, request: Request) -> dict[str, Any]:
     """Deposits seen to the wallet's watched addresses, newest first, with confirmations."""
     monitor = _monitor(request)
@@ -73,7 +77,7 @@ async def wallet_deposits(wallet_id: WalletIdParam, request: Request) -> dict[st
     return {"wallet_id": ref.wallet_id, "deposits": monitor.watcher.deposits(ref.wallet_id)}
 
 
-@router.post("/v1/webhooks", status_code=201, responses=responses(400, 503))
+@router.post("/v1/webhooks", status_code=201, responses=responses(400, 409))
 async def add_webhook(body: NewWebhook, request: Request) -> dict[str, Any]:
     """Subscribe a URL to events; deliveries are signed with the key at /v1/webhooks/key."""
     try:
@@ -82,12 +86,12 @@ async def add_webhook(body: NewWebhook, request: Request) -> dict[str, Any]:
         raise GatewayError(400, "bad_request", str(exc)) from None
 
 
-@router.get("/v1/webhooks", responses=responses(503))
+@router.get("/v1/webhooks", responses=responses(409))
 async def list_webhooks(request: Request) -> dict[str, Any]:
     return {"webhooks": [h.summary() for h in _monitor(request).webhooks.subscriptions()]}
 
 
-@router.get("/v1/webhooks/key", responses=responses(503))
+@router.get("/v1/webhooks/key", responses=responses(409))
 async def webhook_key(request: Request) -> dict[str, Any]:
     """The Ed25519 public key every delivery's X-Tholos-Signature verifies under."""
     return {"algorithm": "ed25519", "public_key": _monitor(request).webhooks.public_key.hex()}
@@ -99,14 +103,14 @@ def _hook_id(webhook_id: str, webhooks: Webhooks) -> str:
     return webhook_id
 
 
-@router.delete("/v1/webhooks/{webhook_id}", responses=responses(404, 503))
+@router.delete("/v1/webhooks/{webhook_id}", responses=responses(404, 409))
 async def remove_webhook(webhook_id: WebhookIdParam, request: Request) -> dict[str, Any]:
     webhooks = _monitor(request).webhooks
     webhooks.remove(_hook_id(webhook_id, webhooks))
     return {"webhook_id": webhook_id, "removed": True}
 
 
-@router.get("/v1/webhooks/{webhook_id}/deliveries", responses=responses(404, 503))
+@router.get("/v1/webhooks/{webhook_id}/deliveries", responses=responses(404, 409))
 async def webhook_deliveries(webhook_id: WebhookIdParam, request: Request) -> dict[str, Any]:
     """Every delivery attempt of this subscription, newest first (HTTP status or error)."""
     webhooks = _monitor(request).webhooks

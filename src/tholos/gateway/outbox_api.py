@@ -15,6 +15,7 @@ from tholos.chains.base import ChainError
 from tholos.chains.ethereum.wallet import normalise_network
 from tholos.chains.registry import chain_for
 from tholos.gateway.http_errors import responses
+from tholos.gateway.json_number import WHOLE
 from tholos.gateway.outbox import STATES
 from tholos.gateway.service import Gateway, GatewayError
 from tholos.gateway.wallets import WALLET_ID, wallet_ref
@@ -60,9 +61,12 @@ class NonceBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     request_id: str = Field(pattern=REQUEST_ID, description="the signing request to come")
-    index: int = Field(default=0, ge=0, lt=2**31, description="the wallet's address m/0/index")
-    floor: int = Field(
-        default=0, ge=0, lt=2**64 - 1, description="the chain's next nonce for the address"
+    # bounds first, then WHOLE (json_number.bounded_int): 2.0 is an integer in JSON Schema
+    index: Annotated[int, Field(ge=0, lt=2**31), WHOLE] = Field(
+        default=0, description="the wallet's address m/0/index"
+    )
+    floor: Annotated[int, Field(ge=0, le=2**53), WHOLE] = Field(  # exact as a float bound
+        default=0, description="the chain's next nonce for the address"
     )
     replaces: str | None = Field(
         default=None,

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import json
 import os
-import select
+import selectors
 import shutil
 import socket
 import subprocess
@@ -163,13 +163,15 @@ def launch(config: Path, env: Mapping[str, str] | None = None) -> SignerClient:
     assert proc.stdout is not None
     line = b""
     deadline = time.monotonic() + START_TIMEOUT
-    while not line.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            line += chunk
+    # a selector, not select(): a process with many files open has descriptors past FD_SETSIZE
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(proc.stdout, selectors.EVENT_READ)
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if waiting.select(1.0):
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
     if not line.startswith(READY.encode()):
         proc.kill()
         proc.wait()
