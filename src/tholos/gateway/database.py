@@ -13,8 +13,8 @@ import contextlib
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -100,6 +100,29 @@ class _Nesting:
             stack = self.local.contexts = []
         return stack
 
+    @contextmanager
+    def joined(self, outermost: Callable[[], AbstractContextManager[Any]]) -> Iterator[None]:
+        """This thread's outermost transaction runs in `outermost()`; inner ones join it."""
+        with self.lock:
+            depth = self.depth()
+            self.set_depth(depth + 1)
+            try:
+                if depth:
+                    yield
+                else:
+                    with outermost():
+                        yield
+            finally:
+                self.set_depth(depth)
+
+    def enter(self, ctx: AbstractContextManager[Any]) -> Any:
+        """`with db:` — a transaction kept open until the matching `leave`."""
+        self.contexts().append(ctx)
+        return ctx.__enter__()
+
+    def leave(self, *exc: Any) -> None:
+        self.contexts().pop().__exit__(*exc)
+
 
 class SQLiteDatabase:
     """One SQLite file in WAL mode, autocommit outside `transaction()`, which is BEGIN IMMEDIATE
@@ -129,34 +152,26 @@ class SQLiteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[SQLiteDatabase]:
-        with self._n.lock:
-            depth = self._n.depth()
-            if depth:
-                self._n.set_depth(depth + 1)
-                try:
-                    yield self
-                finally:
-                    self._n.set_depth(depth)
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._n.set_depth(1)
-            try:
-                yield self
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
-            finally:
-                self._n.set_depth(0)
+        with self._n.joined(self._immediate):
+            yield self
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
 
     def __enter__(self) -> SQLiteDatabase:
-        ctx = self.transaction()
-        self._n.contexts().append(ctx)
-        return ctx.__enter__()
+        enter: SQLiteDatabase = self._n.enter(self.transaction())
+        return enter
 
     def __exit__(self, *exc: Any) -> None:
-        self._n.contexts().pop().__exit__(*exc)
+        self._n.leave(*exc)
 
     def script(self, ddl: str) -> None:
         """Run DDL statements (inside the caller's transaction)."""
@@ -254,29 +269,20 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresDatabase]:
-        with self._n.lock:
-            depth = self._n.depth()
-            if depth:
-                self._n.set_depth(depth + 1)
-                try:
-                    yield self
-                finally:
-                    self._n.set_depth(depth)
-                return
-            self._n.set_depth(1)
-            try:
-                with self._errors(), self._connection().transaction():
-                    yield self
-            finally:
-                self._n.set_depth(0)
+        with self._n.joined(self._outermost):
+            yield self
+
+    @contextmanager
+    def _outermost(self) -> Iterator[None]:
+        with self._errors(), self._connection().transaction():
+            yield
 
     def __enter__(self) -> PostgresDatabase:
-        ctx = self.transaction()
-        self._n.contexts().append(ctx)
-        return ctx.__enter__()
+        enter: PostgresDatabase = self._n.enter(self.transaction())
+        return enter
 
     def __exit__(self, *exc: Any) -> None:
-        self._n.contexts().pop().__exit__(*exc)
+        self._n.leave(*exc)
 
     def script(self, ddl: str) -> None:
         for stmt in statements(postgres_ddl(ddl)):
