@@ -150,3 +150,21 @@ async def test_planted_faults_are_listed(governed: Governed, anvil: EthereumRpc)
     assert "amount_differs" in {m.kind for m in r3.mismatches}
     with pytest.raises(ValueError, match="after its end"):
         reconcile(w.wallet_id, "ETH", (5, 4), (0, 0), [], [])
+
+
+def test_a_period_by_times_maps_to_anvil_blocks(anvil: EthereumRpc) -> None:
+    from tholos.reserves.ethereum_history import block_time
+    from tholos.reserves.wallet_history import height_at, time_reader
+
+    base = block_time(anvil, anvil.height()) + 1_000
+    first = anvil.height() + 1
+    for k in range(4):  # four blocks a minute apart
+        anvil.call("evm_setNextBlockTimestamp", hex(base + 60 * k))
+        anvil.call("anvil_mine", "0x1")
+    read = time_reader(anvil)
+    tip = anvil.height()
+    assert [read(first + k) for k in range(4)] == [base + 60 * k for k in range(4)]
+    assert height_at(read, tip, base + 59) == first
+    assert height_at(read, tip, base + 120) == first + 2
+    assert height_at(read, tip, base - 1) == first - 1
+    assert height_at(read, tip, base + 10**6) == tip
