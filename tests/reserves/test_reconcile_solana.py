@@ -200,3 +200,51 @@ async def test_planted_faults_are_listed(governed: Governed) -> None:
     r2 = _report(w, "SOL", start, chain.height(), after, [honest, unshown])
     assert [m.kind for m in r2.mismatches] == ["unexplained_balance"], r2.mismatches
     assert "difference 777" in r2.mismatches[0].detail
+
+
+@pytest.mark.asyncio
+async def test_the_sol_report_over_solana_json_rpc(governed: Governed) -> None:
+    """The production path: `SolanaRpc` paging getSignaturesForAddress and reading
+    getTransaction, from a node shaped as solana.com documents it (over LiteSVM)."""
+    from tests.connectors.solana_rpc_facade import SolanaRpcFacade
+    from tholos.connectors.solana_rpc import SolanaRpc
+    from tholos.reserves import wallet_history
+
+    node = SolanaRpcFacade()
+    w = await governed.wallet("ed25519", "solana", "account")
+    address = SOLANA.address(w, 0).address
+    me = Pubkey.from_string(address)
+    with node.server:
+        rpc = SolanaRpc(node.server.url)
+        customer = Keypair()  # airdrops name only their recipient here: the customer pays in
+        rpc.call("requestAirdrop", str(customer.pubkey()), 5 * SOL)
+
+        def pay(lamports: int) -> str:
+            ix = system_transfer(customer.pubkey(), me, lamports)
+            msg = Message.new_with_blockhash([ix], customer.pubkey(), node.svm.latest_blockhash())
+            return rpc.broadcast(bytes(Transaction([customer], msg, node.svm.latest_blockhash())))
+
+        pay(2 * SOL)
+        start = rpc.height()
+        deposit = pay(SOL)
+        raw = unsigned(me, [system_transfer(me, OUTSIDER, SOL // 10)], node.svm.latest_blockhash())
+        signed = await governed.sign(w, raw)
+        sent = rpc.broadcast(base64.b64decode(str(signed.transaction["raw"])))
+        request = SignedRequest.from_summary(
+            governed.signing.get(signed.request_id).summary(), "SOL"
+        )
+        end = rpc.height()
+        node.advance()  # a later slot with nothing in it
+        h = wallet_history.read(rpc, "localnet", [address], "SOL", start, end)
+        assert h.times is None  # this node answers no getBlockTime: requests are not dated
+        r = _report(w, "SOL", start, end, h, [request])
+        assert r.balances, r.mismatches
+        assert [(ln["kind"], ln["txid"], ln["request_id"]) for ln in r.lines] == [
+            ("deposit", deposit, ""),
+            ("fee", sent, request.request_id),
+            ("withdrawal", sent, request.request_id),
+        ]
+        assert (r.opening, r.closing) == (2 * SOL, rpc.balance(address))
+        # a period before the withdrawal: its closing is what the withdrawal found
+        early = wallet_history.read(rpc, "localnet", [address], "SOL", start, start + 1)
+        assert (early.opening, early.closing) == (2 * SOL, 3 * SOL)
