@@ -15,6 +15,10 @@ the text rebuilt from the challenge, sums, coverage; `--inclusion F` customer fi
 `--eth-rpc URL` also re-reads Ethereum balances at their stated heights (`--btc-rpc`, `--sol-rpc`:
 Bitcoin and Solana balances, only while the chain is still at the stated height: those reads
 have no history).
+
+`tholos report reconcile`: one wallet and asset over a period of heights (or of times), read
+from the chain's node (`--eth-rpc`, `--btc-rpc`, `--sol-rpc`) by `reserves.wallet_history`, tied
+to the gateway's signed requests (`reserves.reconcile`).
 """
 
 from __future__ import annotations
