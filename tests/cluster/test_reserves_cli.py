@@ -173,6 +173,12 @@ def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never
             assert code == 0 and out["status"] == "signed", out
             signed.append(out)
         sent = rpc.broadcast(bytes.fromhex(signed[0]["raw"].removeprefix("0x")))  # [1] never sent
+        for txid in (deposit_id, sent):  # anvil's automine answers before it has mined
+            wait_until(
+                lambda t=txid: rpc.call("eth_getTransactionReceipt", t) is not None,  # type: ignore[misc]
+                60,
+                "anvil mined the transaction",
+            )
         end = rpc.height()
         base = ("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(start),
                 "--to", str(end), "--eth-rpc", url, *d)  # fmt: skip
