@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -50,7 +51,16 @@ def _deposit(rpc: EthereumRpc, to: str, value: int) -> str:
     tx = {"type": 2, "chainId": 31337, "nonce": rpc.nonce(FUNDED.address), "to": to,
           "value": value, "gas": 21_000, "maxFeePerGas": fees.max_fee,
           "maxPriorityFeePerGas": fees.max_priority_fee}  # fmt: skip
-    return rpc.broadcast(bytes(FUNDED.sign_transaction(tx).raw_transaction))
+    return _mined(rpc, rpc.broadcast(bytes(FUNDED.sign_transaction(tx).raw_transaction)))
+
+
+def _mined(rpc: EthereumRpc, txid: str) -> str:
+    """`txid` once anvil has mined it (its automine answers eth_sendRawTransaction first)."""
+    deadline = time.monotonic() + 60
+    while rpc.call("eth_getTransactionReceipt", txid) is None:
+        assert time.monotonic() < deadline, f"{txid} not mined"
+        time.sleep(0.02)
+    return txid
 
 
 async def _withdraw(
@@ -66,6 +76,7 @@ async def _withdraw(
     if send:
         txid = rpc.broadcast(bytes.fromhex(str(signed.transaction["raw"]).removeprefix("0x")))
         assert txid == signed.transaction["txid"]
+        _mined(rpc, txid)
     return SignedRequest.from_summary(g.signing.get(signed.request_id).summary(), "ETH")
 
 
@@ -126,6 +137,7 @@ async def test_planted_faults_are_listed(governed: Governed, anvil: EthereumRpc)
         "eth_sendTransaction", {"from": address, "to": ALICE, "value": hex(ETH // 10)}
     )
     anvil.call("anvil_stopImpersonatingAccount", address)
+    _mined(anvil, stolen)
     anvil.call("anvil_mine", "0x1")
     r = _report(anvil, w, address, start, [honest, never_sent])
     assert not r.balances
