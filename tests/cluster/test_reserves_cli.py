@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
                 match=Match(actions=("proof_of_control",)),
                 approvals=(ApprovalRequirement(group="treasury", count=1),),
             ),
-            Rule(rule_id="payouts", match=Match(chains=("ethereum",)), max_fee=10**16),
+            Rule(rule_id="payouts", match=Match(chains=("ethereum", "bitcoin")), max_fee=10**16),
         )
     )
     with governed_cluster(tmp_path_factory.mktemp("reserves") / "g", policy) as c:
@@ -173,6 +173,12 @@ def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never
             assert code == 0 and out["status"] == "signed", out
             signed.append(out)
         sent = rpc.broadcast(bytes.fromhex(signed[0]["raw"].removeprefix("0x")))  # [1] never sent
+        for txid in (deposit_id, sent):  # anvil's automine answers before it has mined
+            wait_until(
+                lambda t=txid: rpc.call("eth_getTransactionReceipt", t) is not None,  # type: ignore[misc]
+                60,
+                "anvil mined the transaction",
+            )
         end = rpc.height()
         base = ("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(start),
                 "--to", str(end), "--eth-rpc", url, *d)  # fmt: skip
@@ -205,6 +211,67 @@ def test_report_reconcile_ties_a_cli_signed_withdrawal_and_lists_a_request_never
         code, bad = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from", str(end),
                          "--to", str(start), "--eth-rpc", url, *d)  # fmt: skip
         assert code == 2 and "--from is after --to" in bad["error"]["message"], bad
+
+
+def test_report_reconcile_of_a_bitcoin_wallet_over_bitcoin_core_rpc(
+    cluster: GovCluster, tmp_path: Path
+) -> None:
+    """The Bitcoin report over Bitcoin Core's JSON-RPC (getblock verbosity 3, scantxoutset;
+    served from a regtest chain libbitcoinkernel connected): a CLI-signed spend with change,
+    its fee, and a signed request never sent, dated by the blocks' times."""
+    import time
+
+    from tests.cluster.test_governed_chains import BTC_TO
+    from tests.connectors.bitcoin_core_facade import BitcoinCoreFacade
+    from tholos.connectors.bitcoin_regtest import BitcoinRegtest
+    from tholos.connectors.regtest_chain import SUBSIDY
+
+    d = ("--dir", str(cluster.cd.root))
+    code, w = _cli("wallets", "create", "--chain", "bitcoin", "--network", "regtest", *d)
+    assert code == 0, w
+    if w["scheme"] == "ecdsa":
+        assert _cli("keys", "presign", w["key_id"], "--count", "2", *d)[0] == 0
+    chain = BitcoinRegtest(tmp_path / "regtest")
+    chain.regtest.time = int(time.time()) - 3600  # block times near the wall clock: requests
+    chain.mine(1, w["address"])  # are dated against them
+    chain.mine(100)
+    start = chain.height()
+    (coin,) = chain.utxos(w["address"])
+    to = BTC_TO
+    signed = []
+    for amount in ("100000000", "200000000"):
+        code, built = _cli("tx", "build", w["wallet_id"], "--to", to, "--amount", amount,
+                           "--fee", "2000", "--change-index", "0",
+                           "--utxo", f"{coin.txid}:{coin.vout}:{coin.amount}:m/0/0", *d)  # fmt: skip
+        assert code == 0, built
+        payload = tmp_path / f"btc-{amount}.txt"
+        payload.write_text(built["payload"])
+        code, out = _cli("tx", "sign", w["wallet_id"], "--psbt", str(payload),
+                         "--as", "initiator", "--wait", "60", *d)  # fmt: skip
+        assert code == 0 and out["status"] == "signed", out
+        signed.append(out)
+    chain.regtest.time = int(time.time()) + 60
+    sent = chain.broadcast(bytes.fromhex(signed[0]["raw"]))  # [1] spends the same coin: never sent
+    chain.mine(1)
+    facade = BitcoinCoreFacade(chain)
+    with facade.server:
+        url = facade.server.url.replace("//", "//tholos:regtest-password@")
+        code, report = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from",
+                            str(start), "--to", str(chain.height()), "--btc-rpc", url, *d)  # fmt: skip
+        assert code == 0, report
+        code, wrong = _cli("report", "reconcile", "--wallet", w["wallet_id"], "--from", "1",
+                           "--to", "2", "--asset", "ETH", "--btc-rpc", url, *d)  # fmt: skip
+    assert report["asset"] == "BTC" and report["requests_dated"] is True
+    assert [(ln["kind"], ln["txid"], ln["request_id"]) for ln in report["lines"]] == [
+        ("fee", sent, signed[0]["request_id"]),
+        ("withdrawal", sent, signed[0]["request_id"]),
+    ]
+    assert (report["opening"], report["withdrawals"], report["fees"]) == (SUBSIDY, 10**8, 2000)
+    assert report["closing"] == SUBSIDY - 10**8 - 2000  # the change came back to m/1/0
+    assert [(m["kind"], m["request_id"]) for m in report["mismatches"]] == [
+        ("request_not_on_chain", signed[1]["request_id"])
+    ]
+    assert code == 2 and "BTC only" in wrong["error"]["message"], wrong
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):

@@ -48,6 +48,7 @@ class BitcoinCoreFacade:
                 "getblockcount": lambda: backend.height(),
                 "getblockhash": self.getblockhash,
                 "getblock": self.getblock,
+                "getblockheader": self.getblockheader,
                 "scantxoutset": self.scantxoutset,
                 "sendrawtransaction": self.sendrawtransaction,
                 "getrawtransaction": self.getrawtransaction,
@@ -93,12 +94,30 @@ class BitcoinCoreFacade:
                 return height
         raise RpcFault(-5, "Block not found")
 
+    def _time(self, height: int) -> int:
+        entry = self.backend.regtest.chainman.get_active_chain().block_tree_entries[height]
+        return int(entry.block_header.timestamp.timestamp())
+
+    def getblockheader(self, blockhash: str, verbose: bool = True) -> dict[str, Any]:
+        height = self._height_of(blockhash)
+        return {"hash": blockhash, "height": height, "time": self._time(height)}
+
+    def _prevout(self, txid: str, vout: int) -> dict[str, Any]:
+        coin = self.backend._index.outputs[(txid, vout)]
+        spk: dict[str, Any] = {"hex": coin.script.hex()}
+        if (address := _address(coin.script)) is not None:
+            spk["address"] = address
+        generated = txid in self.backend._index.coinbases
+        return {"generated": generated, "height": coin.height, "value": _btc(coin.amount),
+                "scriptPubKey": spk}  # fmt: skip
+
     def getblock(self, blockhash: str, verbosity: int = 1) -> dict[str, Any]:
-        if verbosity != 2:
-            raise RpcFault(-8, "this facade serves verbosity 2 only")
+        """Verbosity 2 (transactions decoded) and 3 (each input's prevout too, Core 23+)."""
+        if verbosity not in (2, 3):
+            raise RpcFault(-8, "this facade serves verbosity 2 and 3 only")
         height = self._height_of(blockhash)
         txs = []
-        for tx in self._block_txs(height):
+        for k, tx in enumerate(self._block_txs(height)):
             vout = []
             for n, out in enumerate(tx.vout):
                 script = bytes(out.script_pubkey.data)
@@ -106,11 +125,23 @@ class BitcoinCoreFacade:
                 if (address := _address(script)) is not None:
                     spk["address"] = address
                 vout.append({"value": _btc(out.value), "n": n, "scriptPubKey": spk})
-            txs.append({"txid": tx.txid().hex(), "hex": tx.serialize().hex(), "vout": vout})
+            vin: list[dict[str, Any]] = []
+            for i in tx.vin:
+                if k == 0:
+                    vin.append({"coinbase": i.script_sig.data.hex()})
+                    continue
+                entry: dict[str, Any] = {"txid": i.txid.hex(), "vout": i.vout}
+                if verbosity == 3:
+                    entry["prevout"] = self._prevout(i.txid.hex(), i.vout)
+                vin.append(entry)
+            txs.append(
+                {"txid": tx.txid().hex(), "hex": tx.serialize().hex(), "vin": vin, "vout": vout}
+            )
         head = self.backend.height()
         return {
             "hash": blockhash,
             "height": height,
+            "time": self._time(height),
             "confirmations": head - height + 1,
             "tx": txs,
         }

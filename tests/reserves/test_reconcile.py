@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -50,7 +51,16 @@ def _deposit(rpc: EthereumRpc, to: str, value: int) -> str:
     tx = {"type": 2, "chainId": 31337, "nonce": rpc.nonce(FUNDED.address), "to": to,
           "value": value, "gas": 21_000, "maxFeePerGas": fees.max_fee,
           "maxPriorityFeePerGas": fees.max_priority_fee}  # fmt: skip
-    return rpc.broadcast(bytes(FUNDED.sign_transaction(tx).raw_transaction))
+    return _mined(rpc, rpc.broadcast(bytes(FUNDED.sign_transaction(tx).raw_transaction)))
+
+
+def _mined(rpc: EthereumRpc, txid: str) -> str:
+    """`txid` once anvil has mined it (its automine answers eth_sendRawTransaction first)."""
+    deadline = time.monotonic() + 60
+    while rpc.call("eth_getTransactionReceipt", txid) is None:
+        assert time.monotonic() < deadline, f"{txid} not mined"
+        time.sleep(0.02)
+    return txid
 
 
 async def _withdraw(
@@ -66,6 +76,7 @@ async def _withdraw(
     if send:
         txid = rpc.broadcast(bytes.fromhex(str(signed.transaction["raw"]).removeprefix("0x")))
         assert txid == signed.transaction["txid"]
+        _mined(rpc, txid)
     return SignedRequest.from_summary(g.signing.get(signed.request_id).summary(), "ETH")
 
 
@@ -126,6 +137,7 @@ async def test_planted_faults_are_listed(governed: Governed, anvil: EthereumRpc)
         "eth_sendTransaction", {"from": address, "to": ALICE, "value": hex(ETH // 10)}
     )
     anvil.call("anvil_stopImpersonatingAccount", address)
+    _mined(anvil, stolen)
     anvil.call("anvil_mine", "0x1")
     r = _report(anvil, w, address, start, [honest, never_sent])
     assert not r.balances
@@ -150,3 +162,21 @@ async def test_planted_faults_are_listed(governed: Governed, anvil: EthereumRpc)
     assert "amount_differs" in {m.kind for m in r3.mismatches}
     with pytest.raises(ValueError, match="after its end"):
         reconcile(w.wallet_id, "ETH", (5, 4), (0, 0), [], [])
+
+
+def test_a_period_by_times_maps_to_anvil_blocks(anvil: EthereumRpc) -> None:
+    from tholos.reserves.ethereum_history import block_time
+    from tholos.reserves.wallet_history import height_at, time_reader
+
+    base = block_time(anvil, anvil.height()) + 1_000
+    first = anvil.height() + 1
+    for k in range(4):  # four blocks a minute apart
+        anvil.call("evm_setNextBlockTimestamp", hex(base + 60 * k))
+        anvil.call("anvil_mine", "0x1")
+    read = time_reader(anvil)
+    tip = anvil.height()
+    assert [read(first + k) for k in range(4)] == [base + 60 * k for k in range(4)]
+    assert height_at(read, tip, base + 59) == first
+    assert height_at(read, tip, base + 120) == first + 2
+    assert height_at(read, tip, base - 1) == first - 1
+    assert height_at(read, tip, base + 10**6) == tip

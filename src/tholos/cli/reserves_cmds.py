@@ -15,6 +15,10 @@ the text rebuilt from the challenge, sums, coverage; `--inclusion F` customer fi
 `--eth-rpc URL` also re-reads Ethereum balances at their stated heights (`--btc-rpc`, `--sol-rpc`:
 Bitcoin and Solana balances, only while the chain is still at the stated height: those reads
 have no history).
+
+`tholos report reconcile`: one wallet and asset over a period of heights (or of times), read
+from the chain's node (`--eth-rpc`, `--btc-rpc`, `--sol-rpc`) by `reserves.wallet_history`, tied
+to the gateway's signed requests (`reserves.reconcile`).
 """
 
 from __future__ import annotations
@@ -216,57 +220,107 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.set_defaults(fn=verify_cmd)
 
 
+def _period(args: argparse.Namespace, connector: Connector) -> tuple[int, int]:
+    """(from, to) heights: given, or mapped from --from-time/--to-time."""
+    from tholos.reserves.wallet_history import height_at, parse_time, time_reader
+
+    start, end = getattr(args, "from"), args.to
+    if args.from_time is None and args.to_time is None:
+        return start, end
+    read_time = time_reader(connector)
+    tip = connector.height()
+    if args.from_time is not None:
+        start = height_at(read_time, tip, parse_time(args.from_time))
+    if args.to_time is not None:
+        end = height_at(read_time, tip, parse_time(args.to_time))
+    return start, end
+
+
+def _relevant(summary: dict[str, Any], asset: str, native: str) -> bool:
+    """A request belongs to the report of `asset`: every request of the wallet pays its fee in
+    the native asset; a token report wants the requests that move the token."""
+    if asset == native:
+        return True
+    tx = summary.get("intent", {}).get("transaction") or {}
+    return any(t.get("asset") == asset for t in tx.get("transfers", []))
+
+
 def reconcile_cmd(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
-    from tholos.reserves import ethereum_history
+    from tholos.reserves import wallet_history
     from tholos.reserves.reconcile import SignedRequest, reconcile
 
     cli = _cli()
     if args.format == "csv" and args.json and not args.out:
         raise cli.CliError("--format csv prints CSV: give --out FILE to use --json", "usage", 2)
-    if getattr(args, "from") > args.to:
+    given = (getattr(args, "from") is not None or args.from_time is not None,
+             args.to is not None or args.to_time is not None)  # fmt: skip
+    if not all(given):
+        raise cli.CliError("give the period: --from (or --from-time) and --to (or --to-time)",
+                           "usage", 2)  # fmt: skip
+    if (
+        getattr(args, "from") is not None
+        and args.to is not None
+        and getattr(args, "from") > args.to
+    ):
         raise cli.CliError("--from is after --to", "usage", 2)
     c = client(args)
     try:
         shown = c.get(f"/v1/wallets/{args.wallet}")
         ref = ref_of(shown)
-        if ref.chain != "ethereum" or not args.eth_rpc:
+        try:
+            asset = wallet_history.asset_name(ref.chain, args.asset)
+        except ValueError as exc:
+            raise cli.CliError(f"--asset: {exc}", "usage", 2) from None
+        connector = _connectors(args).get(ref.chain)
+        if connector is None:
+            flag = {"ethereum": "--eth-rpc", "bitcoin": "--btc-rpc", "solana": "--sol-rpc"}
             raise cli.CliError(
-                "reconciliation reads history from an Ethereum JSON-RPC node (--eth-rpc); "
-                f"{ref.chain} history has no connector here yet",
+                f"{ref.chain} history is read from a node: give {flag.get(ref.chain, 'a connector')}",
                 "usage",
                 2,
             )
         signed = c.get("/v1/signing-requests", {"status": "signed", "limit": 1000})["requests"]
     finally:
         c.close()
-    from tholos.connectors.ethereum import EthereumRpc
-
-    chain = chain_for("ethereum")
+    chain = chain_for(ref.chain)
     assert chain is not None
-    addresses = [chain.address(ref, i).address for i in (args.index or [0])]
-    rpc = EthereumRpc(args.eth_rpc)
-    start, end = getattr(args, "from"), args.to
-    try:
-        moves = ethereum_history.movements(rpc, addresses, start, end)
-        opening = ethereum_history.balance(rpc, addresses, start)
-        closing = ethereum_history.balance(rpc, addresses, end)
-        times = [
-            int(str(rpc.call("eth_getBlockByNumber", hex(h), False)["timestamp"]), 16)
-            for h in (start, end)
+    indexes = args.index or [0]
+    if ref.chain == "solana":
+        addresses = [chain.address(ref, 0).address]
+    elif ref.chain == "bitcoin":
+        addresses = [
+            chain.address(ref, i, change=k).address for i in indexes for k in (False, True)
         ]
+    else:
+        addresses = [chain.address(ref, i).address for i in indexes]
+    try:
+        start, end = _period(args, connector)
+    except ValueError as exc:
+        raise cli.CliError(str(exc), "usage", 2) from None
+    if start > end:
+        raise cli.CliError(f"the period starts at {start}, after its end {end}", "usage", 2)
+    try:
+        h = wallet_history.read(connector, ref.network, addresses, asset, start, end)
     except (ConnectorError, KeyError, TypeError) as exc:
         raise cli.CliError(f"history: {exc}", "unreachable") from None
-    on_chain = {m.txid.lower() for m in moves}
+    on_chain = {m.txid.lower() for m in h.movements}
+    native = wallet_history.NATIVE[ref.chain]
     requests = []
     for s in signed:
         intent = s.get("intent", {})
-        if intent.get("key_id") != shown["key_id"] or intent.get("chain") != "ethereum":
+        if intent.get("key_id") != shown["key_id"] or intent.get("chain") != ref.chain:
             continue
-        q = SignedRequest.from_summary(s, "ETH")
-        if q.txid.lower() in on_chain or times[0] <= int(intent.get("created_at", 0)) <= times[1]:
+        if not _relevant(s, asset, native):
+            continue
+        q = SignedRequest.from_summary(s, asset)
+        created = int(intent.get("created_at", 0))
+        if q.txid.lower() in on_chain or (h.times and h.times[0] <= created <= h.times[1]):
             requests.append(q)
-    report = reconcile(ref.wallet_id, "ETH", (start, end), (opening, closing), moves, requests)
+    report = reconcile(ref.wallet_id, asset, (start, end), (h.opening, h.closing), h.movements,
+                       requests)  # fmt: skip
     out = report.as_dict()
+    out["addresses"] = addresses
+    out["requests_dated"] = h.times is not None  # else a request never sent cannot be placed
     text = report.as_csv() if args.format == "csv" else json.dumps(out, indent=1) + "\n"
     if args.out:
         args.out.write_text(text)
@@ -291,10 +345,19 @@ def add_report_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     )
     common(p)
     p.add_argument("--wallet", required=True, help="wallet id")
-    p.add_argument("--from", dest="from", type=int, required=True, help="first block height")
-    p.add_argument("--to", type=int, required=True, help="last block height")
+    p.add_argument("--from", dest="from", type=int, help="opening height (block, slot)")
+    p.add_argument("--to", type=int, help="closing height (block, slot)")
+    p.add_argument(
+        "--from-time", dest="from_time", help="ISO-8601: opening at the last block by then"
+    )
+    p.add_argument("--to-time", dest="to_time", help="ISO-8601: closing at the last block by then")
+    p.add_argument(
+        "--asset",
+        help="BTC/ETH/SOL (default: the chain's), an ERC-20 contract (erc20:0x… or 0x…), "
+        "an SPL mint (spl:<mint> or the mint)",
+    )
     p.add_argument("--format", choices=("json", "csv"), default="json")
     p.add_argument("--out", type=Path, help="write the report here")
     p.add_argument("--index", action="append", type=int, help="address index (repeat; default 0)")
-    p.add_argument("--eth-rpc", dest="eth_rpc", help="Ethereum JSON-RPC URL")
+    _connector_arguments(p, "to read history")
     p.set_defaults(fn=lambda a: reconcile_cmd(a, client))

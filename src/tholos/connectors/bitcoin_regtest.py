@@ -105,6 +105,15 @@ class BitcoinRegtest:
             and (u.txid not in self._index.coinbases or head - u.height + 1 >= 100)
         ]
 
+    def unspent(self, scripts: Sequence[bytes]) -> list[Coin]:
+        """Every unspent output to `scripts`, immature coinbases included (a UTXO-set scan)."""
+        wanted = set(scripts)
+        return [
+            u
+            for key, u in sorted(self._index.outputs.items())
+            if u.script in wanted and key not in self._index.spent
+        ]
+
     def balance(self, address: str, asset: str = "") -> int:
         if asset not in ("", "BTC"):
             raise ConnectorError(f"bitcoin has no asset {asset!r}")

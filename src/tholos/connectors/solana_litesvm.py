@@ -4,20 +4,28 @@ the demo. Production uses a Solana JSON-RPC node; this backend keeps the same `C
 LiteSVM has no blocks: each accepted transaction lands in the next slot (the backend warps one
 slot per transaction), so confirmations count the slots since. Deposits are the native transfers
 seen in transactions broadcast through this backend (and airdrops made through it).
+
+Each transaction through this backend is kept as `getTransaction` would answer it (account keys,
+fee, the lamport and token balances the runtime left before and after it), with the signatures
+per address, newest first, as `getSignaturesForAddress` pages them: the history a JSON-RPC node
+serves, here read from LiteSVM's accounts around each transaction. Accounts of address lookup
+tables are not resolved (static keys only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
-from solders.token.state import TokenAccount
+from solders.token.state import Mint, TokenAccount
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
+from tholos.chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
 from tholos.connectors.base import ConnectorError, Deposit, TxStatus
 
 
@@ -41,6 +49,9 @@ def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
+TOKEN_PROGRAMS = {TOKEN_PROGRAM, TOKEN_2022_PROGRAM}
+
+
 class SolanaLiteSvm:
     """`Connector` over an in-process LiteSVM."""
 
@@ -50,6 +61,8 @@ class SolanaLiteSvm:
         self.svm = svm or LiteSVM()
         self.required_confirmations = confirmations
         self._landed: dict[str, _Landed] = {}
+        self._history: dict[str, dict[str, Any]] = {}  # signature → getTransaction's answer
+        self._by_address: dict[str, list[tuple[str, int]]] = {}  # oldest first
 
     def height(self) -> int:
         return int(self.svm.get_clock().slot)
@@ -66,13 +79,14 @@ class SolanaLiteSvm:
 
     def fund(self, address: str, lamports: int) -> None:
         """Airdrop (tests and the demo); recorded as a deposit."""
+        before = self._balances([address])
         result = self.svm.airdrop(Pubkey.from_string(address), lamports)
         if isinstance(result, FailedTransactionMetadata):
             raise ConnectorError(f"airdrop failed: {result.err()}")
         slot = self.advance()
-        self._landed[str(result.signature())] = _Landed(
-            slot, True, "airdrop", ((address, lamports),)
-        )
+        signature = str(result.signature())
+        self._landed[signature] = _Landed(slot, True, "airdrop", ((address, lamports),))
+        self._keep(signature, slot, [address], 0, before, self._balances([address]))
 
     def balance(self, address: str, asset: str = "") -> int:
         if not asset or asset == "SOL":
@@ -90,13 +104,79 @@ class SolanaLiteSvm:
         txid = str(tx.signatures[0])
         if txid in self._landed:
             return txid  # idempotent by signature
+        keys = [str(k) for k in tx.message.account_keys]
+        before = self._balances(keys)
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             raise ConnectorError(f"transaction refused by the runtime: {result.err()}")
+        after = self._balances(keys)
         slot = self.advance()
         deposits = _system_transfers(tx)
         self._landed[txid] = _Landed(slot, True, "", deposits)
+        self._keep(txid, slot, keys, int(result.fee()), before, after)
         return txid
+
+    def _balances(self, keys: Sequence[str]) -> tuple[list[int], list[dict[str, Any]]]:
+        """Lamports of each key, and the token balances of those that are token accounts (in
+        getTransaction's `preTokenBalances` shape)."""
+        lamports, tokens = [], []
+        for i, key in enumerate(keys):
+            account = self.svm.get_account(Pubkey.from_string(key))
+            lamports.append(0 if account is None else int(account.lamports))
+            if account is None or account.owner not in TOKEN_PROGRAMS:
+                continue
+            try:
+                state = TokenAccount.from_bytes(bytes(account.data)[:165])
+            except ValueError:
+                continue  # a mint or another account of the token program
+            mint = self.svm.get_account(state.mint)
+            decimals = Mint.from_bytes(bytes(mint.data)[:82]).decimals if mint else 0
+            tokens.append(
+                {"accountIndex": i, "mint": str(state.mint), "owner": str(state.owner),
+                 "programId": str(account.owner),
+                 "uiTokenAmount": {"amount": str(state.amount), "decimals": decimals}}
+            )  # fmt: skip
+        return lamports, tokens
+
+    def _keep(
+        self,
+        signature: str,
+        slot: int,
+        keys: Sequence[str],
+        fee: int,
+        before: tuple[list[int], list[dict[str, Any]]],
+        after: tuple[list[int], list[dict[str, Any]]],
+    ) -> None:
+        self._history[signature] = {
+            "slot": slot,
+            "blockTime": int(self.svm.get_clock().unix_timestamp),
+            "transaction": {"signatures": [signature], "message": {"accountKeys": list(keys)}},
+            "meta": {
+                "err": None,
+                "fee": fee,
+                "preBalances": before[0],
+                "postBalances": after[0],
+                "preTokenBalances": before[1],
+                "postTokenBalances": after[1],
+            },
+        }
+        for key in keys:
+            self._by_address.setdefault(key, []).append((signature, slot))
+
+    def signatures(
+        self, address: str, before: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """`getSignaturesForAddress`: the transactions touching `address`, newest first,
+        starting after `before`."""
+        found = list(reversed(self._by_address.get(address, [])))
+        if before is not None:
+            newer = [s for s, _ in found]
+            found = found[newer.index(before) + 1 :] if before in newer else []
+        return [{"signature": s, "slot": slot, "err": None} for s, slot in found[:limit]]
+
+    def transaction(self, signature: str) -> dict[str, Any] | None:
+        """`getTransaction` (json encoding) of a transaction that went through this backend."""
+        return self._history.get(signature)
 
     def status(self, txid: str) -> TxStatus:
         landed = self._landed.get(txid)

@@ -164,6 +164,27 @@ class SolanaRpc:
                     found.append(Deposit(signature, address, "SOL", credit, slot, head - slot + 1))
         return sorted(found, key=lambda d: (d.block, d.txid))
 
+    def signatures(
+        self, address: str, before: str | None = None, limit: int = PAGE
+    ) -> list[dict[str, Any]]:
+        """One page of `getSignaturesForAddress` (newest first, failed ones included)."""
+        options: dict[str, Any] = {**COMMITMENT, "limit": limit}
+        if before:
+            options["before"] = before
+        page = self.call("getSignaturesForAddress", address, options)
+        if not isinstance(page, list):
+            raise ConnectorError("getSignaturesForAddress answered no list")
+        return page
+
+    def transaction(self, signature: str) -> dict[str, Any] | None:
+        """`getTransaction` in json encoding (v0 messages included); None when unknown."""
+        found = self.call(
+            "getTransaction",
+            signature,
+            {**COMMITMENT, "encoding": "json", "maxSupportedTransactionVersion": 0},
+        )
+        return dict(found) if found else None
+
     def _signatures(self, address: str, since: int) -> list[tuple[str, int]]:
         """Successful signatures touching `address` in slots after `since`, paged newest first."""
         out: list[tuple[str, int]] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tholos.connectors.ethereum import EthereumRpc
-from tholos.reserves.reconcile import Movement
+from tholos.reserves.reconcile import History, Movement
 
 
 def _int(value: object) -> int:
@@ -47,3 +47,18 @@ def movements(
 def balance(rpc: EthereumRpc, addresses: Sequence[str], height: int) -> int:
     """The wallet's ETH balance (all `addresses`) at block `height`."""
     return sum(_int(rpc.call("eth_getBalance", a, hex(height))) for a in addresses)
+
+
+def block_time(rpc: EthereumRpc, height: int) -> int:
+    """The timestamp (unix seconds) of block `height`."""
+    return _int(rpc.call("eth_getBlockByNumber", hex(height), False)["timestamp"])
+
+
+def history(rpc: EthereumRpc, addresses: Sequence[str], start: int, end: int) -> History:
+    """The wallet's ETH movements over (start, end], its balances and block times at both ends."""
+    return History(
+        movements(rpc, addresses, start, end),
+        balance(rpc, addresses, start),
+        balance(rpc, addresses, end),
+        (block_time(rpc, start), block_time(rpc, end)),
+    )

@@ -37,6 +37,18 @@ class Movement:
 
 
 @dataclass(frozen=True)
+class History:
+    """What a chain's history source read for one wallet, asset and period: every movement in
+    it, the balances at its two ends and, where the chain dates its blocks, their times (unix
+    seconds; requests created between them belong to the period)."""
+
+    movements: list[Movement]
+    opening: int
+    closing: int
+    times: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class SignedRequest:
     """A signed request of the wallet, as the gateway shows it."""
 
