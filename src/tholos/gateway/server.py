@@ -75,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(lambda: build_gateway(cfg), clients, listen)
     if cfg.monitor is not None:
         from tholos.gateway import monitor_service, monitoring_api
+        from tholos.gateway.webhook_key import WebhookKeyError
 
-        monitor, _stop = monitor_service.start(cfg.db, cfg.monitor)  # daemon thread
+        try:
+            monitor, _stop = monitor_service.start(cfg.db, cfg.monitor)  # daemon thread
+        except WebhookKeyError as exc:
+            print(f"tholos gateway: webhook key: {exc}", file=sys.stderr)
+            return 2
         monitoring_api.attach(app, monitor)
     kw: dict[str, object] = {}
     if cfg.api_tls is not None:
