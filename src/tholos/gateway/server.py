@@ -44,6 +44,12 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     from tholos.gateway import attestation
 
     attestation.attach(gw, cfg.attestation_roots.verifiers(), governed.audit)
+    from tholos.gateway import chain_nonces
+
+    ethereum = cfg.broadcast.ethereum_rpc if cfg.broadcast else ()
+    if cfg.monitor is not None and cfg.monitor.ethereum_rpc:
+        ethereum = (*ethereum, cfg.monitor.ethereum_rpc)
+    chain_nonces.attach(gw, ethereum)  # nonce floors from the chain, when it has a connector
     if cfg.broadcast is not None:
         from tholos.gateway import broadcast_service
 
