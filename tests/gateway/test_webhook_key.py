@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from tests.gateway.test_monitoring import Receiver
 from tholos.cluster.layout import ClusterDir, init_cluster
-from tholos.gateway import monitor_service, server
+from tholos.gateway import monitor_service
 from tholos.gateway.monitoring_api import Monitor
 from tholos.gateway.webhook_key import WebhookKeyError, open_key
 from tholos.gateway.webhooks import Webhooks
@@ -134,9 +136,8 @@ def test_a_key_file_and_an_old_seed_that_disagree_are_refused(
         _start(tmp_path, started)
 
 
-def test_the_gateway_refuses_to_start_with_a_loose_key_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.slow  # a gateway process
+def test_the_gateway_refuses_to_start_with_a_loose_key_file(tmp_path: Path) -> None:
     init_cluster(tmp_path / "c", 4, 2)
     path = ClusterDir(tmp_path / "c").gateway_config
     cfg = json.loads(path.read_text())
@@ -145,9 +146,14 @@ def test_the_gateway_refuses_to_start_with_a_loose_key_file(
     key_file = path.parent / "webhook.key"
     key_file.write_text(bytes(SigningKey.generate()).hex())
     key_file.chmod(0o644)
-    assert server.main(["--config", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert f"{key_file} is open to group or others (mode 0644): chmod 600 it" in err
+    run = subprocess.run(
+        [sys.executable, "-m", "tholos", "gateway", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert f"{key_file} is open to group or others (mode 0644): chmod 600 it" in run.stderr
 
 
 def test_deliveries_verify_under_the_published_key(tmp_path: Path) -> None:
