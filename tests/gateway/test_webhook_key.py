@@ -1,6 +1,7 @@
 """The webhook signing key lives in a key file of its own, never in monitor.db: created 0600 on
 first start, moved out of a database from before (same public key, the seed's bytes gone from
-every page), refused when others can read it; deliveries still verify with libsodium."""
+every page), refused when others can read it; deliveries still verify with libsodium; a rotation
+signs with a new key and lists the old public key for its grace period."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -20,7 +22,9 @@ from nacl.signing import SigningKey, VerifyKey
 from tests.gateway.test_monitoring import Receiver
 from tholos.cluster.layout import ClusterDir, init_cluster
 from tholos.gateway import monitor_service
-from tholos.gateway.monitoring_api import Monitor
+from tholos.gateway.api import create_app
+from tholos.gateway.deposit_watch import DepositWatcher
+from tholos.gateway.monitoring_api import Monitor, attach
 from tholos.gateway.webhook_key import WebhookKeyError, open_key
 from tholos.gateway.webhooks import Webhooks
 
@@ -175,3 +179,55 @@ def test_deliveries_verify_under_the_published_key(tmp_path: Path) -> None:
     key.verify(headers["x-tholos-timestamp"].encode() + b"." + body, signature)
     with pytest.raises(BadSignatureError):
         key.verify(b"1." + body, signature)
+
+
+@pytest.mark.asyncio
+async def test_rotation_signs_with_a_new_key_and_lists_the_old_one_for_its_grace(
+    tmp_path: Path, started: list[threading.Event]
+) -> None:
+    monitor, key_file = _start(tmp_path, started)
+    old = monitor.webhooks.public_key.hex()
+    app = create_app(lambda: None)  # type: ignore[arg-type,return-value]  # no gateway needed
+    attach(app, monitor)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:
+        shown = (await api.get("/v1/webhooks/key")).json()
+        assert shown == {"algorithm": "ed25519", "public_key": old, "previous": []}
+        for bad in ({"grace_seconds": -1}, {"grace_seconds": 10**9}, {"grace": 5}):
+            r = await api.post("/v1/webhooks/key/rotate", json=bad)
+            assert r.status_code in (400, 422) and "error" in r.json(), r.text
+        assert monitor.webhooks.public_key.hex() == old  # refused: nothing changed
+        r = await api.post("/v1/webhooks/key/rotate", json={"grace_seconds": 3600})
+        assert r.status_code == 200, r.text
+        rotated = r.json()
+        new = rotated["public_key"]
+        assert new != old and [p["public_key"] for p in rotated["previous"]] == [old]
+        (previous,) = rotated["previous"]
+        assert previous["until"] == pytest.approx(previous["retired_at"] + 3600)
+        assert (await api.get("/v1/webhooks/key")).json() == rotated
+        again = (await api.post("/v1/webhooks/key/rotate", json={"grace_seconds": 0})).json()
+        assert [p["public_key"] for p in again["previous"]] == [old]  # the one after: no grace
+    seed = bytes.fromhex(key_file.read_text())
+    assert bytes(SigningKey(seed).verify_key).hex() == again["public_key"]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert seed not in _database_bytes(tmp_path)
+    body = b'{"id":"e"}'
+    headers = monitor.webhooks.headers("deposit.seen", "e", body, 1000.0)
+    VerifyKey(bytes.fromhex(again["public_key"])).verify(
+        b"1000." + body, bytes.fromhex(headers["x-tholos-signature"].removeprefix("ed25519="))
+    )
+    restarted, _ = _start(tmp_path, started)
+    assert restarted.webhooks.public_key.hex() == again["public_key"]
+
+
+@pytest.mark.asyncio
+async def test_a_monitor_without_a_key_file_cannot_rotate(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "monitor.db", check_same_thread=False)
+    hooks = Webhooks(db)  # a key of its own, in memory
+    app = create_app(lambda: None)  # type: ignore[arg-type,return-value]
+    attach(app, Monitor(DepositWatcher(db, {}, hooks), hooks))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:
+        r = await api.post("/v1/webhooks/key/rotate", json={})
+    db.close()
+    assert r.status_code == 409 and r.json()["error"]["code"] == "no_key_file", r.text

@@ -4,6 +4,10 @@ default), created on first start. It is never in `monitor.db`, so a copied datab
 notifications; a database from before holds the seed in a `webhook_key` row, which is moved to
 the file (same public key) and erased from the database's pages.
 
+Rotation (`POST /v1/webhooks/key/rotate`, `tholos webhooks rotate-key`) writes a new seed over
+the file and lists the old public key (public keys only) in monitor.db for a grace period, so
+receivers accept both while they fetch the new one.
+
 A key file rather than a seed sealed in the database under a key file: sealing would still need
 a key file exactly as secret, and would only add a second place the key can be lost from.
 """
@@ -21,6 +25,10 @@ from nacl.signing import SignedMessage, SigningKey, VerifyKey
 from tholos.transport.private_files import OpenSecretFile, check_private
 
 KEY_FILE = "webhook.key"
+RETIRED = """CREATE TABLE IF NOT EXISTS webhook_retired_keys (
+    public_key TEXT PRIMARY KEY, retired_at REAL NOT NULL, until REAL NOT NULL
+)"""
+MAX_GRACE = 90 * 86_400.0
 REFUSAL = "the gateway does not start with a webhook key others can read"
 
 
@@ -47,6 +55,34 @@ class WebhookKey:
     def sign(self, message: bytes) -> SignedMessage:
         with self._lock:
             return self._key.sign(message)
+
+    def rotate(self, db: sqlite3.Connection, grace: float, now: float) -> None:
+        """A new seed in the key file; the old public key listed until `now + grace`. The old
+        key is listed before the file changes: a crash in between leaves it listed, not lost."""
+        if not 0 <= grace <= MAX_GRACE:
+            raise ValueError(f"grace_seconds: from 0 to {int(MAX_GRACE)}")
+        with self._lock:
+            old = bytes(self._key.verify_key).hex()
+            db.execute(RETIRED)
+            with db:
+                db.execute(
+                    "INSERT OR REPLACE INTO webhook_retired_keys VALUES (?,?,?)",
+                    (old, now, now + grace),
+                )
+            new = SigningKey.generate()
+            _replace(self.path, bytes(new))
+            self._key = new
+
+
+def retired(db: sqlite3.Connection, now: float) -> list[dict[str, object]]:
+    """Public keys rotated out and still in their grace period, newest first."""
+    db.execute(RETIRED)
+    rows = db.execute(
+        "SELECT public_key, retired_at, until FROM webhook_retired_keys WHERE until > ? "
+        "ORDER BY retired_at DESC",
+        (now,),
+    ).fetchall()
+    return [{"public_key": r[0], "retired_at": r[1], "until": r[2]} for r in rows]
 
 
 def open_key(path: Path, db: sqlite3.Connection) -> WebhookKey:
@@ -94,6 +130,19 @@ def _write_new(path: Path, seed: bytes) -> None:
         ) from None
     with os.fdopen(fd, "w") as f:
         f.write(seed.hex() + "\n")
+
+
+def _replace(path: Path, seed: bytes) -> None:
+    """Write the key file anew, atomically (a temporary file 0600, then renamed over it)."""
+    tmp = path.with_name(path.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _legacy_seed(db: sqlite3.Connection) -> bytes | None:

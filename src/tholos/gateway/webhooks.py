@@ -97,6 +97,10 @@ class Webhooks:
     def public_key(self) -> bytes:
         return bytes(self._key.verify_key)
 
+    @property
+    def signer(self) -> Signer:
+        return self._key
+
     # -- subscriptions ----------------------------------------------------------------------
     def add(self, url: str, events: Sequence[str]) -> Webhook:
         unknown = sorted(set(events) - EVENT_TYPES)
