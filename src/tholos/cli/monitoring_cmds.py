@@ -1,4 +1,5 @@
-"""`tholos monitor balances|deposits W` and `tholos webhooks add|list|remove|deliveries|key`:
+"""`tholos monitor balances|deposits W` and
+`tholos webhooks add|list|remove|deliveries|key|rotate-key`:
 the gateway's deposit monitoring and webhook subscriptions (REST /v1/wallets/{id}/balances,
 /v1/wallets/{id}/deposits, /v1/webhooks)."""
 
@@ -32,6 +33,9 @@ def _webhooks(args: argparse.Namespace, client: MakeClient) -> dict[str, Any]:
             return c.get("/v1/webhooks")  # type: ignore[no-any-return]
         if args.action == "key":
             return c.get("/v1/webhooks/key")  # type: ignore[no-any-return]
+        if args.action == "rotate-key":
+            body = {"grace_seconds": args.grace_seconds}
+            return c.post("/v1/webhooks/key/rotate", body)  # type: ignore[no-any-return]
         if args.action == "deliveries":
             return c.get(f"/v1/webhooks/{args.webhook_id}/deliveries")  # type: ignore[no-any-return]
         return c.delete(f"/v1/webhooks/{args.webhook_id}")  # type: ignore[no-any-return]
@@ -55,6 +59,15 @@ def add_parsers(sub: Any, common: Common, client: MakeClient) -> None:
     p.add_argument("--events", default="deposit.seen,deposit.confirmed", help="comma-separated")
     for action in ("list", "key"):
         common(hsub.add_parser(action))
+    p = hsub.add_parser("rotate-key", help="sign deliveries with a new key (admin)")
+    common(p)
+    p.add_argument(
+        "--grace-seconds",
+        dest="grace_seconds",
+        type=int,
+        default=7 * 86_400,
+        help="how long the old public key stays listed (default: 7 days)",
+    )
     for action in ("remove", "deliveries"):
         p = hsub.add_parser(action)
         common(p)

@@ -130,7 +130,11 @@ def add_parsers(
     p.add_argument("wallet_id")
     p.add_argument("--request-id", dest="request_id", required=True)
     p.add_argument("--index", type=int, default=0, help="the sending address m/0/i")
-    p.add_argument("--floor", type=int, help="the chain's next nonce for the address")
+    p.add_argument(
+        "--floor",
+        type=int,
+        help="the lowest nonce to give (a gateway with an Ethereum connector also asks the chain)",
+    )
     p.add_argument("--replaces", help="a stuck transaction's hash: its nonce, for a fee bump")
     p.set_defaults(fn=lambda a: _nonce(a, client))
 

@@ -86,7 +86,9 @@ class GatewayConfig:
             broadcast=None
             if d.get("broadcast") is None
             else BroadcastSettings.from_config(d["broadcast"]),
-            monitor=None if d.get("monitor") is None else MonitorSettings.from_config(d["monitor"]),
+            monitor=None
+            if d.get("monitor") is None
+            else MonitorSettings.from_config(d["monitor"], base),
         )
 
 

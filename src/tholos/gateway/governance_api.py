@@ -192,9 +192,13 @@ class _Batch(_Body):
 )
 async def create_requests(request: Request) -> Response:
     """Many requests in one call (one reservation / one SignBatch round trip per node).
-    Body: {"requests": [{"request": SigningRequest, "approvals": [Approval]}]}."""
+    Body: {"requests": [{"request": SigningRequest, "approvals": [Approval]}]}. Each result is
+    that request's own: one whose transaction's nonce another request holds is `refused` with
+    `code` `nonce_in_use` and `http_status` 409 (never stored), and the others go on."""
     body = await _read(request, _Batch, "batch")  # one parse, in Rust
-    tracked = await _g(request).create([(b.request, list(b.approvals)) for b in body.requests])
+    tracked = await _g(request).create(
+        [(b.request, list(b.approvals)) for b in body.requests], each=True
+    )
     out = {"results": [t.brief() for t in tracked]}
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 

@@ -1,7 +1,9 @@
 """Deposit monitoring as a gateway background thread, when the gateway's config has a `monitor`
 section: {"ethereum_rpc": URL, "bitcoin_rpc": URL, "bitcoin_cookie": PATH,
 "bitcoin_scan_from": HEIGHT, "solana_rpc": URL,
-"confirmations": N, "interval": seconds} (at least one chain's URL). The routes and the
+"confirmations": N, "interval": seconds, "webhook_key": PATH} (at least one chain's URL;
+`webhook_key`, the key file that signs webhook deliveries, defaults to `webhook.key` beside the
+gateway's database, see gateway/webhook_key.py). The routes and the
 thread use separate connections to one `monitor.db` beside the gateway's database; the thread
 reads wallets from its own connection to the gateway store (the event loop's is not shared)."""
 
@@ -24,6 +26,7 @@ from tholos.gateway.deposit_watch import DepositWatcher
 from tholos.gateway.errors import GatewayError
 from tholos.gateway.monitoring_api import Monitor, poll_once
 from tholos.gateway.store import GatewayStore, KeyRow
+from tholos.gateway.webhook_key import KEY_FILE, WebhookKey, open_key
 from tholos.gateway.webhooks import Webhooks
 
 log = logging.getLogger("tholos.monitor")
@@ -38,14 +41,16 @@ class MonitorSettings:
     solana_rpc: str = ""
     bitcoin_cookie: Path | None = None
     bitcoin_scan_from: int = 0  # first block read for deposits (the wallets' creation height)
+    webhook_key: Path | None = None  # None: webhook.key beside the gateway's database
 
     @classmethod
-    def from_config(cls, d: Mapping[str, Any]) -> MonitorSettings:
+    def from_config(cls, d: Mapping[str, Any], base: Path | None = None) -> MonitorSettings:
+        """The `monitor` section; relative paths are relative to `base` (the config's folder)."""
         chains = {"ethereum_rpc": "Ethereum", "bitcoin_rpc": "Bitcoin Core", "solana_rpc": "Solana"}
         unknown = (
             set(d)
             - set(chains)
-            - {"bitcoin_cookie", "bitcoin_scan_from", "confirmations", "interval"}
+            - {"bitcoin_cookie", "bitcoin_scan_from", "confirmations", "interval", "webhook_key"}
         )
         if unknown:
             raise ValueError(f"monitor: unknown setting(s) {sorted(unknown)}")
@@ -58,6 +63,9 @@ class MonitorSettings:
         cookie = d.get("bitcoin_cookie")
         if cookie is not None and not isinstance(cookie, str):
             raise ValueError("monitor.bitcoin_cookie: the path of bitcoind's .cookie file")
+        key_file = d.get("webhook_key")
+        if key_file is not None and (not isinstance(key_file, str) or not key_file):
+            raise ValueError("monitor.webhook_key: the path of the webhook signing key file")
         s = cls(
             d.get("ethereum_rpc", ""),
             int(d.get("confirmations", 1)),
@@ -66,6 +74,7 @@ class MonitorSettings:
             d.get("solana_rpc", ""),
             None if cookie is None else Path(cookie),
             int(d.get("bitcoin_scan_from", 0)),
+            None if key_file is None else (base or Path()) / key_file,
         )
         if s.confirmations < 1 or s.interval <= 0:
             raise ValueError("monitor: confirmations at least 1, interval above 0")
@@ -95,8 +104,8 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _monitor(path: Path, connectors: Mapping[str, Connector]) -> Monitor:
-    hooks = Webhooks(_open(path))
+def _monitor(path: Path, connectors: Mapping[str, Connector], key: WebhookKey) -> Monitor:
+    hooks = Webhooks(_open(path), key=key)
     return Monitor(DepositWatcher(hooks.db, connectors, hooks), hooks)
 
 
@@ -114,14 +123,20 @@ class _Wallets:
 
 
 def start(gateway_db: Path, settings: MonitorSettings) -> tuple[Monitor, threading.Event]:
-    """The routes' monitor, and a started polling thread (set the event to stop it)."""
+    """The routes' monitor, and a started polling thread (set the event to stop it). Raises
+    WebhookKeyError when the webhook key file is open to others (nothing is started)."""
     connectors = settings.connectors()
     path = gateway_db.parent / "monitor.db"
-    routes = _monitor(path, connectors)  # creates the schema and the webhook key first
+    db = _open(path)
+    try:  # the key first: a monitor.db from before gives its seed row up to the key file
+        key = open_key(settings.webhook_key or gateway_db.parent / KEY_FILE, db)
+    finally:
+        db.close()
+    routes = _monitor(path, connectors, key)  # creates the schema first
     stop = threading.Event()
 
     def loop() -> None:
-        mine = _monitor(path, connectors)
+        mine = _monitor(path, connectors, key)
         store = GatewayStore(gateway_db)
         try:
             while not stop.is_set():

@@ -5,6 +5,7 @@ without chain connectors (`attach` has not been called)."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -14,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from tholos.connectors.base import ConnectorError
 from tholos.gateway.deposit_watch import DepositWatcher
 from tholos.gateway.http_errors import responses
+from tholos.gateway.json_number import WHOLE
 from tholos.gateway.service import GatewayError
 from tholos.gateway.wallets import WalletIdParam, _gw, _wallet
+from tholos.gateway.webhook_key import MAX_GRACE, WebhookKey, retired
 from tholos.gateway.webhooks import EVENT_TYPES, Webhooks
 
 router = APIRouter(tags=["monitoring"])
@@ -91,10 +94,39 @@ async def list_webhooks(request: Request) -> dict[str, Any]:
     return {"webhooks": [h.summary() for h in _monitor(request).webhooks.subscriptions()]}
 
 
+def _published(webhooks: Webhooks) -> dict[str, Any]:
+    return {
+        "algorithm": "ed25519",
+        "public_key": webhooks.public_key.hex(),
+        "previous": retired(webhooks.db, time.time()),
+    }
+
+
 @router.get("/v1/webhooks/key", responses=responses(409))
 async def webhook_key(request: Request) -> dict[str, Any]:
-    """The Ed25519 public key every delivery's X-Tholos-Signature verifies under."""
-    return {"algorithm": "ed25519", "public_key": _monitor(request).webhooks.public_key.hex()}
+    """The Ed25519 public key every delivery's X-Tholos-Signature verifies under, and in
+    `previous` the keys rotated out that receivers should still accept (until their `until`)."""
+    return _published(_monitor(request).webhooks)
+
+
+class KeyRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    grace_seconds: Annotated[int, Field(ge=0, le=int(MAX_GRACE)), WHOLE] = Field(
+        default=7 * 86_400, description="how long the old public key stays listed"
+    )
+
+
+@router.post("/v1/webhooks/key/rotate", responses=responses(409))
+async def rotate_webhook_key(body: KeyRotation, request: Request) -> dict[str, Any]:
+    """Sign deliveries with a new key from now on; the old public key stays in `previous`
+    for `grace_seconds`. 409 `no_key_file` for a monitor whose key is not in a key file."""
+    webhooks = _monitor(request).webhooks
+    key = webhooks.signer
+    if not isinstance(key, WebhookKey):
+        raise GatewayError(409, "no_key_file", "this monitor's webhook key is not in a key file")
+    key.rotate(webhooks.db, float(body.grace_seconds), time.time())  # a local file: quick
+    return _published(webhooks)
 
 
 def _hook_id(webhook_id: str, webhooks: Webhooks) -> str:

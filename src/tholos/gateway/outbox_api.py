@@ -1,19 +1,22 @@
 """REST routes for the chain outbox and Ethereum nonces: `GET /v1/outbox` (filters: state, chain,
 request id), `GET /v1/outbox/{tx_hash}` (with the raw signed transaction), and
 `POST /v1/wallets/{wallet_id}/nonces`: the next nonce of one of an Ethereum wallet's addresses
-for a request id (or, with `replaces`, the nonce of a stuck transaction for its fee bump, itself
-a new signing request that needs its approvals)."""
+for a request id, at or above the caller's floor and the chain's own next nonce when the gateway
+has an Ethereum connector (gateway/chain_nonces.py); or, with `replaces`, the nonce of a stuck
+transaction for its fee bump, itself a new signing request that needs its approvals."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from tholos.chains.base import ChainError
 from tholos.chains.ethereum.wallet import normalise_network
 from tholos.chains.registry import chain_for
+from tholos.gateway import chain_nonces
 from tholos.gateway.http_errors import responses
 from tholos.gateway.json_number import WHOLE
 from tholos.gateway.outbox import STATES
@@ -76,14 +79,16 @@ class NonceBody(BaseModel):
     seconds: float = Field(default=600.0, gt=0, le=86_400, description="held this long unused")
 
 
-@router.post("/v1/wallets/{wallet_id}/nonces", status_code=201, responses=responses(404, 409))
+@router.post("/v1/wallets/{wallet_id}/nonces", status_code=201, responses=responses(404, 409, 503))
 async def allocate_nonce(
     request: Request,
     wallet_id: Annotated[str, Path(pattern=WALLET_ID.pattern)],
     body: NonceBody,
 ) -> dict[str, Any]:
     """The nonce `request_id` holds for the address: the lowest one nobody holds at or above
-    `floor`; freed if the request ends without a signature."""
+    `floor` and, with an Ethereum connector, the chain's pending nonce of the address (the reply
+    says which: `floor`, `floor_from` caller | chain, `chain_next`); freed if the request ends
+    without a signature."""
     gw = _gw(request)
     row = gw.store.wallets.get(wallet_id)
     if row is None:
@@ -98,10 +103,13 @@ async def allocate_nonce(
         raise GatewayError(409, "bad_index", str(exc)) from None
     book, chain_id = gw.store.nonces, normalise_network(row.network)
     if body.replaces is None:
+        floor = await run_in_threadpool(
+            chain_nonces.of(gw).floor, chain_id, address, body.floor
+        )  # JSON-RPC: off the event loop
         got = book.allocate(
-            chain_id, address, body.request_id, floor=body.floor, seconds=body.seconds
+            chain_id, address, body.request_id, floor=floor.value, seconds=body.seconds
         )
-        return got.summary()
+        return {**got.summary(), **floor.summary()}
     stuck = gw.store.outbox.get(body.replaces.lower())
     if stuck is None or stuck.chain != "ethereum" or stuck.sender.lower() != address.lower():
         raise GatewayError(

@@ -25,10 +25,15 @@ def nonce_of(intent: DerivedIntent) -> tuple[str, str, int] | None:
     return str(d["chain_id"]), str(d["from"]), int(d["nonce"])
 
 
-def claim_nonces(book: NonceBook, items: Sequence[tuple[SigningRequest, DerivedIntent]]) -> None:
+def claim_nonces(
+    book: NonceBook, items: Sequence[tuple[SigningRequest, DerivedIntent]], each: bool = False
+) -> dict[str, GatewayError]:
     """Every new Ethereum request takes its transaction's nonce (or checks the one allocated to
-    it); on a refusal (409) the nonces this call took are given back and it raises."""
+    it). A refusal (409: the nonce is another request's) raises after giving back the nonces
+    this call took; with `each`, only that request is left out (its refusal is returned by
+    request id) and the others keep theirs. Any other error gives back and raises."""
     taken: list[str] = []
+    refused: dict[str, GatewayError] = {}
     try:
         for request, intent in items:
             found = nonce_of(intent)
@@ -36,7 +41,13 @@ def claim_nonces(book: NonceBook, items: Sequence[tuple[SigningRequest, DerivedI
                 continue
             rid = request.intent.request_id
             before: Allocation | None = book.get(rid)
-            book.claim(*found, rid, float(request.intent.expires_at))
+            try:
+                book.claim(*found, rid, float(request.intent.expires_at))
+            except GatewayError as exc:
+                if not each or exc.status != 409:
+                    raise
+                refused[rid] = exc
+                continue
             if before is None:
                 taken.append(rid)
     except GatewayError:
@@ -46,6 +57,7 @@ def claim_nonces(book: NonceBook, items: Sequence[tuple[SigningRequest, DerivedI
                 [(rid,) for rid in taken],
             )
         raise
+    return refused
 
 
 def record(db: Database, tracked: Iterable[Tracked]) -> None:

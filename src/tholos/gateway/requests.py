@@ -335,9 +335,15 @@ class GovernedSigning:
         return [self.get(str(r[0])).summary() for r in rows]
 
     async def create(
-        self, items: list[tuple[SigningRequest, list[Approval]]], execute: bool = True
+        self,
+        items: list[tuple[SigningRequest, list[Approval]]],
+        execute: bool = True,
+        each: bool = False,
     ) -> list[Tracked]:
-        """Store and reserve new requests (batched); then try to sign those with approvals."""
+        """Store and reserve new requests (batched); then try to sign those with approvals.
+        A request whose transaction's nonce another request holds raises 409 `nonce_in_use`;
+        with `each` (a batch) only that request is refused (`turned_away`, never stored) and the
+        others go on."""
         tracked = []
         parsed: list[tuple[SigningRequest, DerivedIntent]] = []  # new chain transactions
         known = self._known([request.intent.request_id for request, _ in items])
@@ -363,7 +369,15 @@ class GovernedSigning:
                 parsed.append((request, chain_targets.parse(row, request)[1].intent))
             governed_rounds.check_request(self.gw, row, request)  # 400: cannot sign it
             tracked.append(Tracked(request, list(approvals)))
-        request_outcomes.claim_nonces(self.gw.store.nonces, parsed)  # 409 if one is held
+        # 409 if one is held (with `each`: that request alone is turned away)
+        refused = request_outcomes.claim_nonces(self.gw.store.nonces, parsed, each)
+        everything, tracked = tracked, []
+        for t in everything:
+            if t.status == CREATED and t.request_id in refused:
+                t.status, t.turned_away = REFUSED, refused[t.request_id]
+                t.error = str(t.turned_away)
+            else:
+                tracked.append(t)
         fresh = [t for t in tracked if t.status == "created"]
         # Shared store: stored before any node is asked, so a gateway killed from here on leaves
         # a request that another gateway finds by its id and completes (the nodes sign each id
@@ -387,7 +401,7 @@ class GovernedSigning:
         if execute and ready:
             await self._execute(ready)
         await self._keep(tracked)
-        return tracked
+        return everything
 
     async def _velocity_free(self) -> bool:
         """True if the adopted policy has no velocity limit (cached for a second)."""

@@ -44,6 +44,12 @@ def build_gateway(cfg: GatewayConfig) -> Gateway:
     from tholos.gateway import attestation
 
     attestation.attach(gw, cfg.attestation_roots.verifiers(), governed.audit)
+    from tholos.gateway import chain_nonces
+
+    ethereum = cfg.broadcast.ethereum_rpc if cfg.broadcast else ()
+    if cfg.monitor is not None and cfg.monitor.ethereum_rpc:
+        ethereum = (*ethereum, cfg.monitor.ethereum_rpc)
+    chain_nonces.attach(gw, ethereum)  # nonce floors from the chain, when it has a connector
     if cfg.broadcast is not None:
         from tholos.gateway import broadcast_service
 
@@ -75,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(lambda: build_gateway(cfg), clients, listen)
     if cfg.monitor is not None:
         from tholos.gateway import monitor_service, monitoring_api
+        from tholos.gateway.webhook_key import WebhookKeyError
 
-        monitor, _stop = monitor_service.start(cfg.db, cfg.monitor)  # daemon thread
+        try:
+            monitor, _stop = monitor_service.start(cfg.db, cfg.monitor)  # daemon thread
+        except WebhookKeyError as exc:
+            print(f"tholos gateway: webhook key: {exc}", file=sys.stderr)
+            return 2
         monitoring_api.attach(app, monitor)
     kw: dict[str, object] = {}
     if cfg.api_tls is not None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tholos.gateway.errors import GatewayError
 from tholos.governance import Approval, SigningRequest
 
 POLICY_RE = re.compile(r"^PolicyRefused\[([^\]]*)\]: (.*)$", re.S)
@@ -29,6 +30,9 @@ class Tracked:
     error: str = ""
     transaction: dict[str, Any] = field(default_factory=dict)
     """A signed chain transaction: raw, encoding, txid, psbt (bitcoin), signatures per target."""
+    turned_away: GatewayError | None = None
+    """Refused by the gateway before it was stored (one item of a batch whose transaction's
+    nonce another request holds): never saved, no node asked; status `refused`."""
 
     _digest: str = ""
     _request_json: str = ""
@@ -69,6 +73,9 @@ class Tracked:
             out.update(signature=self.signature, public_key=self.public_key, signers=self.signers)
         elif self.transaction:
             out.update(transaction=self.transaction, signers=self.signers)
+        elif self.turned_away is not None:
+            e = self.turned_away
+            out.update(refusals={}, error=str(e), code=e.code, http_status=e.status)
         else:
             out.update(refusals={str(k): v for k, v in sorted(self.refusals.items())})
             out["error"] = self.error

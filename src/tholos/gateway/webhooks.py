@@ -6,7 +6,8 @@ A delivery is an HTTP POST of the event's JSON body with
     X-Tholos-Timestamp: unix seconds        X-Tholos-Signature: ed25519=<hex>
 where the signature is Ed25519 (libsodium) by the gateway's webhook key over
 `timestamp || "." || body`; receivers check it with the public key (`GET /v1/webhooks/key`)
-and refuse old timestamps, so no shared secret exists to leak. A 2xx answer delivers;
+and refuse old timestamps, so no shared secret exists to leak. The key is never in the database
+(gateway/webhook_key.py keeps it in a key file of its own). A 2xx answer delivers;
 anything else (or no answer) is retried after 2**attempt seconds (capped), up to
 MAX_ATTEMPTS, then the delivery is `failed`.
 """
@@ -19,13 +20,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from nacl.signing import SigningKey
+from nacl.signing import SignedMessage, SigningKey, VerifyKey
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_key (one INTEGER PRIMARY KEY CHECK (one = 1), seed BLOB);
 CREATE TABLE IF NOT EXISTS webhooks (
     webhook_id TEXT PRIMARY KEY, url TEXT NOT NULL, events TEXT NOT NULL, created_at REAL NOT NULL
 );
@@ -46,6 +46,15 @@ MAX_ATTEMPTS = 8
 MAX_BACKOFF = 3600.0
 Post = Callable[[str, bytes, dict[str, str]], int]
 """Send one delivery: (url, body, headers) -> HTTP status; raises httpx.HTTPError without one."""
+
+
+class Signer(Protocol):
+    """What signs deliveries: a nacl SigningKey, or the gateway's WebhookKey."""
+
+    @property
+    def verify_key(self) -> VerifyKey: ...
+
+    def sign(self, message: bytes) -> SignedMessage: ...
 
 
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -74,22 +83,23 @@ def check_url(url: str) -> str:
 class Webhooks:
     """Subscriptions, events and deliveries in one SQLite connection."""
 
-    def __init__(self, db: sqlite3.Connection, post: Post = http_post) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, post: Post = http_post, key: Signer | None = None
+    ) -> None:
+        """`key`: the gateway's webhook key (gateway/webhook_key.py); None, a key of this
+        object's own that nothing stores (in-process tests)."""
         self.db = db
         self.post = post
         self.db.executescript(SCHEMA)
-        row = self.db.execute("SELECT seed FROM webhook_key").fetchone()
-        if row is None:
-            seed = secrets.token_bytes(32)
-            with self.db:
-                self.db.execute("INSERT INTO webhook_key VALUES (1, ?)", (seed,))
-        else:
-            seed = bytes(row[0])
-        self._key = SigningKey(seed)
+        self._key: Signer = SigningKey.generate() if key is None else key
 
     @property
     def public_key(self) -> bytes:
         return bytes(self._key.verify_key)
+
+    @property
+    def signer(self) -> Signer:
+        return self._key
 
     # -- subscriptions ----------------------------------------------------------------------
     def add(self, url: str, events: Sequence[str]) -> Webhook:

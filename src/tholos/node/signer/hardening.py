@@ -16,10 +16,11 @@ import ctypes.util
 import os
 import resource
 import signal
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tholos.transport import private_files
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -58,14 +59,14 @@ def _libc() -> ctypes.CDLL:
 def check_private(paths: Iterable[Path | None]) -> None:
     """Refuse (HardeningError naming the file) when a secret file is open to group or others."""
     for p in paths:
-        if p is None or not p.exists():
+        if p is None:
             continue
-        mode = stat.S_IMODE(p.stat().st_mode)
-        if mode & 0o077:
-            raise HardeningError(
-                f"{p} is open to group or others (mode {mode:04o}): chmod 600 it; "
-                "the signer does not start with a readable key file or database"
+        try:
+            private_files.check_private(
+                p, "the signer does not start with a readable key file or database"
             )
+        except private_files.OpenSecretFile as exc:
+            raise HardeningError(str(exc)) from None
 
 
 def _lock_memory(libc: ctypes.CDLL) -> tuple[bool, str]:
