@@ -216,7 +216,11 @@ def scale_summary(step: Mapping[str, Any]) -> str:
     if "p50_ratio_big_over_small" not in out:
         return f"scale: no result ({step.get('error', 'no output')})"
     s, b = out["small"], out["big"]
-    rss = max(v for k, v in b["rss_kib_after_sign"].items() if k.startswith("node"))
+    rss = max(  # a node with its signer process
+        v + b["rss_kib_after_sign"].get(f"{k}-signer", 0)
+        for k, v in b["rss_kib_after_sign"].items()
+        if k.startswith("node") and not k.endswith("signer")
+    )
     return (
         f"scale: {b['keys']:,} keys sign p50 {b['sign']['p50_ms']:.1f} ms vs "
         f"{s['keys']:,} keys {s['sign']['p50_ms']:.1f} ms (×{out['p50_ratio_big_over_small']:.3f}, "
