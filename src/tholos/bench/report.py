@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OLD_TREE = "965f811"
+ALL_SCHEMES = "bip340,ed25519,secp256k1,ecdsa,bls12381,dise"  # FROST and the round-signed ones
 Flags = list[tuple[str, str | None]]  # (--flag, its value or None for a switch)
 
 
@@ -344,11 +345,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"git revision run beside the current tree (default {DEFAULT_OLD_TREE}; '' for none)",
     )
     p.add_argument("--configs", default="4:2,7:3", help="n:t of the cluster benches")
-    p.add_argument("--schemes", default="", help="tholos bench --schemes (default: its own)")
-    p.add_argument("--duration", type=float, default=3.0, help="seconds per measured line")
+    p.add_argument("--schemes", default=ALL_SCHEMES, help=f"tholos bench --schemes ({ALL_SCHEMES})")
+    p.add_argument(
+        "--duration", type=float, default=2.0, help="seconds per measured line (default 2)"
+    )
     p.add_argument("--no-wan", dest="wan", action="store_false", help="skip tholos bench --wan")
     p.add_argument(
-        "--keys", type=int, default=20_000, help="keys of the scale bench's big cluster (0: skip)"
+        "--keys", type=int, default=100_000, help="keys of the scale bench's big cluster (0: skip)"
     )
     p.add_argument("--signs", type=int, default=300, help="signatures per scale cluster")
     p.add_argument("--scale-config", default="4:2", help="n:t of the scale clusters")
