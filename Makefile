@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN_DIR ?= run/local
 
-.PHONY: run stop test test-fast lint bench bench-crypto bench-cluster venv clean openapi lock sbom wheel reproducible
+.PHONY: run stop test test-fast lint bench bench-crypto bench-cluster bench-report venv clean openapi lock sbom wheel reproducible
 LOCK   := requirements/lock.txt
 DIST   := dist
 # Reproducible builds: file times in the wheel come from the last commit, not the clock.
@@ -54,6 +54,15 @@ bench-crypto: $(STAMP)
 ## bench-cluster: real local clusters (n=4/t=2, n=7/t=3), all processes on this machine (~3 min)
 bench-cluster: $(STAMP)
 	$(BIN)/python -m tholos bench
+
+## bench-report: every benchmark from one run (cluster 4:2 and 7:3, --wan, scale, micro) beside
+## the old tree's cluster bench; rewrites the README table and docs/bench charts. Run it on a quiet
+## machine (~20 min on 2 cores). BENCH_OLD=REV picks the old tree, BENCH_KEYS the scale bench's keys.
+BENCH_OLD  ?= 965f811
+BENCH_KEYS ?= 100000
+bench-report: $(STAMP)
+	$(BIN)/python -m tholos.bench.report --old-tree $(BENCH_OLD) --keys $(BENCH_KEYS) \
+		--out bench-report --update-readme README.md --plot docs/bench
 
 ## lock: re-pin every dependency with hashes after pyproject.toml (or requirements/build.in) changed
 lock: $(STAMP)

@@ -47,3 +47,21 @@ def test_derived_addresses_are_counted_up_to_the_last_index() -> None:
     got = scale.derive_addresses(3, point, b"\x01" * 32)
     assert got["addresses"] == 3 and got["last"]["index"] == 2
     assert got["last"]["address"].startswith("bc1p")
+
+
+def test_a_nodes_signer_is_found_among_its_children() -> None:
+    """The CPU and memory of a node count its signer process: found as a child in /proc."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert child.pid in scale.child_pids(os.getpid())
+        assert scale.child_pids(child.pid) == []
+        got = scale.cpu_sample({"node-1": [os.getpid(), child.pid]})
+        assert got["node-1"] > 0 and set(got) == {"node-1", "client"}
+        assert scale.rss_kib(child.pid) > 0
+    finally:
+        child.kill()
+        child.wait()

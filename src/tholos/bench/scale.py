@@ -9,7 +9,7 @@ shared 2-core machine, and how the key got there does not change how it is store
 Measured: seeding time; start-up time of each cluster (`procs.up` until every node is up);
 resident memory (VmRSS) of every node and the gateway after start-up and after signing; single
 signatures (one in flight) alternating between the clusters so both see the same machine load,
-p50/p95 and CPU µs per signature of each node (bench/cpu.py); the big cluster signs with keys
+p50/p95 and CPU µs per signature of each node with its signer process (bench/cpu.py); the big cluster signs with keys
 drawn at random from all of its keys (each one opened for the first time). With `--addresses`:
 a bitcoin wallet on a small-cluster key, that many BIP32 non-hardened receive addresses derived
 in process by the code the REST route runs, a sample of them through REST, and the gateway
@@ -117,6 +117,28 @@ def rss_kib(pid: int) -> int:
     raise ProcessLookupError(f"no VmRSS for process {pid}")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a node's signer process), from /proc."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(p.name))
+    return out
+
+
+def cpu_sample(groups: dict[str, list[int]]) -> cpu.Sample:
+    """CPU seconds of every named group of processes (a node with its signer), and the client's."""
+    out = {name: sum(cpu.proc_cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+    out["client"] = time.process_time()
+    return out
+
+
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
@@ -137,6 +159,7 @@ class Cluster:
         self.cd = ClusterDir(self.root)
         self.keys: list[str] = []
         self.pids: dict[str, int] = {}
+        self.cpu_groups: dict[str, list[int]] = {}
 
     def up(self) -> float:
         """Start every process; seconds until the gateway sees every node up."""
@@ -146,6 +169,8 @@ class Cluster:
         procs.up(self.cd, wait=1800)
         took = time.perf_counter() - t0
         self.pids = cpu.cluster_pids(self.cd) or {}
+        # a node's signer process does the share work: its CPU counts as the node's
+        self.cpu_groups = {name: [pid, *child_pids(pid)] for name, pid in self.pids.items()}
         return took
 
     def wait_scanned(self, timeout: float = 1800) -> float:
@@ -165,7 +190,12 @@ class Cluster:
         raise TimeoutError(f"{self.name}: share scan not done after {timeout:.0f} s")
 
     def rss(self) -> dict[str, int]:
-        return {name: rss_kib(pid) for name, pid in self.pids.items()}
+        """VmRSS of every process; a node's signer as "node-i-signer" (it holds the shares)."""
+        out = {name: rss_kib(pid) for name, pid in self.pids.items()}
+        for name, pids in self.cpu_groups.items():
+            for j, pid in enumerate(pids[1:]):
+                out[f"{name}-signer" + (f"-{j}" if j else "")] = rss_kib(pid)
+        return out
 
     def down(self) -> None:
         from tholos.cluster import procs
@@ -205,11 +235,11 @@ async def _sign_alternating(
             for i in range(5):
                 await sign(c, i)
         lat = {c.name: [] for c in clusters}
-        before = {c.name: cpu.sample(c.pids) for c in clusters}
+        before = {c.name: cpu_sample(c.cpu_groups) for c in clusters}
         for i in range(signs):
             for c in clusters if i % 2 == 0 else clusters[::-1]:
                 await sign(c, i)
-        after = {c.name: cpu.sample(c.pids) for c in clusters}
+        after = {c.name: cpu_sample(c.cpu_groups) for c in clusters}
     finally:
         for s in sessions.values():
             await s.close()

@@ -27,6 +27,8 @@ class NodeConfig:
     metrics_host: str = "127.0.0.1"
     #: open shares only in a separate, hardened signer process (node/signer/)
     signer: bool = False
+    #: opened shares the node (and its signer) keeps, least recently used dropped; 0: none
+    share_cache: int = 10_000
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -52,4 +54,12 @@ class NodeConfig:
             metrics_port=None if d.get("metrics_port") is None else int(d["metrics_port"]),
             metrics_host=str(d.get("metrics_host", "127.0.0.1")),
             signer=bool(d.get("signer", False)),
+            share_cache=_count("share_cache", d.get("share_cache", 10_000)),
         )
+
+
+def _count(name: str, value: Any) -> int:
+    """A whole number of 0 or more from the config file; ValueError names the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"node config {name} must be a whole number >= 0, not {value!r}")
+    return value

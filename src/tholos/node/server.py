@@ -136,7 +136,7 @@ def build_service(
     store = NodeStore(cfg.db)
     barrier = unseal(cfg, store)
     identity = load_identity(cfg)
-    vault = KeyVault(store, barrier, cfg.node_id)
+    vault = KeyVault(store, barrier, cfg.node_id, cfg.share_cache)
     vault.hooks = hooks
     if cfg.signer:
         vault.signer = start_signer(cfg, config_path)

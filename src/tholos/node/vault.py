@@ -11,9 +11,10 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tholos.crypto.errors import CryptoError
 from tholos.crypto.keys import KeyShare, PublicKeyPackage
@@ -30,6 +31,58 @@ NONCE_TABLE = "nonces"
 PENDING_TABLE = "pending_keys"
 DISABLED = "disabled:"  # node meta row per disabled key (node-side: a gateway cannot skip it)
 RETIRE = "retire:"  # node meta row per key a reshare left this node out of (node/reshare.py)
+#: opened shares a vault keeps by default (node config `share_cache`): ~1.5 KB each
+SHARE_CACHE = 10_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """At most `capacity` entries, the least recently used dropped first (0: keeps nothing).
+    Bounds what a node holding 100,000 keys keeps opened. An entry dropped is only unreferenced:
+    Python cannot zero the memory of immutable objects reliably, so an evicted share stays in
+    the heap until the allocator reuses it; the bound limits how many there are, not that."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"cache capacity must be 0 or more, not {capacity}")
+        self.capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()  # the node's gRPC threads and its share scan share it
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __repr__(self) -> str:  # never the entries (shares)
+        return f"LruCache({len(self._items)}/{self.capacity})"
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def pop(self, key: K, default: V | None = None) -> V | None:
+        with self._lock:
+            return self._items.pop(key, default)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class VaultError(Exception):
@@ -70,11 +123,15 @@ def allow_all(key_id: str, request: SigningRequest) -> None:
 
 
 class KeyVault:
-    def __init__(self, store: NodeStore, barrier: Barrier, node_id: int) -> None:
+    def __init__(
+        self, store: NodeStore, barrier: Barrier, node_id: int, cache_size: int = SHARE_CACHE
+    ) -> None:
+        """`cache_size`: opened shares (and, with a signer, public views) kept, least recently
+        used dropped first; 0 opens the share for every request."""
         self._store = store
         self._barrier = barrier
         self.node_id = node_id
-        self._cache: dict[str, KeyRecord] = {}
+        self._cache: LruCache[str, KeyRecord] = LruCache(cache_size)
         self._lock = threading.Lock()
         self.policy: PolicyCheck = allow_all
         #: where shares pass on their way out (node/hooks.py); a no-op outside tests.
@@ -91,7 +148,8 @@ class KeyVault:
         #: the node's signer process (node/signer/): when set, every signature share, DiSE
         #: evaluation, nonce and presignature is made there, and `view` opens no share here.
         self.signer: SignerClient | None = None
-        self._views: dict[str, tuple[str, KeyView]] = {}  # key id -> (public JSON, its view)
+        #: key id -> (public JSON, its view)
+        self._views: LruCache[str, tuple[str, KeyView]] = LruCache(cache_size)
 
     def __repr__(self) -> str:
         return f"KeyVault(node={self.node_id}, <sealed>)"
@@ -182,7 +240,7 @@ class KeyVault:
         """Delete the share (and presignatures, and the mark) of a key this node no longer holds
         after a reshare; False if the share was gone already."""
         with self._lock:
-            self._cache.pop(key_id, None)
+            self._cache.pop(key_id)
             self.stale.pop(key_id, None)
             self.broken.discard(key_id)
             return self._store.destroy_key(key_id, [RETIRE + key_id, DISABLED + key_id])
@@ -295,7 +353,7 @@ class KeyVault:
     def destroy(self, key_id: str) -> bool:
         """Delete this node's share of `key_id` durably; False if it held none (already gone)."""
         with self._lock:
-            self._cache.pop(key_id, None)
+            self._cache.pop(key_id)
             self.stale.pop(key_id, None)
             self.broken.discard(key_id)
             return self._store.destroy_key(key_id, [DISABLED + key_id])
@@ -333,7 +391,7 @@ class KeyVault:
         """Cache an opened share, unless a signer process holds the shares: then a share opened
         here (for a protocol step) lives only as long as that step."""
         if self.signer is None:
-            self._cache[rec.key_id] = rec
+            self._cache.put(rec.key_id, rec)
 
     def view(self, key_id: str) -> KeyView:
         """The key's public record. With a signer no share is opened here (the signer reports
@@ -356,7 +414,7 @@ class KeyVault:
             PublicKeyPackage.from_dict(d["public"]),
             dict(d.get("meta", {})),
         )
-        self._views[key_id] = (public_json, view)
+        self._views.put(key_id, (public_json, view))
         return view
 
     def with_share(self, key_id: str, fn: Callable[[KeyRecord], Any]) -> Any:

@@ -34,7 +34,7 @@ from tholos.node.ecdsa import PresigStore, presig_shares
 from tholos.node.signer import wire
 from tholos.node.signer.hardening import HardeningError, Protections, harden
 from tholos.node.store import NodeStore, is_storage_full
-from tholos.node.vault import KeyRecord, KeyVault, VaultError
+from tholos.node.vault import SHARE_CACHE, KeyRecord, KeyVault, LruCache, VaultError
 from tholos.schemes import SignerCommitment, SigningRequest
 
 log = logging.getLogger("tholos.signer")
@@ -49,9 +49,11 @@ class SignerVault(KeyVault):
     (refresh, repair, reshare, destroy), so a cached share is used only while its sealed row
     is the one it was opened from."""
 
-    def __init__(self, store: NodeStore, barrier: Barrier, node_id: int) -> None:
-        super().__init__(store, barrier, node_id)
-        self._opened: dict[str, bytes] = {}
+    def __init__(
+        self, store: NodeStore, barrier: Barrier, node_id: int, cache_size: int = SHARE_CACHE
+    ) -> None:
+        super().__init__(store, barrier, node_id, cache_size)
+        self._opened: LruCache[str, bytes] = LruCache(cache_size)  # key id -> sealed row
 
     def record(self, key_id: str) -> KeyRecord:
         row = self._store.get_key(key_id)
@@ -60,7 +62,7 @@ class SignerVault(KeyVault):
             self._opened.pop(key_id, None)
         rec = super().record(key_id)
         if row is not None:
-            self._opened[key_id] = row[2]
+            self._opened.put(key_id, row[2])
         return rec
 
 
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = NodeConfig.load(args.config)
         protections = harden(secret_files(cfg))
         store = NodeStore(cfg.db)
-        vault = SignerVault(store, unseal(cfg, store), cfg.node_id)
+        vault = SignerVault(store, unseal(cfg, store), cfg.node_id, cfg.share_cache)
         vault.scan()
         sock = listen(args.socket)
     except (HardeningError, WrongPassphrase, OSError, ValueError, KeyError) as exc:
