@@ -57,7 +57,8 @@ class DepositWatcher:
         self.addresses_per_wallet = addresses_per_wallet
         self.db.executescript(SCHEMA)
 
-    def _required(self, connector: Connector) -> int:
+    def required(self, connector: Connector) -> int:
+        """Confirmations after which a deposit on this connector's chain is `confirmed`."""
         return int(getattr(connector, "required_confirmations", 1))
 
     def poll(self, wallets: Sequence[WalletRef], now: float) -> int:
@@ -100,7 +101,7 @@ class DepositWatcher:
                 ).fetchall()
                 for txid, address, asset, amount, block in pending:
                     confirmations = head - int(block) + 1
-                    done = confirmations >= self._required(connector)
+                    done = confirmations >= self.required(connector)
                     self.db.execute(
                         "UPDATE deposits SET confirmations = ?, confirmed = ?"
                         " WHERE wallet_id = ? AND txid = ? AND address = ? AND asset = ?",
