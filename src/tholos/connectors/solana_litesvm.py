@@ -3,7 +3,9 @@ the demo. Production uses a Solana JSON-RPC node; this backend keeps the same `C
 
 LiteSVM has no blocks: each accepted transaction lands in the next slot (the backend warps one
 slot per transaction), so confirmations count the slots since. Deposits are the native transfers
-seen in transactions broadcast through this backend (and airdrops made through it).
+seen in transactions broadcast through this backend (and airdrops made through it), and the SPL
+token credits to token accounts they touched (the accounts' state before and after, credited to
+each account's owner as `spl:<mint>`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from solders.token.state import TokenAccount
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
+from tholos.chains.solana.programs import TOKEN_PROGRAMS
 from tholos.connectors.base import ConnectorError, Deposit, TxStatus
 
 
@@ -26,10 +29,10 @@ class _Landed:
     slot: int
     ok: bool
     detail: str
-    deposits: tuple[tuple[str, int], ...]  # (destination, lamports)
+    deposits: tuple[tuple[str, str, int], ...]  # (destination, asset, base units)
 
 
-def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, int], ...]:
+def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, str, int], ...]:
     message = tx.message
     keys = list(message.account_keys)
     found = []
@@ -37,7 +40,7 @@ def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, int], ...]:
         program = keys[ix.program_id_index]
         data = bytes(ix.data)
         if program == SYSTEM_PROGRAM and len(data) == 12 and data[:4] == b"\x02\x00\x00\x00":
-            found.append((str(keys[ix.accounts[1]]), int.from_bytes(data[4:], "little")))
+            found.append((str(keys[ix.accounts[1]]), "SOL", int.from_bytes(data[4:], "little")))
     return tuple(found)
 
 
@@ -50,6 +53,7 @@ class SolanaLiteSvm:
         self.svm = svm or LiteSVM()
         self.required_confirmations = confirmations
         self._landed: dict[str, _Landed] = {}
+        self._token_accounts: set[Pubkey] = set()  # every token account a transaction touched
 
     def height(self) -> int:
         return int(self.svm.get_clock().slot)
@@ -71,8 +75,27 @@ class SolanaLiteSvm:
             raise ConnectorError(f"airdrop failed: {result.err()}")
         slot = self.advance()
         self._landed[str(result.signature())] = _Landed(
-            slot, True, "airdrop", ((address, lamports),)
+            slot, True, "airdrop", ((address, "SOL", lamports),)
         )
+
+    def _token(self, key: Pubkey) -> TokenAccount | None:
+        account = self.svm.get_account(key)
+        if account is None or account.owner not in TOKEN_PROGRAMS or len(account.data) < 165:
+            return None  # not a token account (a mint is 82 bytes)
+        return TokenAccount.from_bytes(bytes(account.data)[:165])
+
+    def _holdings(self, keys: Sequence[Pubkey]) -> dict[Pubkey, TokenAccount]:
+        return {k: t for k in keys if (t := self._token(k)) is not None}
+
+    def token_balances(self, address: str) -> dict[str, int]:
+        """Base units per `spl:<mint>` over the token accounts of `address` seen here."""
+        owner = Pubkey.from_string(address)
+        totals: dict[str, int] = {}
+        for token in self._holdings(sorted(self._token_accounts, key=str)).values():
+            if token.owner == owner:
+                asset = f"spl:{token.mint}"
+                totals[asset] = totals.get(asset, 0) + int(token.amount)
+        return totals
 
     def balance(self, address: str, asset: str = "") -> int:
         if not asset or asset == "SOL":
@@ -90,11 +113,20 @@ class SolanaLiteSvm:
         txid = str(tx.signatures[0])
         if txid in self._landed:
             return txid  # idempotent by signature
+        keys = list(tx.message.account_keys)
+        before = self._holdings(keys)
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             raise ConnectorError(f"transaction refused by the runtime: {result.err()}")
         slot = self.advance()
-        deposits = _system_transfers(tx)
+        after = self._holdings(keys)
+        self._token_accounts.update(after)
+        credits = []
+        for key, token in after.items():
+            gained = int(token.amount) - (int(before[key].amount) if key in before else 0)
+            if gained > 0:
+                credits.append((str(token.owner), f"spl:{token.mint}", gained))
+        deposits = _system_transfers(tx) + tuple(credits)
         self._landed[txid] = _Landed(slot, True, "", deposits)
         return txid
 
@@ -110,9 +142,9 @@ class SolanaLiteSvm:
         watched = set(addresses)
         head = self.height()
         return [
-            Deposit(txid, to, "SOL", amount, landed.slot, head - landed.slot + 1)
+            Deposit(txid, to, asset, amount, landed.slot, head - landed.slot + 1)
             for txid, landed in self._landed.items()
             if landed.slot > since
-            for to, amount in landed.deposits
+            for to, asset, amount in landed.deposits
             if to in watched
         ]

@@ -1,5 +1,6 @@
 """Deposit monitoring: the wallets' addresses watched through the chain connectors, every
-deposit recorded once with its confirmations, and events for webhooks (`deposit.seen` when
+deposit recorded once with its confirmations (native coins, and on Solana SPL tokens into the
+address's token accounts, asset `spl:<mint>`), and events for webhooks (`deposit.seen` when
 first found, `deposit.confirmed` once it has the connector's required confirmations).
 
 Connectors are untrusted like the gateway: they can hide or delay a deposit, never make a node
@@ -16,7 +17,7 @@ from typing import Any
 
 from tholos.chains.base import ChainError, WalletRef
 from tholos.chains.registry import chain_for
-from tholos.connectors.base import Connector
+from tholos.connectors.base import Connector, TokenBalances
 from tholos.gateway.webhooks import Webhooks
 
 SCHEMA = """
@@ -120,7 +121,9 @@ class DepositWatcher:
     def _event(
         ref: WalletRef, txid: str, address: str, asset: str, amount: int, block: int, head: int
     ) -> dict[str, Any]:
+        mint = {"mint": asset.removeprefix("spl:")} if asset.startswith("spl:") else {}
         return {
+            **mint,
             "wallet_id": ref.wallet_id,
             "chain": ref.chain,
             "network": ref.network,
@@ -142,16 +145,24 @@ class DepositWatcher:
         return [{**dict(zip(keys, r, strict=True)), "confirmed": bool(r[6])} for r in rows]
 
     def balances(self, ref: WalletRef) -> dict[str, Any]:
-        """The wallet's native balance over its watched addresses, read now from its connector."""
+        """The wallet's balance per asset over its watched addresses, read now from its connector:
+        the native coin first, then tokens where the connector lists them (Solana SPL)."""
         connector = self.connectors.get(ref.chain)
         if connector is None:
             raise LookupError(f"no connector for {ref.chain}")
         addresses = watched_addresses(ref, self.addresses_per_wallet)
         height = connector.height()
         per_address = {a: connector.balance(a) for a in addresses}
+        tokens: dict[str, int] = {}
+        if isinstance(connector, TokenBalances):
+            for a in addresses:
+                for asset, amount in connector.token_balances(a).items():
+                    tokens[asset] = tokens.get(asset, 0) + amount
+        native = {"asset": NATIVE[ref.chain], "amount": str(sum(per_address.values()))}
         return {
             "wallet_id": ref.wallet_id,
             "height": height,
-            "balances": [{"asset": NATIVE[ref.chain], "amount": str(sum(per_address.values()))}],
+            "balances": [native]
+            + [{"asset": k, "amount": str(v)} for k, v in sorted(tokens.items())],
             "addresses": {a: str(v) for a, v in per_address.items() if v},
         }
