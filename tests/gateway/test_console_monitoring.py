@@ -136,6 +136,10 @@ async def test_deposits_balances_deliveries_and_outbox_are_shown(
     live = await _get(client, "/monitoring/live")
     (row,) = _rows(live, "deposit")
     assert (row[0], row[5], row[6]) == (txid, "2", "confirmed")
+    svm.advance()
+    poll_once(c.gateway, monitor, 1003.0)  # a confirmed deposit still counts its depth
+    (deeper,) = _rows(await _get(client, "/monitoring/live"), "deposit")
+    assert (deeper[5], deeper[6]) == ("3", "confirmed")
     log = _rows(live, "delivery")
     assert [(d[1], d[2], d[4], d[5], d[6]) for d in log] == [
         ("deposit.seen", "2", "200", "", "delivered"),
@@ -154,6 +158,7 @@ async def test_deposits_balances_deliveries_and_outbox_are_shown(
     assert (tx_hash, chain, request_id, state, confs) == (
         signature, "solana (localnet)", "req-console-1", "queued", "0"
     )  # fmt: skip
+    live = await _get(client, "/monitoring/live")
     assert _rows(html, "deposit") == _rows(live, "deposit")  # the page and its fragment agree
     # the polling is declared on both fragments, so the page refreshes itself
     assert 'hx-get="/console/monitoring/live" hx-trigger="every 3s"' in html

@@ -95,20 +95,23 @@ class DepositWatcher:
                     " DO UPDATE SET height = excluded.height",
                     (ref.wallet_id, head),
                 )
+                # every known deposit's depth, confirmed or not (the docstring's promise)
+                self.db.execute(
+                    "UPDATE deposits SET confirmations = ? - block + 1 WHERE wallet_id = ?",
+                    (head, ref.wallet_id),
+                )
                 pending = self.db.execute(
                     "SELECT txid, address, asset, amount, block FROM deposits"
                     " WHERE wallet_id = ? AND confirmed = 0",
                     (ref.wallet_id,),
                 ).fetchall()
                 for txid, address, asset, amount, block in pending:
-                    confirmations = head - int(block) + 1
-                    done = confirmations >= self.required(connector)
-                    self.db.execute(
-                        "UPDATE deposits SET confirmations = ?, confirmed = ?"
-                        " WHERE wallet_id = ? AND txid = ? AND address = ? AND asset = ?",
-                        (confirmations, int(done), ref.wallet_id, txid, address, asset),
-                    )
-                    if done:
+                    if head - int(block) + 1 >= self.required(connector):
+                        self.db.execute(
+                            "UPDATE deposits SET confirmed = 1"
+                            " WHERE wallet_id = ? AND txid = ? AND address = ? AND asset = ?",
+                            (ref.wallet_id, txid, address, asset),
+                        )
                         events += self.webhooks.emit(
                             "deposit.confirmed",
                             self._event(ref, txid, address, asset, int(amount), int(block), head),
