@@ -160,6 +160,12 @@ async def test_deposits_balances_deliveries_and_outbox_are_shown(
     )  # fmt: skip
     live = await _get(client, "/monitoring/live")
     assert _rows(html, "deposit") == _rows(live, "deposit")  # the page and its fragment agree
+    # keyboard focus survives each refresh: htmx refocuses the element of the same id
+    for fragment in (live, await _get(client, "/monitoring/balances")):
+        links = re.findall(r"<a\b[^>]*>", fragment)
+        ids = [re.search(r'\bid="([^"]+)"', a) for a in links]
+        assert links and all(ids), links
+        assert len({m.group(1) for m in ids if m}) == len(links), links
     # the polling is declared on both fragments, so the page refreshes itself
     assert 'hx-get="/console/monitoring/live" hx-trigger="every 3s"' in html
     assert 'hx-get="/console/monitoring/balances" hx-trigger="every 15s"' in html
