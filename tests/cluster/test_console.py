@@ -8,20 +8,25 @@ signed, and the signature verifies under the wallet's key. A second transfer is 
 approver from its page (signed in the browser); every node then refuses it for good. Each page shows the intent from the
 data it hashes: a page whose intent and digest disagree (tampered here in the browser, as a
 compromised gateway would serve it) is refused and no approval is sent. An admin engages the kill
-switch and two admins release it. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
+switch and two admins release it. With a `monitor` on anvil, a deposit appears in the monitoring
+view with its confirmations (which grow as blocks are mined) and the webhook delivery is listed,
+without a reload. Every page is screenshotted (build/console-screenshots/, a CI artifact) and
 checked with axe-core (labels, contrast, keyboard: WCAG 2 A/AA rules).
 """
 
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -45,9 +50,9 @@ BLOCKHASH = "4uQeVj5tqViQh7yWWGStvkEG1Zmhx6uasJtWCJziofM"
 DESTINATION = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[GovCluster]:
-    c = GovCluster(tmp_path / "c", 4, 2)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovCluster]:
+    c = GovCluster(tmp_path_factory.mktemp("console") / "c", 4, 2)
     try:
         for i in range(1, c.n + 1):
             c.start_node(i)
@@ -59,7 +64,7 @@ def cluster(tmp_path: Path) -> Iterator[GovCluster]:
         c.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     exe = shutil.which("chromium")
     if exe is None:
@@ -184,13 +189,14 @@ def test_console_transfer_approvals_and_kill_switch(cluster: GovCluster, browser
     ) == [False, "Ed25519", "sign"]
 
     # A POST without the CSRF header is refused and changes nothing.
+    wallets = c.get("/v1/wallets")["total"]
     r = page.evaluate(
         "async () => { const r = await fetch('/console/wallets', {method: 'POST', headers: "
         "{'Content-Type': 'application/json'}, body: JSON.stringify({chain: 'solana', "
         "network: 'localnet'})}); return [r.status, await r.text()]; }"
     )
     assert r[0] == 403 and "CSRF" in r[1], r
-    assert c.get("/v1/wallets")["total"] == 0
+    assert c.get("/v1/wallets")["total"] == wallets
 
     visit(initiator, "/", "02-dashboard")
 
@@ -423,3 +429,86 @@ def _verify_solana(done: dict[str, Any], wallet: dict[str, Any]) -> None:
     assert Pubkey.from_string(DESTINATION) in signed.message.account_keys
     VerifyKey(payer).verify(bytes(signed.message), bytes(signed.signatures[0]))
     assert str(signed.signatures[0]) == tx["txid"]
+
+
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver answering 204; keeps the event types it got."""
+
+    got: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.got.append(self.headers["X-Tholos-Event"])
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_console_monitoring_shows_a_deposit_and_its_webhook(
+    cluster: GovCluster, browser: Any
+) -> None:
+    """The gateway restarted with a `monitor` on anvil: the monitoring page, opened before the
+    deposit is sent, shows it with its confirmations, then more confirmations as anvil mines, and
+    the delivery of its webhook, all without a reload (the page polls)."""
+    from tests.engines import running_anvil
+    from tholos.connectors.ethereum import EthereumRpc
+
+    c = cluster
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        with running_anvil() as url:
+            c.configure_gateway(monitor={"ethereum_rpc": url, "interval": 0.5})
+            c.kill("gateway", signal.SIGTERM)
+            c.start_gateway()
+            c.wait_healthy()
+            wallet = c.post("/v1/wallets", {"chain": "ethereum", "network": "anvil",
+                                            "label": "deposits"})  # fmt: skip
+            hook = c.post(
+                "/v1/webhooks",
+                {"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+                 "events": ["deposit.seen", "deposit.confirmed"]},
+            )  # fmt: skip
+            p = Person(browser, c, "risk-1")
+            p.login()
+            page = p.go("/monitoring")
+            deposits = page.locator(f"table.deposits[data-wallet='{wallet['wallet_id']}']")
+            playwright_sync.expect(deposits).to_contain_text("No deposits seen.")
+            rpc = EthereumRpc(url)
+            funder = rpc.call("eth_accounts")[0]
+            txid = rpc.call(
+                "eth_sendTransaction",
+                {"from": funder, "to": wallet["address"], "value": hex(7 * 10**15)},
+            )
+            row = deposits.locator("tr.deposit")
+            wait = {"timeout": 120_000}
+            playwright_sync.expect(row.locator("td.txid")).to_have_text(txid, **wait)
+            assert row.locator("td.amount").inner_text() == str(7 * 10**15)
+            assert row.locator("td.asset").inner_text() == "ETH"
+            playwright_sync.expect(row.locator("td.deposit-status")).to_have_text(
+                "confirmed", **wait
+            )
+            rpc.call("anvil_mine", "0x2")
+            playwright_sync.expect(row.locator("td.confirmations")).to_have_text("3", **wait)
+            log = page.locator(f"table.deliveries[data-webhook='{hook['webhook_id']}'] tr.delivery")
+            playwright_sync.expect(log).to_have_count(2, **wait)  # seen and confirmed, once each
+            assert set(log.locator("td.event-type").all_inner_texts()) == {
+                "deposit.seen", "deposit.confirmed"
+            }  # fmt: skip
+            assert log.locator("td.http-status").all_inner_texts() == ["204", "204"]
+            assert log.locator("td.delivery-state").all_inner_texts() == ["delivered"] * 2
+            assert sorted(_Hooks.got) == ["deposit.confirmed", "deposit.seen"]
+            balance = page.locator(f"tr.balance[data-wallet='{wallet['wallet_id']}']")
+            playwright_sync.expect(balance.locator("td.amount")).to_have_text(
+                str(7 * 10**15), **wait
+            )  # the balances fragment polls too (every 15 s)
+            assert page.locator("tr.outbox-entry").count() == len(c.get("/v1/outbox")["items"])
+            shoot(page, "18-monitoring")
+            accessible(page, "monitoring")
+            assert not p.errors, p.errors
+            p.ctx.close()
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

@@ -6,7 +6,8 @@ later; each accepted transaction lands in the next slot (one warp per transactio
 `SolanaLiteSvm`); slots stand in for block heights; the first blockhash stands in for genesis;
 requestAirdrop is LiteSVM's airdrop, recorded as a transaction crediting its recipient;
 getTokenAccountsByOwner looks among the accounts named by transactions sent through it (LiteSVM
-cannot list accounts by owner)."""
+cannot list accounts by owner); getTransaction's pre and post token balances are the token
+accounts among the transaction's keys, read from LiteSVM before and after it ran."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class _Landed:
     fee: int
     logs: tuple[str, ...]
     message: dict[str, Any]
+    pre_tokens: tuple[dict[str, Any], ...] = ()
+    post_tokens: tuple[dict[str, Any], ...] = ()
 
 
 class SolanaRpcFacade:
@@ -104,6 +107,7 @@ class SolanaRpcFacade:
             raise RpcFault(-32602, f"failed to deserialize solana_transaction: {exc}") from None
         keys = tuple(str(k) for k in tx.message.account_keys)
         pre = self._balances(keys)
+        pre_tokens = self._token_balances(keys)
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             logs = list(result.meta().logs())
@@ -121,7 +125,9 @@ class SolanaRpcFacade:
                 for ix in tx.message.instructions
             ],
         }
-        self._land(signature, keys, pre, int(result.fee()), tuple(result.logs()), message)
+        self._land(
+            signature, keys, pre, int(result.fee()), tuple(result.logs()), message, pre_tokens
+        )
         return signature
 
     def _land(
@@ -132,10 +138,14 @@ class SolanaRpcFacade:
         fee: int,
         logs: tuple[str, ...],
         message: dict[str, Any],
+        pre_tokens: tuple[dict[str, Any], ...] = (),
     ) -> None:
         post = self._balances(keys)
+        post_tokens = self._token_balances(keys)
         slot = self._advance()
-        self.landed[signature] = _Landed(slot, keys, pre, post, fee, logs, message)
+        self.landed[signature] = _Landed(
+            slot, keys, pre, post, fee, logs, message, pre_tokens, post_tokens
+        )
         self.order.append(signature)
 
     def request_airdrop(self, address: str, lamports: int, config: Any = None) -> str:
@@ -214,6 +224,8 @@ class SolanaRpcFacade:
                 "preBalances": list(landed.pre),
                 "postBalances": list(landed.post),
                 "logMessages": list(landed.logs),
+                "preTokenBalances": list(landed.pre_tokens),
+                "postTokenBalances": list(landed.post_tokens),
                 "loadedAddresses": {"writable": [], "readonly": []},
             },
             "transaction": {"signatures": [signature], "message": landed.message},
@@ -241,6 +253,25 @@ class SolanaRpcFacade:
             "uiAmountString": str(ui),
         }
 
+    def _token_balances(self, keys: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+        """The token accounts among `keys`, as the RPC's pre/postTokenBalances list them."""
+        out = []
+        for index, key in enumerate(keys):
+            found = self._token_account(key)
+            if found is None:
+                continue
+            token, program = found
+            out.append(
+                {
+                    "accountIndex": index,
+                    "mint": str(token.mint),
+                    "owner": str(token.owner),
+                    "programId": program,
+                    "uiTokenAmount": self._amount(token),
+                }
+            )
+        return tuple(out)
+
     def get_token_account_balance(self, address: str, config: Any = None) -> dict[str, Any]:
         found = self._token_account(address)
         if found is None:
@@ -250,8 +281,10 @@ class SolanaRpcFacade:
     def get_token_accounts_by_owner(
         self, owner: str, selector: dict[str, str], config: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        if (config or {}).get("encoding") != "jsonParsed" or "mint" not in selector:
-            raise RpcFault(-32602, "this facade answers {mint} with jsonParsed only")
+        if (config or {}).get("encoding") != "jsonParsed" or len(selector) != 1:
+            raise RpcFault(-32602, "this facade answers {mint} or {programId}, jsonParsed only")
+        if not {"mint", "programId"} & set(selector):
+            raise RpcFault(-32602, "Invalid param: filter is neither mint nor programId")
         seen = sorted({k for landed in self.landed.values() for k in landed.keys})
         out = []
         for address in seen:
@@ -259,7 +292,11 @@ class SolanaRpcFacade:
             if found is None:
                 continue
             token, program = found
-            if str(token.owner) != owner or str(token.mint) != selector["mint"]:
+            if str(token.owner) != owner:
+                continue
+            if selector.get("mint", str(token.mint)) != str(token.mint):
+                continue
+            if selector.get("programId", program) != program:
                 continue
             info = {"mint": str(token.mint), "owner": owner, "tokenAmount": self._amount(token)}
             parsed = {"info": info, "type": "account"}

@@ -57,5 +57,15 @@ class Connector(Protocol):
     def status(self, txid: str) -> TxStatus: ...
 
     def deposits(self, addresses: Sequence[str], since: int) -> list[Deposit]:
-        """Native deposits to `addresses` in blocks after `since` (a height)."""
+        """Deposits to `addresses` in blocks after `since` (a height): native, and tokens where
+        the connector reads them (Solana: `spl:<mint>` into the addresses' token accounts)."""
+        ...
+
+
+@runtime_checkable
+class TokenBalances(Protocol):
+    """A connector that can list an address's token holdings (Solana's token accounts)."""
+
+    def token_balances(self, address: str) -> dict[str, int]:
+        """Base units per asset (`spl:<mint>`) over every token account `address` owns."""
         ...

@@ -3,7 +3,8 @@ the demo. Production uses a Solana JSON-RPC node; this backend keeps the same `C
 
 LiteSVM has no blocks: each accepted transaction lands in the next slot (the backend warps one
 slot per transaction), so confirmations count the slots since. Deposits are the native transfers
-seen in transactions broadcast through this backend (and airdrops made through it).
+seen in transactions broadcast through this backend (and airdrops made through it), and the SPL
+token credits to token accounts they touched (credited to each account's owner as `spl:<mint>`).
 
 Each transaction through this backend is kept as `getTransaction` would answer it (account keys,
 fee, the lamport and token balances the runtime left before and after it), with the signatures
@@ -25,7 +26,7 @@ from solders.token.state import Mint, TokenAccount
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
-from tholos.chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
+from tholos.chains.solana.programs import TOKEN_PROGRAMS
 from tholos.connectors.base import ConnectorError, Deposit, TxStatus
 
 
@@ -34,10 +35,10 @@ class _Landed:
     slot: int
     ok: bool
     detail: str
-    deposits: tuple[tuple[str, int], ...]  # (destination, lamports)
+    deposits: tuple[tuple[str, str, int], ...]  # (destination, asset, base units)
 
 
-def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, int], ...]:
+def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, str, int], ...]:
     message = tx.message
     keys = list(message.account_keys)
     found = []
@@ -45,11 +46,22 @@ def _system_transfers(tx: VersionedTransaction) -> tuple[tuple[str, int], ...]:
         program = keys[ix.program_id_index]
         data = bytes(ix.data)
         if program == SYSTEM_PROGRAM and len(data) == 12 and data[:4] == b"\x02\x00\x00\x00":
-            found.append((str(keys[ix.accounts[1]]), int.from_bytes(data[4:], "little")))
+            found.append((str(keys[ix.accounts[1]]), "SOL", int.from_bytes(data[4:], "little")))
     return tuple(found)
 
 
-TOKEN_PROGRAMS = {TOKEN_PROGRAM, TOKEN_2022_PROGRAM}
+def _token_credits(
+    before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]
+) -> tuple[tuple[str, str, int], ...]:
+    """(owner, `spl:<mint>`, base units) for each token account a transaction credited, from the
+    token balances before and after it (an account it created had 0 before)."""
+    held = {t["accountIndex"]: int(t["uiTokenAmount"]["amount"]) for t in before}
+    credits = []
+    for t in after:
+        gained = int(t["uiTokenAmount"]["amount"]) - held.get(t["accountIndex"], 0)
+        if gained > 0:
+            credits.append((str(t["owner"]), f"spl:{t['mint']}", gained))
+    return tuple(credits)
 
 
 class SolanaLiteSvm:
@@ -63,6 +75,7 @@ class SolanaLiteSvm:
         self._landed: dict[str, _Landed] = {}
         self._history: dict[str, dict[str, Any]] = {}  # signature → getTransaction's answer
         self._by_address: dict[str, list[tuple[str, int]]] = {}  # oldest first
+        self._token_accounts: set[Pubkey] = set()  # every token account a transaction touched
 
     def height(self) -> int:
         return int(self.svm.get_clock().slot)
@@ -85,8 +98,27 @@ class SolanaLiteSvm:
             raise ConnectorError(f"airdrop failed: {result.err()}")
         slot = self.advance()
         signature = str(result.signature())
-        self._landed[signature] = _Landed(slot, True, "airdrop", ((address, lamports),))
+        self._landed[signature] = _Landed(slot, True, "airdrop", ((address, "SOL", lamports),))
         self._keep(signature, slot, [address], 0, before, self._balances([address]))
+
+    def _token(self, key: Pubkey) -> TokenAccount | None:
+        account = self.svm.get_account(key)
+        if account is None or account.owner not in TOKEN_PROGRAMS or len(account.data) < 165:
+            return None  # not a token account (a mint is 82 bytes)
+        return TokenAccount.from_bytes(bytes(account.data)[:165])
+
+    def _holdings(self, keys: Sequence[Pubkey]) -> dict[Pubkey, TokenAccount]:
+        return {k: t for k in keys if (t := self._token(k)) is not None}
+
+    def token_balances(self, address: str) -> dict[str, int]:
+        """Base units per `spl:<mint>` over the token accounts of `address` seen here."""
+        owner = Pubkey.from_string(address)
+        totals: dict[str, int] = {}
+        for token in self._holdings(sorted(self._token_accounts, key=str)).values():
+            if token.owner == owner:
+                asset = f"spl:{token.mint}"
+                totals[asset] = totals.get(asset, 0) + int(token.amount)
+        return totals
 
     def balance(self, address: str, asset: str = "") -> int:
         if not asset or asset == "SOL":
@@ -111,7 +143,8 @@ class SolanaLiteSvm:
             raise ConnectorError(f"transaction refused by the runtime: {result.err()}")
         after = self._balances(keys)
         slot = self.advance()
-        deposits = _system_transfers(tx)
+        deposits = _system_transfers(tx) + _token_credits(before[1], after[1])
+        self._token_accounts.update(Pubkey.from_string(keys[t["accountIndex"]]) for t in after[1])
         self._landed[txid] = _Landed(slot, True, "", deposits)
         self._keep(txid, slot, keys, int(result.fee()), before, after)
         return txid
@@ -190,9 +223,9 @@ class SolanaLiteSvm:
         watched = set(addresses)
         head = self.height()
         return [
-            Deposit(txid, to, "SOL", amount, landed.slot, head - landed.slot + 1)
+            Deposit(txid, to, asset, amount, landed.slot, head - landed.slot + 1)
             for txid, landed in self._landed.items()
             if landed.slot > since
-            for to, amount in landed.deposits
+            for to, asset, amount in landed.deposits
             if to in watched
         ]

@@ -4,7 +4,11 @@ Heights are slots (`getSlot`), as on the LiteSVM backend. A transaction is confi
 cluster has finalized it, or once it is at least "confirmed" (supermajority voted) and
 `confirmations` slots deep counting its own. Deposits are native (lamport) credits to watched
 addresses, read per address with `getSignaturesForAddress` and `getTransaction` (post minus pre
-balance, so transfers by any program count). Reads use commitment "confirmed".
+balance, so transfers by any program count), and SPL token credits (`spl:<mint>`) to the token
+accounts each address owns (its associated token accounts and any other; both token programs,
+found with `getTokenAccountsByOwner`), read the same way per token account from the
+transaction's pre and post token balances. A token account closed before it is scanned is not
+seen. Reads use commitment "confirmed".
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
+from tholos.chains.solana.programs import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
 from tholos.connectors import jsonrpc
 from tholos.connectors.base import ConnectorError, Deposit, TxStatus
 
@@ -27,6 +32,7 @@ GENESIS = {
     "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY": "testnet",
 }
 PAGE = 1000
+TOKEN_PROGRAM_IDS = (str(TOKEN_PROGRAM), str(TOKEN_2022_PROGRAM))
 
 
 class SolanaRpc:
@@ -91,6 +97,30 @@ class SolanaRpc:
             )
         raise ConnectorError(f"unknown solana asset {asset!r} (SOL, spl:<mint>, spl-account:<a>)")
 
+    def token_accounts(self, owner: str) -> list[tuple[str, str, int]]:
+        """(token account, mint, amount) of every token account `owner` holds, both programs."""
+        out = []
+        for program in TOKEN_PROGRAM_IDS:
+            result = self.call(
+                "getTokenAccountsByOwner",
+                owner,
+                {"programId": program},
+                {**COMMITMENT, "encoding": "jsonParsed"},
+            )
+            for a in result["value"]:
+                info = a["account"]["data"]["parsed"]["info"]
+                out.append(
+                    (str(a["pubkey"]), str(info["mint"]), int(info["tokenAmount"]["amount"]))
+                )
+        return out
+
+    def token_balances(self, address: str) -> dict[str, int]:
+        """Base units per `spl:<mint>` over every token account `address` owns."""
+        totals: dict[str, int] = {}
+        for _, mint, amount in self.token_accounts(address):
+            totals[f"spl:{mint}"] = totals.get(f"spl:{mint}", 0) + amount
+        return totals
+
     def recent_blockhash(self) -> str:
         return str(self.call("getLatestBlockhash", COMMITMENT)["value"]["blockhash"])
 
@@ -149,20 +179,40 @@ class SolanaRpc:
         return TxStatus(txid, "confirmed" if done else "pending", confirmations, slot)
 
     def deposits(self, addresses: Sequence[str], since: int) -> list[Deposit]:
-        """Lamport credits to `addresses` in slots after `since`."""
+        """Lamport and SPL token credits to `addresses` in slots after `since`."""
         head = self.height()
         found: list[Deposit] = []
-        for address in addresses:
-            for signature, slot in self._signatures(address, since):
-                tx = self.call(
+        read: dict[str, Any] = {}  # one getTransaction per signature and call
+
+        def transaction(signature: str) -> Any:
+            if signature not in read:
+                read[signature] = self.call(
                     "getTransaction",
                     signature,
                     {**COMMITMENT, "encoding": "json", "maxSupportedTransactionVersion": 0},
                 )
+            return read[signature]
+
+        for address in addresses:
+            for signature, slot in self._signatures(address, since):
+                tx = transaction(signature)
                 credit = _credit(tx, address) if tx else 0
                 if credit > 0:
                     found.append(Deposit(signature, address, "SOL", credit, slot, head - slot + 1))
-        return sorted(found, key=lambda d: (d.block, d.txid))
+            accounts = {account for account, _, _ in self.token_accounts(address)}
+            touched: dict[str, int] = {}
+            for account in sorted(accounts):
+                touched.update(self._signatures(account, since))
+            for signature, slot in touched.items():
+                tx = transaction(signature)
+                for mint, amount in (_token_credits(tx, address, accounts) if tx else {}).items():
+                    if amount > 0:
+                        found.append(
+                            Deposit(
+                                signature, address, f"spl:{mint}", amount, slot, head - slot + 1
+                            )
+                        )
+        return sorted(found, key=lambda d: (d.block, d.txid, d.asset))
 
     def signatures(
         self, address: str, before: str | None = None, limit: int = PAGE
@@ -204,13 +254,37 @@ class SolanaRpc:
             before = page[-1]["signature"]
 
 
+def _keys(tx: dict[str, Any]) -> list[str]:
+    """The transaction's account keys in index order (static, then loaded writable)."""
+    meta = tx.get("meta") or {}
+    keys = tx["transaction"]["message"]["accountKeys"]
+    keys = [k if isinstance(k, str) else k.get("pubkey") for k in keys]
+    return keys + list((meta.get("loadedAddresses") or {}).get("writable", []))
+
+
+def _token_credits(tx: dict[str, Any], owner: str, accounts: set[str]) -> dict[str, int]:
+    """Per mint, what the token accounts of `owner` (those in `accounts`, or any the node names
+    with that owner) gained in this transaction: post minus pre token balance (none before: 0)."""
+    meta = tx.get("meta") or {}
+    if meta.get("err") is not None:
+        return {}
+    keys = _keys(tx)
+    change: dict[str, int] = {}
+    for sign, entries in ((-1, meta.get("preTokenBalances")), (1, meta.get("postTokenBalances"))):
+        for entry in entries or []:
+            index = int(entry["accountIndex"])
+            key = keys[index] if index < len(keys) else ""
+            if key in accounts or entry.get("owner") == owner:
+                amount = int(entry["uiTokenAmount"]["amount"])
+                change[entry["mint"]] = change.get(entry["mint"], 0) + sign * amount
+    return change
+
+
 def _credit(tx: dict[str, Any], address: str) -> int:
     meta = tx.get("meta") or {}
     if meta.get("err") is not None:
         return 0
-    keys = tx["transaction"]["message"]["accountKeys"]
-    keys = [k if isinstance(k, str) else k.get("pubkey") for k in keys]
-    keys += (meta.get("loadedAddresses") or {}).get("writable", [])
+    keys = _keys(tx)
     if address not in keys:
         return 0
     i = keys.index(address)

@@ -1,5 +1,6 @@
 """Deposit monitoring: the wallets' addresses watched through the chain connectors, every
-deposit recorded once with its confirmations, and events for webhooks (`deposit.seen` when
+deposit recorded once with its confirmations (native coins, and on Solana SPL tokens into the
+address's token accounts, asset `spl:<mint>`), and events for webhooks (`deposit.seen` when
 first found, `deposit.confirmed` once it has the connector's required confirmations).
 
 Connectors are untrusted like the gateway: they can hide or delay a deposit, never make a node
@@ -16,7 +17,7 @@ from typing import Any
 
 from tholos.chains.base import ChainError, WalletRef
 from tholos.chains.registry import chain_for
-from tholos.connectors.base import Connector
+from tholos.connectors.base import Connector, TokenBalances
 from tholos.gateway.webhooks import Webhooks
 
 SCHEMA = """
@@ -57,7 +58,8 @@ class DepositWatcher:
         self.addresses_per_wallet = addresses_per_wallet
         self.db.executescript(SCHEMA)
 
-    def _required(self, connector: Connector) -> int:
+    def required(self, connector: Connector) -> int:
+        """Confirmations after which a deposit on this connector's chain is `confirmed`."""
         return int(getattr(connector, "required_confirmations", 1))
 
     def poll(self, wallets: Sequence[WalletRef], now: float) -> int:
@@ -93,20 +95,23 @@ class DepositWatcher:
                     " DO UPDATE SET height = excluded.height",
                     (ref.wallet_id, head),
                 )
+                # every known deposit's depth, confirmed or not (the docstring's promise)
+                self.db.execute(
+                    "UPDATE deposits SET confirmations = ? - block + 1 WHERE wallet_id = ?",
+                    (head, ref.wallet_id),
+                )
                 pending = self.db.execute(
                     "SELECT txid, address, asset, amount, block FROM deposits"
                     " WHERE wallet_id = ? AND confirmed = 0",
                     (ref.wallet_id,),
                 ).fetchall()
                 for txid, address, asset, amount, block in pending:
-                    confirmations = head - int(block) + 1
-                    done = confirmations >= self._required(connector)
-                    self.db.execute(
-                        "UPDATE deposits SET confirmations = ?, confirmed = ?"
-                        " WHERE wallet_id = ? AND txid = ? AND address = ? AND asset = ?",
-                        (confirmations, int(done), ref.wallet_id, txid, address, asset),
-                    )
-                    if done:
+                    if head - int(block) + 1 >= self.required(connector):
+                        self.db.execute(
+                            "UPDATE deposits SET confirmed = 1"
+                            " WHERE wallet_id = ? AND txid = ? AND address = ? AND asset = ?",
+                            (ref.wallet_id, txid, address, asset),
+                        )
                         events += self.webhooks.emit(
                             "deposit.confirmed",
                             self._event(ref, txid, address, asset, int(amount), int(block), head),
@@ -119,7 +124,9 @@ class DepositWatcher:
     def _event(
         ref: WalletRef, txid: str, address: str, asset: str, amount: int, block: int, head: int
     ) -> dict[str, Any]:
+        mint = {"mint": asset.removeprefix("spl:")} if asset.startswith("spl:") else {}
         return {
+            **mint,
             "wallet_id": ref.wallet_id,
             "chain": ref.chain,
             "network": ref.network,
@@ -141,16 +148,24 @@ class DepositWatcher:
         return [{**dict(zip(keys, r, strict=True)), "confirmed": bool(r[6])} for r in rows]
 
     def balances(self, ref: WalletRef) -> dict[str, Any]:
-        """The wallet's native balance over its watched addresses, read now from its connector."""
+        """The wallet's balance per asset over its watched addresses, read now from its connector:
+        the native coin first, then tokens where the connector lists them (Solana SPL)."""
         connector = self.connectors.get(ref.chain)
         if connector is None:
             raise LookupError(f"no connector for {ref.chain}")
         addresses = watched_addresses(ref, self.addresses_per_wallet)
         height = connector.height()
         per_address = {a: connector.balance(a) for a in addresses}
+        tokens: dict[str, int] = {}
+        if isinstance(connector, TokenBalances):
+            for a in addresses:
+                for asset, amount in connector.token_balances(a).items():
+                    tokens[asset] = tokens.get(asset, 0) + amount
+        native = {"asset": NATIVE[ref.chain], "amount": str(sum(per_address.values()))}
         return {
             "wallet_id": ref.wallet_id,
             "height": height,
-            "balances": [{"asset": NATIVE[ref.chain], "amount": str(sum(per_address.values()))}],
+            "balances": [native]
+            + [{"asset": k, "amount": str(v)} for k, v in sorted(tokens.items())],
             "addresses": {a: str(v) for a, v in per_address.items() if v},
         }

@@ -36,7 +36,8 @@ def attach(app: Any, monitor: Monitor) -> None:
     app.state.monitor = monitor
 
 
-def _monitor(request: Request) -> Monitor:
+def monitor_of(request: Request) -> Monitor:
+    """The app's monitor; 409 `no_monitor` when the gateway runs without one."""
     monitor: Monitor | None = getattr(request.app.state, "monitor", None)
     if monitor is None:
         raise GatewayError(
@@ -62,7 +63,7 @@ WebhookIdParam = Annotated[str, Path(max_length=64, description="webhook id (32 
 @router.get("/v1/wallets/{wallet_id}/balances", responses=responses(404, 409, 503))
 async def wallet_balances(wallet_id: WalletIdParam, request: Request) -> dict[str, Any]:
     """The wallet's balance per asset over its watched addresses, read from its connector."""
-    monitor = _monitor(request)
+    monitor = monitor_of(request)
     ref, _ = _wallet(_gw(request), wallet_id)
     try:
         return monitor.watcher.balances(ref)
@@ -75,7 +76,7 @@ async def wallet_balances(wallet_id: WalletIdParam, request: Request) -> dict[st
 @router.get("/v1/wallets/{wallet_id}/deposits", responses=responses(404, 409))
 async def wallet_deposits(wallet_id: WalletIdParam, request: Request) -> dict[str, Any]:
     """Deposits seen to the wallet's watched addresses, newest first, with confirmations."""
-    monitor = _monitor(request)
+    monitor = monitor_of(request)
     ref, _ = _wallet(_gw(request), wallet_id)
     return {"wallet_id": ref.wallet_id, "deposits": monitor.watcher.deposits(ref.wallet_id)}
 
@@ -84,14 +85,14 @@ async def wallet_deposits(wallet_id: WalletIdParam, request: Request) -> dict[st
 async def add_webhook(body: NewWebhook, request: Request) -> dict[str, Any]:
     """Subscribe a URL to events; deliveries are signed with the key at /v1/webhooks/key."""
     try:
-        return _monitor(request).webhooks.add(body.url, body.events).summary()
+        return monitor_of(request).webhooks.add(body.url, body.events).summary()
     except ValueError as exc:
         raise GatewayError(400, "bad_request", str(exc)) from None
 
 
 @router.get("/v1/webhooks", responses=responses(409))
 async def list_webhooks(request: Request) -> dict[str, Any]:
-    return {"webhooks": [h.summary() for h in _monitor(request).webhooks.subscriptions()]}
+    return {"webhooks": [h.summary() for h in monitor_of(request).webhooks.subscriptions()]}
 
 
 def _published(webhooks: Webhooks) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def _published(webhooks: Webhooks) -> dict[str, Any]:
 async def webhook_key(request: Request) -> dict[str, Any]:
     """The Ed25519 public key every delivery's X-Tholos-Signature verifies under, and in
     `previous` the keys rotated out that receivers should still accept (until their `until`)."""
-    return _published(_monitor(request).webhooks)
+    return _published(monitor_of(request).webhooks)
 
 
 class KeyRotation(BaseModel):
@@ -121,7 +122,7 @@ class KeyRotation(BaseModel):
 async def rotate_webhook_key(body: KeyRotation, request: Request) -> dict[str, Any]:
     """Sign deliveries with a new key from now on; the old public key stays in `previous`
     for `grace_seconds`. 409 `no_key_file` for a monitor whose key is not in a key file."""
-    webhooks = _monitor(request).webhooks
+    webhooks = monitor_of(request).webhooks
     key = webhooks.signer
     if not isinstance(key, WebhookKey):
         raise GatewayError(409, "no_key_file", "this monitor's webhook key is not in a key file")
@@ -137,7 +138,7 @@ def _hook_id(webhook_id: str, webhooks: Webhooks) -> str:
 
 @router.delete("/v1/webhooks/{webhook_id}", responses=responses(404, 409))
 async def remove_webhook(webhook_id: WebhookIdParam, request: Request) -> dict[str, Any]:
-    webhooks = _monitor(request).webhooks
+    webhooks = monitor_of(request).webhooks
     webhooks.remove(_hook_id(webhook_id, webhooks))
     return {"webhook_id": webhook_id, "removed": True}
 
@@ -145,7 +146,7 @@ async def remove_webhook(webhook_id: WebhookIdParam, request: Request) -> dict[s
 @router.get("/v1/webhooks/{webhook_id}/deliveries", responses=responses(404, 409))
 async def webhook_deliveries(webhook_id: WebhookIdParam, request: Request) -> dict[str, Any]:
     """Every delivery attempt of this subscription, newest first (HTTP status or error)."""
-    webhooks = _monitor(request).webhooks
+    webhooks = monitor_of(request).webhooks
     return {
         "webhook_id": webhook_id,
         "deliveries": webhooks.deliveries(_hook_id(webhook_id, webhooks)),

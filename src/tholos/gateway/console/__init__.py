@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from tholos.gateway.console import actions, login, pages
+from tholos.gateway.console import actions, login, monitoring, pages
 from tholos.gateway.console.web import HERE, PREFIX, ConsoleState, NotLoggedIn, Refused, answer
 from tholos.gateway.console.web import to_login as _to_login
 
@@ -18,6 +18,7 @@ def install(app: FastAPI) -> None:
     app.include_router(login.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(pages.router, prefix=PREFIX, include_in_schema=False)
     app.include_router(actions.router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(monitoring.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(NotLoggedIn)

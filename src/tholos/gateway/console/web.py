@@ -4,6 +4,7 @@ view (document, users) and JSON answers for the browser's script."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ templates = Environment(
     lstrip_blocks=True,
 )
 templates.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+templates.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 @dataclass
