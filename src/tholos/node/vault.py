@@ -489,7 +489,7 @@ class _PerBatch(Generic[_Current]):
                 got = exc
             self._got[key_id] = got
         if isinstance(got, Exception):
-            raise got
+            raise got.with_traceback(None)  # not a traceback growing per request
         return got
 
 
