@@ -208,7 +208,7 @@ def _value(f: Mapping[str, Any]) -> str:
         return f"{v:.1f} ms"
     if unit == "/s":
         return f"{v:,.0f}/s"
-    return f"{v:g} {unit}"
+    return f"{v:g} {unit.removesuffix('s') if v == 1 else unit}"
 
 
 def _target(f: Mapping[str, Any]) -> str:
@@ -221,7 +221,7 @@ def _target(f: Mapping[str, Any]) -> str:
         if unit == "ms"
         else f"{t:,.0f}/s"
         if unit == "/s"
-        else f"{t:g} {unit}"
+        else f"{t:g} {unit.removesuffix('s') if t == 1 else unit}"
     )
     return f"{f['bound']} {shown}"
 
