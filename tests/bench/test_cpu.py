@@ -87,3 +87,29 @@ def test_measure_and_table_have_cpu_columns(busy_child: subprocess.Popen[str]) -
     assert not any(k.startswith("cpu_") for k in no_cpu)
     row = {k: v for k, v in row.items() if not k.startswith("cpu_")}
     assert run.table([row]).splitlines()[2].endswith(" – | – | – |")
+
+
+# A parent that starts the burning child and waits on stdin: its own CPU is small, its tree's is
+# the child's too (as a node's signer subprocess is counted with the node).
+PARENT = (
+    "import subprocess, sys\n"
+    f"c = subprocess.Popen([sys.executable, '-c', {CHILD!r}], stdin=subprocess.PIPE, "
+    "stdout=subprocess.PIPE, text=True)\n"
+    "print(c.stdout.readline(), end='', flush=True)\n"
+    "sys.stdin.read()\n"
+    "c.communicate('')\n"
+)
+
+
+def test_tree_cpu_seconds_counts_a_live_child() -> None:
+    p = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        (child,) = cpu.children(p.pid)
+        assert cpu.tree_cpu_seconds(p.pid) >= cpu.proc_cpu_seconds(p.pid) + BURN - 0.03
+        assert cpu.tree_cpu_seconds(p.pid) >= cpu.proc_cpu_seconds(child)
+    finally:
+        p.communicate("")
+    assert cpu.children(p.pid) == []  # gone: no children, no error

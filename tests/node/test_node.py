@@ -161,3 +161,39 @@ def test_frost_is_dispatched_by_the_scheme_registry(tmp_path: Path) -> None:
     with pytest.raises(RequestRefused, match="frost-sign"):
         body = b'{"batch": "b1", "items": []}'
         nodes[1].protocol(pb.ProtocolRequest(protocol="frost-sign", phase="sign", payload=body))
+
+
+def test_vault_reads_and_checks_a_key_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests of one batch naming the same key share one read and one enabled check; the
+    epoch is still checked per request, and a disabled key refuses every request naming it."""
+    nodes = make_nodes(tmp_path, 3)
+    scheme = SCHEMES["bip340"]
+    shares = run_dkg(SECP256K1, 2, [1, 2, 3])
+    vault = nodes[1].vault
+    vault.store_shares([("k", scheme, shares[1], {}), ("off", scheme, shares[1], {})])
+    vault.set_disabled("off", True)
+    reads: list[str] = []  # the shares are cached: the enabled check is the per-key read left
+    is_disabled = vault.is_disabled
+    monkeypatch.setattr(vault, "is_disabled", lambda k: reads.append(k) or is_disabled(k))
+
+    def request(rid: str, key: str) -> SigningRequest:
+        mine = vault.generate_nonces(scheme.pool, 1)[0]
+        other = nodes[2].vault.generate_nonces(scheme.pool, 1)[0]
+        return SigningRequest(
+            rid,
+            key,
+            os.urandom(32),
+            commitments={1: SignerCommitment(*mine), 2: SignerCommitment(*other)},
+        )
+
+    reqs = [request(f"r{i}", "k") for i in range(3)] + [request(f"d{i}", "off") for i in range(2)]
+    got = vault.sign_batch(reqs, epochs={"r0": 0, "r1": 1, "r2": 0, "d0": 0, "d1": 0})
+    assert [bool(r.share) for r in got] == [True, False, True, False, False]
+    assert "stale share" in got[1].error and "epoch 1" in got[1].error
+    assert all("disabled" in r.error for r in got[3:])
+    assert reads.count("k") == 1 and reads.count("off") == 1
+    # The stale request kept its nonce (refused before it was taken): it signs at the right epoch.
+    again = vault.sign_batch([reqs[1]], epochs={"r1": 0})[0]
+    assert again.share and not again.error

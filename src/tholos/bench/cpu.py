@@ -6,7 +6,9 @@ n=4 vs n=7 and with vs without policy compare more steadily across runs. They ar
 invariant: CPU time still scales with the core's clock (frequency scaling, turbo, another host
 CPU) and grows with contention (cache and TLB misses, a noisy neighbour on the host).
 
-Nodes and gateway: utime + stime (all threads) from /proc/PID/stat; client: time.process_time().
+Nodes and gateway: utime + stime (all threads) from /proc/PID/stat, plus that of every live
+descendant (a node's signer process does its share work: leaving it out hid most of a node's
+CPU); client: time.process_time().
 """
 
 from __future__ import annotations
@@ -36,6 +38,33 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs of the live children of `pid` (from /proc/PID/task/*/children; none if gone)."""
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and of its live descendants (a child that ended meanwhile is left
+    out); ProcessLookupError if `pid` itself is gone."""
+    total = proc_cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            total += tree_cpu_seconds(child)
+        except ProcessLookupError:
+            continue
+    return total
+
+
 def cluster_pids(cd: ClusterDir) -> dict[str, int] | None:
     """name -> PID of every running process of the local cluster `cd`, or None
     (with a warning: the CPU columns are then left out) when one has no local PID."""
@@ -50,8 +79,9 @@ def cluster_pids(cd: ClusterDir) -> dict[str, int] | None:
 
 
 def sample(pids: Mapping[str, int]) -> Sample:
-    """CPU seconds so far of every process in `pids` and of this (client) process."""
-    out = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
+    """CPU seconds so far of every process in `pids` (with its descendants: a node's signer) and
+    of this (client) process."""
+    out = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
     out["client"] = time.process_time()
     return out
 

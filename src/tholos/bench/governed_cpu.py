@@ -4,7 +4,8 @@
 that still serialises every protobuf message: the work of `tholos bench` without sockets, TLS or
 scheduling noise. Reports process CPU per signature, split by component:
   python src/tholos/bench/governed_cpu.py [--batches 20] [--batch 128] [--only governed] [--profile]
-(--profile prints cProfile tables, PFILTER=regex restricts the first). To compare with another
+(--profile prints cProfile tables, PFILTER=regex restricts the first). It also counts the
+Ed25519 verifications of user signatures the nodes make per signature, and their CPU. To compare with another
 tree, run it with PYTHONPATH=OTHER/src, alternating runs: CPU time still moves with the load.
 """
 
@@ -49,6 +50,7 @@ from tholos.transport.e2e import Identity, generate_identity_secret
 
 N, T = 4, 2
 CPU: dict[str, float] = defaultdict(float)
+CALLS: dict[str, int] = defaultdict(int)
 
 
 @contextlib.contextmanager
@@ -58,6 +60,24 @@ def charge(name: str) -> Iterator[None]:
         yield
     finally:
         CPU[name] += time.process_time() - start
+
+
+def count_ed25519_verifications() -> None:
+    """Charge and count every user-signature check of the governance engine (libsodium's
+    crypto_sign_open in governance/_keys.py): the work the policy itself asks of a node."""
+    from tholos.governance import _keys
+
+    inner = _keys.crypto_sign_open
+    if getattr(inner, "counted", False):
+        return
+
+    def counted(signed: bytes, public_key: bytes) -> bytes:
+        CALLS["ed25519 verifications"] += 1
+        with charge("  of which Ed25519 verify"):
+            return inner(signed, public_key)
+
+    counted.counted = True  # type: ignore[attr-defined]
+    _keys.crypto_sign_open = counted  # type: ignore[assignment]
 
 
 class WireTransport(InMemoryNodeTransport):
@@ -120,7 +140,9 @@ def build(root: Path, governed: bool) -> tuple[Gateway, dict[int, NodeService]]:
 
 
 async def run(governed: bool, batches: int, batch: int, profile: bool) -> dict[str, float]:
+    count_ed25519_verifications()
     CPU.clear()
+    CALLS.clear()
     with tempfile.TemporaryDirectory(prefix="tholos-gcpu-") as tmp:
         gw, _ = build(Path(tmp), governed)
         app = create_app(lambda: gw)
@@ -160,6 +182,7 @@ async def run(governed: bool, batches: int, batch: int, profile: bool) -> dict[s
                 )
                 assert r.status_code == 200, r.text
             CPU.clear()
+            CALLS.clear()
             prof = cProfile.Profile() if profile else None
             start = time.process_time()
             if prof:
@@ -179,6 +202,7 @@ async def run(governed: bool, batches: int, batch: int, profile: bool) -> dict[s
     out = {"total": cpu / n_sigs * 1e6}
     out.update({k: v / n_sigs * 1e6 for k, v in CPU.items()})
     out["gateway + client (rest)"] = out["total"] - out.get("node (all work)", 0.0)
+    out["ed25519 verifications / sig"] = CALLS["ed25519 verifications"] / n_sigs
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(os.environ.get("PFILTER", ""), 60)
         pstats.Stats(prof).sort_stats("tottime").print_stats(35)

@@ -1,14 +1,16 @@
 """The README's performance table, written from the rows of one `tholos bench` run.
 
-`markdown(rows)` renders one line per (scheme, operation) with ops/s, p50 and CPU per operation
-for every (n, t) measured, beside the published Virtual and Distributed HSM figure where the
-paper has one; `update(text, table)` puts it between the README's markers; `parse(text)` reads a
+`markdown(rows, goals)` renders one line per (scheme, operation) with ops/s, p50 and CPU per
+operation for every (n, t) measured, beside the published Virtual and Distributed HSM figure where
+the paper has one, then the run's goals, each figure beside its target (bench/targets.py); `update(text, table)` puts it between the README's markers; `parse(text)` reads a
 markdown table back (the test checks the README's table with it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from tholos.bench import targets
 
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
@@ -27,8 +29,12 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
 
 
-def markdown(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A markdown table of `rows` (the dicts `tholos bench --json` prints under "results")."""
+def markdown(
+    rows: Iterable[Mapping[str, Any]], goals: Iterable[Mapping[str, Any]] | None = None
+) -> str:
+    """A markdown table of `rows` (the dicts `tholos bench --json` prints under "results"), and
+    with `goals` (its "targets") the table of figures against their targets after it."""
+    rows = list(rows)
     good = [  # cluster rows; the per-chain parse+policy rows (n "–", no ops/s) are not
         r for r in rows if "error" not in r and str(r.get("n", "")).isdigit() and "ops_per_s" in r
     ]
@@ -59,6 +65,15 @@ def markdown(rows: Iterable[Mapping[str, Any]]) -> str:
             )
             cells += [_num(float(r["ops_per_s"])), f"{float(r['p50_ms']):.1f}", cpu]
         out.append("| " + " | ".join(cells) + " |")
+    goals = list(goals or [])
+    if goals:
+        out += [
+            "",
+            "Goals of this run, each figure beside its target:",
+            "",
+            targets.markdown(goals),
+        ]
+        return "\n".join(out)
     return "\n".join(out) + "\n"
 
 
@@ -82,7 +97,12 @@ def between(text: str) -> str:
 def parse(text: str) -> list[dict[str, str]]:
     """The rows of the first markdown table in `text`, as header -> cell; ValueError if a row
     has a different number of cells than the header, or there is no table."""
-    rows = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
+    rows: list[str] = []
+    for ln in text.splitlines():
+        if ln.strip().startswith("|"):
+            rows.append(ln.strip())
+        elif rows:  # the first table ended
+            break
     if len(rows) < 2:
         raise ValueError("no markdown table")
 

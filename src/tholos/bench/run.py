@@ -15,7 +15,9 @@ ops/s counts keys or signatures; latency is per HTTP request. Every line also gi
 per operation (µs) of the nodes (sum, and mean per node), the gateway and this client, sampled
 right before and after its window (see bench/cpu.py): far less sensitive than ops/s to how much
 CPU the shared VM gives us, though it still varies with the CPU's clock frequency; "each node"
-lists every node's own figure.
+lists every node's own figure. After the table, every goal of the performance issue that the run
+measured, its figure beside its target (bench/targets.py); --json gives them under "targets" and
+the in-process costs they compare with under "single_process".
 
 `--wan` puts a relay in front of every node (bench/wan.py: three sites, 20 ms RTT between them,
 1 ms inside, the gateway in site 0) and adds p95, the gateway's RPCs per operation, the round trips
@@ -40,7 +42,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tholos.bench import cpu, plot, readme, round_schemes, wan
+from tholos.bench import cpu, plot, readme, round_schemes, targets, wan
 from tholos.bench import policy as policy_bench
 
 REFERENCE = {
@@ -364,12 +366,20 @@ def run(args: argparse.Namespace) -> int:
                     shutil.rmtree(root, ignore_errors=True)
             if wan_profile is None:
                 rows += policy_bench.run_config(n, t, args, _measure)  # the "with policy" line
-    table_md = readme.markdown(rows)
+    reference = targets.measure_reference(rows)  # in this process, right after the clusters
+    goals = targets.figures(rows, reference)
+    table_md = readme.markdown(rows, goals)
     if args.markdown is not None:
         args.markdown.write_text(table_md)
     if args.update_readme is not None:
         args.update_readme.write_text(readme.update(args.update_readme.read_text(), table_md))
-    out: dict[str, Any] = {"results": rows, "reference": REFERENCE, "load_average": os.getloadavg()}
+    out: dict[str, Any] = {
+        "results": rows,
+        "targets": goals,
+        "single_process": reference,
+        "reference": REFERENCE,
+        "load_average": os.getloadavg(),
+    }
     if wan_info is not None:
         out["wan"] = wan_info
     if args.json or getattr(args, "plot", None) is not None:
@@ -381,4 +391,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         print(table(rows))
+        print("\nGoals, each figure beside its target (bench/targets.py):\n")
+        print(targets.markdown(goals))
     return 0

@@ -256,11 +256,14 @@ class KeyVault:
             for key_id, _s, public_json, _b in self._store.get_pending(batch)
         }
 
-    def check_epoch(self, key_id: str, epoch: int) -> None:
+    def check_epoch(
+        self, key_id: str, epoch: int, current: KeyRecord | KeyView | None = None
+    ) -> None:
         """Refuse to use a share of another refresh epoch than the one requested: after a missed
         refresh commit this node's share no longer matches the group's verifying share, and its
-        signature shares would be rejected as lies. Remembered and reported (Info.stale_keys)."""
-        have = self.epoch(self.view(key_id))
+        signature shares would be rejected as lies. Remembered and reported (Info.stale_keys).
+        `current`: the key's record or view when the caller just read it (else read here)."""
+        have = self.epoch(current if current is not None else self.view(key_id))
         if have != epoch:
             if epoch > have:
                 self.stale[key_id] = epoch
@@ -336,6 +339,11 @@ class KeyVault:
     # -- lifecycle -------------------------------------------------------------------------------
     def is_disabled(self, key_id: str) -> bool:
         return self._store.get_meta(DISABLED + key_id) is not None
+
+    def _enabled(self, current: _Current) -> _Current:
+        """`current` (a key's record or view) if the key is enabled on this node."""
+        self.check_enabled(current.key_id)
+        return current
 
     def check_enabled(self, key_id: str) -> None:
         """Refuse to sign or evaluate with a key disabled on this node."""
@@ -450,12 +458,12 @@ class KeyVault:
             return self._sign_by_signer(requests, epochs)
         accepted: list[tuple[SigningRequest, KeyRecord, bytes]] = []
         results: dict[str, ShareResult] = {}
+        usable = _PerBatch(lambda key_id: self._enabled(self.record(key_id)))
         for req in requests:
             try:
-                rec = self.record(req.key_id)
-                self.check_enabled(req.key_id)
+                rec = usable(req.key_id)
                 if epochs is not None:
-                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
+                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0), rec)
                 mine = req.commitments.get(self.node_id)
                 if mine is None:
                     raise VaultError("this node is not a signer of the request")
@@ -492,12 +500,12 @@ class KeyVault:
         accepted: list[SigningRequest] = []
         results: dict[str, ShareResult] = {}
         views: dict[str, KeyView] = {}
+        usable = _PerBatch(lambda key_id: self._enabled(self.view(key_id)))
         for req in requests:
             try:
-                view = self.view(req.key_id)
-                self.check_enabled(req.key_id)
+                view = usable(req.key_id)
                 if epochs is not None:
-                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0))
+                    self.check_epoch(req.key_id, epochs.get(req.request_id, 0), view)
                 if self.node_id not in req.commitments:
                     raise VaultError("this node is not a signer of the request")
                 view.scheme.check_request(view.public, req)
@@ -515,6 +523,32 @@ class KeyVault:
                     )
                 results[res.request_id] = res
         return [results[r.request_id] for r in requests]
+
+
+_Current = TypeVar("_Current", KeyRecord, KeyView)
+
+
+class _PerBatch(Generic[_Current]):
+    """A key's record or view, read and checked (enabled) once per signing batch however many
+    of its requests name it; a key that fails its check fails every request naming it, each
+    with the same error. Not kept across batches: a disable or a new share counts from the
+    next batch on, as it did per request."""
+
+    def __init__(self, read: Callable[[str], _Current]) -> None:
+        self._read: Callable[[str], _Current] = read
+        self._got: dict[str, _Current | Exception] = {}
+
+    def __call__(self, key_id: str) -> _Current:
+        got = self._got.get(key_id)
+        if got is None:
+            try:
+                got = self._read(key_id)
+            except Exception as exc:
+                got = exc
+            self._got[key_id] = got
+        if isinstance(got, Exception):
+            raise got.with_traceback(None)  # not a traceback growing per request
+        return got
 
 
 def _describe(exc: Exception) -> str:
