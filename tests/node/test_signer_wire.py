@@ -77,6 +77,24 @@ def test_status_and_nonces_answer(signer: Signer) -> None:
     link.close()
 
 
+def test_no_share_is_opened_at_start_and_the_scan_finds_a_broken_one(signer: Signer) -> None:
+    """The signer opens shares lazily; its background scan reports a share that fails to open
+    (here: its sealed row cut short) in `status`, with `unchecked` counting down to 0."""
+    db = signer.vault._store.db
+    with db:
+        db.execute("UPDATE keys SET sealed = substr(sealed, 1, 8) WHERE key_id = ?", (KEY_ID,))
+    assert signer.vault._cache == {}
+    found: list[set[str]] = []
+    signer.vault.scan_in_background(found.append).join(60)
+    assert found == [{KEY_ID}]
+    link = Link(signer)
+    got = link.ask(wire.request("status"))
+    assert got is not None and got["ok"]
+    assert got["result"]["broken"] == [KEY_ID] and got["result"]["unchecked"] == 0
+    assert signer.vault._cache == {}
+    link.close()
+
+
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
