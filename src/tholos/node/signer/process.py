@@ -80,6 +80,12 @@ def secret_files(cfg: NodeConfig) -> list[Path | None]:
 
 def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
     """The master key the node created; the signer never creates one."""
+    return Barrier(master_key(cfg, store))
+
+
+def master_key(cfg: NodeConfig, store: NodeStore) -> bytes:
+    """The node's master key bytes, unwrapped with its passphrase (environment or file) or key
+    file; a node without one yet is refused."""
     record = store.get_meta("master")
     if record is None:
         raise HardeningError("this node has no master key yet (the node creates it)")
@@ -94,7 +100,7 @@ def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
         ),
         key_file=cfg.key_file,
     )
-    return Barrier(open_master(unsealer, record))
+    return open_master(unsealer, record)
 
 
 class Signer:
