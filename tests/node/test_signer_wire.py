@@ -181,3 +181,35 @@ def test_any_bytes_get_a_refusal_or_a_close(signer: Signer, data: bytes) -> None
     finally:
         link.close()
     assert snapshot(signer) == before
+
+
+def test_the_node_mirrors_its_signers_scan(signer: Signer) -> None:
+    """A node whose signer found a broken share reports it (and no unchecked share) without
+    opening any share itself: its vault has no master key here."""
+    import tempfile
+
+    from tholos.node.signer.client import SignerClient
+    from tholos.node.signer.process import listen
+    from tholos.node.vault import KeyVault
+
+    db = signer.vault._store.db
+    with db:
+        db.execute("UPDATE keys SET sealed = substr(sealed, 1, 8) WHERE key_id = ?", (KEY_ID,))
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        sock = listen(Path(d) / "s")
+
+        def accept() -> None:
+            conn, _ = sock.accept()
+            serve_connection(signer, conn)
+
+        server = threading.Thread(target=accept, daemon=True)
+        server.start()
+        node = KeyVault(signer.vault._store, None, 1)  # type: ignore[arg-type]  # no master key
+        node.signer = SignerClient(Path(d) / "s")
+        signer.vault.scan_in_background(lambda _: None)
+        found: list[set[str]] = []
+        node.scan_in_background(found.append).join(60)
+        assert found == [{KEY_ID}] and node.broken == {KEY_ID} and node.unchecked == 0
+        node.signer.close()
+        server.join(30)
+        sock.close()
