@@ -193,7 +193,8 @@ def test_swapped_sealed_shares_are_reported_and_repaired(make_cluster: Make) -> 
         con.execute("UPDATE keys SET sealed = ? WHERE key_id = ?", (blobs[ka], kb))
     c.start_node(1)
     wait_until(lambda: node_up(c, 1), 30, "node 1 up again")
-    assert "cannot open the sealed share" in c.log("node-1")
+    # the signer scans its shares in the background after its start
+    wait_until(lambda: "cannot open the sealed share" in c.log("node-1"), 30, "broken logged")
     broken = sorted([ka, kb])
     wait_until(
         lambda: c.get("/v1/cluster")["shares"]["1"]["broken_keys"] == broken, 10, "broken shown"

@@ -77,6 +77,24 @@ def test_status_and_nonces_answer(signer: Signer) -> None:
     link.close()
 
 
+def test_no_share_is_opened_at_start_and_the_scan_finds_a_broken_one(signer: Signer) -> None:
+    """The signer opens shares lazily; its background scan reports a share that fails to open
+    (here: its sealed row cut short) in `status`, with `unchecked` counting down to 0."""
+    db = signer.vault._store.db
+    with db:
+        db.execute("UPDATE keys SET sealed = substr(sealed, 1, 8) WHERE key_id = ?", (KEY_ID,))
+    assert signer.vault._cache == {}
+    found: list[set[str]] = []
+    signer.vault.scan_in_background(found.append).join(60)
+    assert found == [{KEY_ID}]
+    link = Link(signer)
+    got = link.ask(wire.request("status"))
+    assert got is not None and got["ok"]
+    assert got["result"]["broken"] == [KEY_ID] and got["result"]["unchecked"] == 0
+    assert signer.vault._cache == {}
+    link.close()
+
+
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
@@ -163,3 +181,35 @@ def test_any_bytes_get_a_refusal_or_a_close(signer: Signer, data: bytes) -> None
     finally:
         link.close()
     assert snapshot(signer) == before
+
+
+def test_the_node_mirrors_its_signers_scan(signer: Signer) -> None:
+    """A node whose signer found a broken share reports it (and no unchecked share) without
+    opening any share itself: its vault has no master key here."""
+    import tempfile
+
+    from tholos.node.signer.client import SignerClient
+    from tholos.node.signer.process import listen
+    from tholos.node.vault import KeyVault
+
+    db = signer.vault._store.db
+    with db:
+        db.execute("UPDATE keys SET sealed = substr(sealed, 1, 8) WHERE key_id = ?", (KEY_ID,))
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        sock = listen(Path(d) / "s")
+
+        def accept() -> None:
+            conn, _ = sock.accept()
+            serve_connection(signer, conn)
+
+        server = threading.Thread(target=accept, daemon=True)
+        server.start()
+        node = KeyVault(signer.vault._store, None, 1)  # type: ignore[arg-type]  # no master key
+        node.signer = SignerClient(Path(d) / "s")
+        signer.vault.scan_in_background(lambda _: None)
+        found: list[set[str]] = []
+        node.scan_in_background(found.append).join(60)
+        assert found == [{KEY_ID}] and node.broken == {KEY_ID} and node.unchecked == 0
+        node.signer.close()
+        server.join(30)
+        sock.close()

@@ -73,6 +73,7 @@ class NodeService:
         except VaultError as exc:
             return {"signer": f"UNREACHABLE: {exc}"}
         self.vault.broken.update(status["broken"])  # found by the signer when it used a share
+        self.vault.unchecked = int(status["unchecked"])  # its background scan's progress
         return {"signer": f"process {status['pid']}", **status["protections"]}
 
     def commitments(self, req: pb.CommitmentsRequest) -> pb.CommitmentsReply:

@@ -30,6 +30,7 @@ KEY_TABLE = "keys"
 NONCE_TABLE = "nonces"
 PENDING_TABLE = "pending_keys"
 DISABLED = "disabled:"  # node meta row per disabled key (node-side: a gateway cannot skip it)
+SIGNER_SCAN_POLL = 1.0  # seconds between the node's looks at its signer's scan progress
 RETIRE = "retire:"  # node meta row per key a reshare left this node out of (node/reshare.py)
 #: opened shares a vault keeps by default (node config `share_cache`): ~1.5 KB each
 SHARE_CACHE = 10_000
@@ -277,10 +278,8 @@ class KeyVault:
         it cannot use, not fail each request that needs one. The shares opened are not kept
         (a node holding 100,000 keys would keep them all); requests open theirs on first use.
         Reads through its own SQLite connection, so it can run beside the node's requests."""
-        if self.signer is not None:  # the signer opened every share at its start: its list
-            self.broken = set(self.signer.status()["broken"])
-            self.unchecked = 0
-            return set(self.broken)
+        if self.signer is not None:  # the signer scans its shares itself: follow its progress
+            return self._follow_signer_scan(self.signer)
         with contextlib.closing(
             sqlite3.connect(f"file:{self._store.path}?mode=ro", uri=True, check_same_thread=False)
         ) as db:
@@ -296,13 +295,23 @@ class KeyVault:
         self.unchecked = 0
         return set(self.broken)
 
+    def _follow_signer_scan(self, signer: SignerClient) -> set[str]:
+        """Mirror the signer's scan (broken keys, shares still unchecked) until it is done; this
+        process opens no share."""
+        while True:
+            status = signer.status()
+            self.broken.update(status["broken"])
+            self.unchecked = int(status["unchecked"])
+            if self.unchecked == 0 or self._scan_stop.wait(SIGNER_SCAN_POLL):
+                return set(self.broken)
+
     def scan_in_background(self, done: Callable[[set[str]], None]) -> threading.Thread:
         """`scan` in a daemon thread (start-up is then not O(keys)); `done(broken)` at the end."""
 
         def run() -> None:
             try:
                 broken = self.scan()
-            except sqlite3.Error as exc:  # the store went away (shutdown): shares stay unchecked
+            except (sqlite3.Error, VaultError) as exc:  # store or signer gone: stays unchecked
                 logging.getLogger(__name__).warning("share scan stopped: %s", exc)
                 return
             done(broken)

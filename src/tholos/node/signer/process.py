@@ -1,6 +1,8 @@
 """`python -m tholos.node.signer --config FILE --socket PATH`: the node's signer process.
 
-It hardens itself (node/signer/hardening.py), unwraps the node's master key, and answers the
+It hardens itself (node/signer/hardening.py), unwraps the node's master key, scans its sealed
+shares for broken ones in the background (a share is opened on first use, so the start is not
+O(keys); `status` reports the scan's progress as `unchecked`), and answers the
 fixed message set of node/signer/wire.py on a Unix socket (0600, in the 0700 directory the node
 made): FROST nonces and signature shares, BLS partial signatures, DiSE partial evaluations and
 ECDSA signature shares, the nonces and presignatures taken (deleted, committed) from the node's
@@ -80,6 +82,12 @@ def secret_files(cfg: NodeConfig) -> list[Path | None]:
 
 def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
     """The master key the node created; the signer never creates one."""
+    return Barrier(master_key(cfg, store))
+
+
+def master_key(cfg: NodeConfig, store: NodeStore) -> bytes:
+    """The node's master key bytes, unwrapped with its passphrase (environment or file) or key
+    file; a node without one yet is refused."""
     record = store.get_meta("master")
     if record is None:
         raise HardeningError("this node has no master key yet (the node creates it)")
@@ -94,7 +102,7 @@ def unseal(cfg: NodeConfig, store: NodeStore) -> Barrier:
         ),
         key_file=cfg.key_file,
     )
-    return Barrier(open_master(unsealer, record))
+    return open_master(unsealer, record)
 
 
 class Signer:
@@ -132,6 +140,7 @@ class Signer:
         return {
             "protections": self.protections.to_dict(),
             "broken": sorted(self.vault.broken),
+            "unchecked": self.vault.unchecked,
             "pid": os.getpid(),
         }
 
@@ -278,6 +287,13 @@ def listen(path: Path) -> socket.socket:
     return sock
 
 
+def scanned(broken: set[str]) -> None:
+    """The end of the signer's background share scan, in its log (key ids only)."""
+    if broken:
+        log.error("cannot open the sealed share of key(s) %s", ", ".join(sorted(broken)))
+    log.info("share scan done")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tholos-signer", description="A tholos node's signer.")
     ap.add_argument("--config", required=True, type=Path)
@@ -290,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
         protections = harden(secret_files(cfg))
         store = NodeStore(cfg.db)
         vault = SignerVault(store, unseal(cfg, store), cfg.node_id, cfg.share_cache)
-        vault.scan()
         sock = listen(args.socket)
     except (HardeningError, WrongPassphrase, OSError, ValueError, KeyError) as exc:
         print(f"tholos signer: refusing to start: {exc}", file=sys.stderr, flush=True)
@@ -304,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, end)
+    # Shares open lazily on first use; the broken-share scan runs beside the requests, so the
+    # start is not O(keys). Its progress is `unchecked` in the status reply.
+    vault.scan_in_background(scanned)
     print(READY, json.dumps(protections.to_dict()), flush=True)
     while True:
         conn, _ = sock.accept()

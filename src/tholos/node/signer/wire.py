@@ -10,7 +10,7 @@ since its bytes cannot be skipped safely). Errors never carry secrets.
 
 | op         | args                         | result                                        |
 |------------|------------------------------|-----------------------------------------------|
-| status     | -                            | protections, broken keys, signer pid          |
+| status     | -                            | protections, broken keys, unchecked, pid      |
 | nonces     | group, count                 | [[nonce id, hiding, binding]] (hex)           |
 | frost_sign | requests, epochs             | [{request_id, share (hex), error}] in order   |
 | bls_sign   | items [{request_id, key_id, message}]             | {request id: result} |
