@@ -83,7 +83,7 @@ def test_no_share_is_opened_at_start_and_the_scan_finds_a_broken_one(signer: Sig
     db = signer.vault._store.db
     with db:
         db.execute("UPDATE keys SET sealed = substr(sealed, 1, 8) WHERE key_id = ?", (KEY_ID,))
-    assert signer.vault._cache == {}
+    assert len(signer.vault._cache) == 0
     found: list[set[str]] = []
     signer.vault.scan_in_background(found.append).join(60)
     assert found == [{KEY_ID}]
@@ -91,7 +91,7 @@ def test_no_share_is_opened_at_start_and_the_scan_finds_a_broken_one(signer: Sig
     got = link.ask(wire.request("status"))
     assert got is not None and got["ok"]
     assert got["result"]["broken"] == [KEY_ID] and got["result"]["unchecked"] == 0
-    assert signer.vault._cache == {}
+    assert len(signer.vault._cache) == 0
     link.close()
 
 
