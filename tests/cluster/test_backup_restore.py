@@ -24,10 +24,8 @@ from tests.cluster.verify import verify
 from tholos.cluster.layout import ClusterDir
 from tholos.transport.tls import client_ssl_context
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(420),
-]  # 234-258 s seen under CI load before it was trimmed
+# On a loaded 2-core machine: 281 s (234-258 s in CI and 428 s here before it was trimmed).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 Make = Callable[..., LocalCluster]
 FROST = ("bip340", "ed25519", "secp256k1")
 
