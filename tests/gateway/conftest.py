@@ -60,6 +60,22 @@ class Cluster:
             pool_batch=64,
             recommit_seconds=None,  # tests that leave a commit missing turn it on themselves
         )
+        self.closed = False
+        BUILT.append(self)
+
+    def close(self) -> None:
+        """Close the gateway's and the nodes' databases (after the gateway stopped): three files
+        per SQLite database, five databases a cluster, that a long test process would keep open."""
+        if self.closed:
+            return
+        self.closed = True
+        self.gateway.store.close()
+        for s in self.services.values():
+            s.store.close()
+
+
+#: every Cluster built in this process; tests/conftest.py closes those a test built, after it
+BUILT: list[Cluster] = []
 
 
 @pytest_asyncio.fixture

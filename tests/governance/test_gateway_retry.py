@@ -112,6 +112,11 @@ async def governed(tmp_path: Path) -> AsyncIterator[Governed]:
         await gw.nodes.take_commitments(i, pool, 1)
     yield Governed(tmp_path, gw, attach(gw, None), transports, keys, key_id)
     await gw.stop()
+    gw.store.close()
+    for t in transports.values():
+        assert t.service.governance is not None
+        t.service.governance.close()
+        t.service.store.close()
 
 
 @pytest.mark.parametrize("fault", ["dead", "refusing"])
