@@ -23,6 +23,8 @@ from tholos.connectors.regtest_chain import Regtest
 
 @dataclass(frozen=True)
 class Coin:
+    """A transaction output: where it is, what it pays, the height of the block holding it."""
+
     txid: str
     vout: int
     amount: int

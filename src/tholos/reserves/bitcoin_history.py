@@ -25,21 +25,10 @@ from tholos.chains.bitcoin.wallet import address_of, script_of
 from tholos.connectors import jsonrpc
 from tholos.connectors.base import ConnectorError
 from tholos.connectors.bitcoin_core import BitcoinCore, sats
-from tholos.connectors.bitcoin_regtest import BitcoinRegtest
+from tholos.connectors.bitcoin_regtest import BitcoinRegtest, Coin
 from tholos.reserves.reconcile import History, Kind, Movement
 
 ASSET = "BTC"
-
-
-@dataclass(frozen=True)
-class Coin:
-    """A transaction output: where it is, what it pays, the height of the block holding it."""
-
-    txid: str
-    vout: int
-    amount: int
-    script: bytes
-    height: int
 
 
 @dataclass(frozen=True)
